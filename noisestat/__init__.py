@@ -1,0 +1,67 @@
+"""noisestat: classical statistical image-splicing forensics.
+
+Public entry points::
+
+    noisestat.load_image(path_or_array)      -> LoadedImage
+    noisestat.methods()                      -> list of method names
+    noisestat.localize(image, method=...)    -> Localization
+    noisestat.estimate_noise_pca(image, ...) -> NoiseEstimate  (and the other estimators)
+
+Submodules are imported lazily: ``import noisestat`` compiles nothing and has
+no side effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+from .types import (
+    Heatmap,
+    ImageInfo,
+    LoadedImage,
+    Localization,
+    NoiseEstimate,
+    ObjectDetail,
+    Segmentation,
+)
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "load_image": "noisestat.io",
+    "load_mask": "noisestat.io",
+    "methods": "noisestat.registry",
+    "localize": "noisestat.registry",
+    "get_method": "noisestat.registry",
+    "warmup": "noisestat._numba",
+    "estimate_noise_pca": "noisestat.noise.pca",
+    "estimate_noise_weak_texture": "noisestat.noise.weak_texture",
+    "estimate_noise_residual": "noisestat.noise.residual",
+    "estimate_noise_mad": "noisestat.noise.mad",
+}
+
+__all__ = [
+    "__version__",
+    "Heatmap",
+    "ImageInfo",
+    "LoadedImage",
+    "Localization",
+    "NoiseEstimate",
+    "ObjectDetail",
+    "Segmentation",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'noisestat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,262 @@
+"""Command-line interface: ``noisestat`` (also ``python -m noisestat``).
+
+Thin layer: parses arguments, calls the library, formats output. Per-image
+errors are one line on stderr (no traceback unless ``--debug``); other images
+are still processed and the exit code is 2 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+class _CliError(Exception):
+    """An error reported on one line, exit code 2."""
+
+
+def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict; values parsed as JSON when possible."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise _CliError(f"--param {item!r}: expected NAME=VALUE, e.g. --param patch_size=8")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist() if x.size <= 4096 else f"<array {x.shape} {x.dtype}>"
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if np.isfinite(v) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "__dataclass_fields__"):
+        return _jsonable({k: getattr(x, k) for k in x.__dataclass_fields__})
+    return x
+
+
+def report_dict(loc: Any, info: Any) -> dict[str, Any]:
+    """The JSON report of one localisation (top-level key ``score``)."""
+    hm = loc.heatmap
+    rep: dict[str, Any] = {
+        "score": loc.score,
+        "method": loc.method,
+        "params": dict(loc.params),
+        "applicable": hm.applicable,
+        "note": hm.note,
+        "mask_fraction": float(np.mean(loc.mask)),
+        "heatmap": {
+            "max": float(hm.values.max()),
+            "mean": float(hm.values.mean()),
+            "raw_units": hm.units,
+            "raw_median": float(np.median(hm.raw)),
+        },
+        "timings": dict(loc.timings),
+        "input": info.to_dict(),
+        "input_sha256": info.sha256,
+        "noisestat_version": __version__,
+    }
+    if loc.objects is not None:
+        rep["objects"] = [o for o in loc.objects]
+    return _jsonable(rep)
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from .registry import get_method, methods
+
+    for name in methods():
+        spec = get_method(name)
+        if args.verbose:
+            params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
+            print(f"{name:22s} {spec.kind:9s} {spec.description}\n{'':32s}{params}")
+        else:
+            print(f"{name:22s} {spec.description}")
+    return 0
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    from .io import load_image, overlay, save_gray_png, save_mask_png, save_rgb_png
+    from .registry import default_method, localize
+
+    params = _parse_params(args.param)
+    method = args.method or default_method()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    summary = []
+    for path in args.images:
+        t0 = time.perf_counter()
+        try:
+            img = load_image(path, max_pixels=args.max_pixels)
+            loc = localize(img, method=method, **params)
+            stem = Path(path).stem
+            save_gray_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
+            save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
+            save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
+            rep = report_dict(loc, img.info)
+            (out_dir / f"{stem}.json").write_text(json.dumps(rep, indent=2))
+            summary.append({"image": str(path), "score": rep["score"], "method": method,
+                            "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
+                            "outputs": str(out_dir / stem)})
+        except Exception as exc:  # one bad image never stops the others
+            failed += 1
+            _report_error(path, exc, args.debug)
+            summary.append({"image": str(path), "error": _one_line(exc)})
+    if args.json:
+        print(json.dumps(_jsonable({"results": summary, "failed": failed}), indent=2))
+    return 2 if failed else 0
+
+
+def _find_by_stem(folder: Path, stem: str) -> Path | None:
+    for suf in IMAGE_SUFFIXES:
+        for cand in (folder / f"{stem}{suf}", folder / f"{stem}_gt{suf}", folder / f"{stem}_mask{suf}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .io import load_image, load_mask
+    from .metrics import evaluate_map, summarize
+
+    pred_dir, mask_dir = Path(args.pred), Path(args.masks)
+    for d, flag in ((pred_dir, "--pred"), (mask_dir, "--masks")):
+        if not d.is_dir():
+            raise _CliError(f"{flag} {d}: not a directory")
+    maps = sorted(pred_dir.glob("*.heatmap.png"))
+    if not maps:
+        raise _CliError(f"--pred {pred_dir}: no *.heatmap.png files (write them with `noisestat localize`)")
+    rows, failed = [], 0
+    for mp in maps:
+        stem = mp.name[: -len(".heatmap.png")]
+        try:
+            mpath = _find_by_stem(mask_dir, stem)
+            if mpath is None:
+                raise ValueError(f"no mask named {stem}.* in {mask_dir}")
+            heat = load_image(mp).pixels[:, :, 0] / 255.0
+            gt = load_mask(mpath, heat.shape, convention=args.mask_convention)
+            m = evaluate_map(heat, gt, threshold=args.threshold, orientation=args.orientation)
+            rows.append((stem, m))
+        except Exception as exc:
+            failed += 1
+            _report_error(mp, exc, args.debug)
+    cols = ["auc", "ap", "f1_best", "mcc_best", "f1", "mcc", "tpr", "fpr"]
+    print(f"orientation: {args.orientation}; fixed threshold {args.threshold}; per-image values")
+    print(f"{'image':32s} " + " ".join(f"{c:>8s}" for c in cols))
+    for stem, m in rows:
+        d = m.to_dict()
+        print(f"{stem[:32]:32s} " + " ".join(f"{d[c]:8.3f}" for c in cols))
+    if rows:
+        for agg in ("per_image", "pooled"):
+            s = summarize([m for _, m in rows], aggregation=agg)
+            label = "mean (per image)" if agg == "per_image" else "pooled pixels"
+            print(f"{label:32s} " + " ".join(
+                f"{s[c]:8.3f}" if c in s and s[c] is not None else f"{'-':>8s}" for c in cols))
+    return 2 if failed else 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .io import save_mask_png, save_rgb_png
+    from .synth import demo_splice
+
+    out = Path(args.out)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    sp = demo_splice()
+    save_rgb_png(out / "sample.png", sp.image)
+    save_mask_png(out / "truth" / "sample.png", sp.mask)
+    print(f"wrote {out / 'sample.png'} and its true mask {out / 'truth' / 'sample.png'}")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()
+    text = msg[0] if msg else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _report_error(item: Any, exc: BaseException, debug: bool) -> None:
+    print(f"noisestat: error: {item}: {_one_line(exc)}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="noisestat", description="Classical statistical image-splicing forensics.")
+    p.add_argument("--version", action="version", version=f"noisestat {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("methods", help="list registered methods")
+    q.add_argument("-v", "--verbose", action="store_true", help="show parameters")
+    q.set_defaults(func=_cmd_methods)
+
+    q = sub.add_parser("localize", help="localize spliced regions in images")
+    q.add_argument("images", nargs="+", help="image files")
+    q.add_argument("--method", "-m", default=None, help="method name (see `noisestat methods`)")
+    q.add_argument("--param", "-p", action="append", metavar="NAME=VALUE", help="method parameter (repeatable)")
+    q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
+    q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+    q.add_argument("--max-pixels", type=int, default=250_000_000, help="refuse larger images")
+    q.set_defaults(func=_cmd_localize)
+
+    q = sub.add_parser("evaluate", help="score saved heatmaps against ground-truth masks")
+    q.add_argument("--pred", required=True, help="folder with <stem>.heatmap.png")
+    q.add_argument("--masks", required=True, help="folder with <stem>.png masks")
+    q.add_argument("--threshold", type=float, default=0.5)
+    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
+                   help="'best' = better of map and inverted map per image (by AUC)")
+    q.add_argument("--mask-convention", default="nonzero", help="nonzero | inverted | threshold")
+    q.set_defaults(func=_cmd_evaluate)
+
+    q = sub.add_parser("sample", help="write the bundled synthetic sample splice and its mask")
+    q.add_argument("--out", "-o", default="demo-output")
+    q.set_defaults(func=_cmd_sample)
+
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _CliError as exc:
+        print(f"noisestat: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("noisestat: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        _report_error(args.command, exc, args.debug)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Fixed mapping from a raw statistic to a heatmap in [0, 1].
+
+Heatmap values are comparable across images: they are never min-max
+normalised per image. The mapping is a robust z-score of the raw statistic
+(median and MAD over the image, or over a reference region) passed through a
+logistic function:
+
+.. math::
+
+    z = \\frac{x - \\operatorname{median}(x)}{1.4826\\,\\operatorname{MAD}(x)}, \\qquad
+    h = \\frac{1}{1 + \\exp(-(z' - z_0)/s)}
+
+with :math:`z' = |z|` for two-sided statistics (a noise level that is either
+higher or lower than the rest of the image is suspicious) and :math:`z' = z`
+for one-sided ones. Defaults :math:`z_0 = 2.5`, :math:`s = 0.5`: a pixel 2.5
+robust standard deviations away from the image's typical value maps to 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["robust_logistic", "robust_z", "Z_CENTER", "Z_SCALE"]
+
+Z_CENTER = 2.5
+Z_SCALE = 0.5
+
+
+def robust_z(raw: np.ndarray, *, reference: np.ndarray | None = None) -> np.ndarray:
+    """Robust z-score of ``raw`` (float32), using ``raw[reference]`` for the statistics."""
+    x = np.asarray(raw, dtype=np.float32)
+    ref = x if reference is None else x[reference]
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0:
+        return np.zeros_like(x)
+    med = float(np.median(ref))
+    mad = float(np.median(np.abs(ref - med))) * 1.4826
+    if not mad > 0:
+        # more than half the values equal the median: fall back on the mean
+        # absolute deviation, then on an absolute floor
+        mad = float(np.mean(np.abs(ref - med))) * 1.2533
+    floor = 1e-6 * max(abs(med), 1.0)
+    scale = max(mad, floor)
+    z = (x - np.float32(med)) / np.float32(scale)
+    return np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+
+
+def robust_logistic(
+    raw: np.ndarray,
+    *,
+    two_sided: bool = True,
+    center: float = Z_CENTER,
+    scale: float = Z_SCALE,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """Map ``raw`` to [0, 1] by the package's fixed robust-z logistic (see module doc)."""
+    z = robust_z(raw, reference=reference)
+    if two_sided:
+        z = np.abs(z)
+    t = np.clip((z - np.float32(center)) / np.float32(scale), -60.0, 60.0)
+    return (1.0 / (1.0 + np.exp(-t))).astype(np.float32)

@@ -1,0 +1,473 @@
+"""Image and mask input/output.
+
+:func:`load_image` is the single entry point that turns a file or an array
+into a :class:`~noisestat.types.LoadedImage` (float32 pixels on the data's
+native scale plus :class:`~noisestat.types.ImageInfo` metadata).
+
+Conventions
+-----------
+* 8-bit data stays on 0-255; 16-bit data keeps its native 0-65535 scale
+  (``info.white_level`` records the saturation value).
+* Palette (``P``) images are converted to RGB, ``1`` (bilevel) to 0/255
+  grayscale, ``LA``/``RGBA``/``PA`` lose their alpha channel (recorded in
+  ``info.alpha_dropped``), ``CMYK`` and ``YCbCr`` are converted to RGB with
+  Pillow's plain (non colour-managed) conversion (recorded in
+  ``info.converted_from``). Other modes (``LAB``, ``HSV``, 32-bit float or
+  integer data beyond 16 bits) are refused with a ``ValueError``.
+* EXIF orientation is recorded, never applied: masks are drawn on stored pixels.
+* Images with more than ``max_pixels`` pixels are refused before decoding
+  (decompression-bomb guard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._validate import array_to_loaded
+from .types import ImageInfo, LoadedImage
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "load_image",
+    "load_mask",
+    "jpeg_quality_from_tables",
+    "save_gray_png",
+    "save_mask_png",
+    "save_rgb_png",
+    "overlay",
+]
+
+#: Default decompression-bomb guard: 250 megapixels (about 3 GB as float32 RGB).
+DEFAULT_MAX_PIXELS = 250_000_000
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+# IJG (libjpeg) standard luminance quantisation table, natural (row-major) order.
+_IJG_LUMA = np.array(
+    [
+        16, 11, 10, 16, 24, 40, 51, 61,
+        12, 12, 14, 19, 26, 58, 60, 55,
+        14, 13, 16, 24, 40, 57, 69, 56,
+        14, 17, 22, 29, 51, 87, 80, 62,
+        18, 22, 37, 56, 68, 109, 103, 77,
+        24, 35, 55, 64, 81, 104, 113, 92,
+        49, 64, 78, 87, 103, 121, 120, 101,
+        72, 92, 95, 98, 112, 100, 103, 99,
+    ],
+    dtype=np.float64,
+)
+
+
+def jpeg_quality_from_tables(luma_table: Any) -> float:
+    """Estimate the IJG quality (1-100) that produced a luminance quantisation table.
+
+    The table is compared with the IJG standard table scaled for every quality
+    1..100 (``scale = 5000/q`` below 50, ``200 - 2q`` from 50); the quality
+    with the smallest mean absolute difference is returned. Tables from other
+    encoders get the nearest IJG quality.
+
+    Parameters
+    ----------
+    luma_table : sequence of 64 numbers
+        Luminance quantisation table in natural (row-major) order, as Pillow
+        reports it in ``Image.quantization[0]``.
+
+    Returns
+    -------
+    float
+        Estimated quality.
+    """
+    t = np.asarray(luma_table, dtype=np.float64).ravel()
+    if t.size != 64:
+        raise ValueError(f"luma_table has {t.size} entries; a JPEG quantisation table has 64")
+    best_q, best_err = 50, np.inf
+    for q in range(1, 101):
+        scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+        ref = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
+        err = float(np.mean(np.abs(ref - t)))
+        if err < best_err:
+            best_q, best_err = q, err
+    return float(best_q)
+
+
+def load_image(
+    image: Any,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    value_range: tuple[float, float] | None = None,
+) -> LoadedImage:
+    """Load an image file or array as float32 pixels plus metadata.
+
+    Parameters
+    ----------
+    image : str, os.PathLike, ndarray of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), or LoadedImage
+        File path or pixel array (channel axis last). Integer arrays are read on
+        their dtype's scale; float arrays are taken on the 0-255 scale unless
+        ``value_range`` says otherwise. A LoadedImage is returned unchanged.
+    max_pixels : int or None, default 250_000_000
+        Refuse images with more pixels than this before decoding them
+        (decompression-bomb guard). ``None`` disables the guard.
+    value_range : (float, float), optional
+        For float arrays only: the (black, white) values of the data; pixels
+        are rescaled onto 0-255. Never clipped.
+
+    Returns
+    -------
+    LoadedImage
+        ``pixels`` float32 of shape (H, W, C), C in {1, 3}, C-contiguous and
+        read-only, and ``info`` (:class:`~noisestat.types.ImageInfo`).
+
+    Raises
+    ------
+    TypeError
+        Unsupported input type or dtype.
+    ValueError
+        Missing, unreadable, truncated or unsupported file; NaN/inf values;
+        more than ``max_pixels`` pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from noisestat.io import load_image
+    >>> img = load_image(np.zeros((4, 5, 3), np.uint8))
+    >>> img.pixels.shape, img.info.bit_depth
+    ((4, 5, 3), 8)
+    """
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return _load_file(Path(image), max_pixels=max_pixels)
+    if isinstance(image, (bytes, bytearray)):
+        raise TypeError("image: raw bytes are not supported; pass a file path or an array")
+    if isinstance(image, np.ndarray) or hasattr(image, "__array__"):
+        arr = np.asarray(image)
+        if max_pixels is not None and arr.ndim >= 2 and arr.shape[0] * arr.shape[1] > max_pixels:
+            raise ValueError(
+                f"image: array of {arr.shape[0]}x{arr.shape[1]} pixels exceeds max_pixels={max_pixels}; "
+                f"raise max_pixels or process tiles"
+            )
+        return array_to_loaded(arr, value_range=value_range, name="image")
+    raise TypeError(
+        f"image: expected a file path, a numpy array or a LoadedImage, got {type(image).__name__}"
+    )
+
+
+def _open_pil(path: Path, max_pixels: int | None):
+    from PIL import Image
+
+    def _open():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+
+    try:
+        im = _open()
+    except Image.DecompressionBombError:
+        if max_pixels is not None and max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+            raise ValueError(
+                f"{path}: image is larger than max_pixels={max_pixels}; raise max_pixels to load it"
+            ) from None
+        with _PIL_LIMIT_LOCK:  # the caller asked for a larger limit than Pillow's
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                im = _open()
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    return im
+
+
+def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise ValueError(f"{path}: file not found")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise ValueError(f"{path}: file is empty")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        im = _open_pil(path, max_pixels)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not a readable image file (unknown or corrupt format)") from None
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot open image ({_short(exc)})") from None
+    with im:
+        w, h = im.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise ValueError(
+                f"{path}: image of {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; "
+                f"raise max_pixels to load it"
+            )
+        fmt = im.format or path.suffix.lstrip(".").upper()
+        mode = im.mode
+        is_jpeg = fmt in ("JPEG", "MPO")
+        quality = None
+        if is_jpeg:
+            q = getattr(im, "quantization", None) or {}
+            if 0 in q:
+                quality = jpeg_quality_from_tables(q[0])
+        orientation = 1
+        try:
+            orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except Exception:  # broken EXIF must not stop loading
+            orientation = 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()
+        except Exception as exc:
+            raise ValueError(f"{path}: cannot decode image, file truncated or corrupt ({_short(exc)})") from None
+        arr, bits, converted, alpha = _pil_to_array(im, path)
+    if bits == 8 and fmt in ("PNG", "TIFF") and mode in ("RGB", "RGBA") and _is_16bit_colour(path, data, fmt):
+        arr, bits, alpha16 = _load_16bit_colour(path)
+        alpha = alpha or alpha16
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    px = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(px)):
+        raise ValueError(f"{path}: image contains NaN or infinite values")
+    px.flags.writeable = False
+    white = float(2**bits - 1) if bits <= 16 else 255.0
+    info = ImageInfo(
+        source=str(path),
+        format=fmt,
+        mode=mode,
+        bit_depth=bits,
+        channels=int(px.shape[2]),
+        shape=(int(px.shape[0]), int(px.shape[1])),
+        white_level=white,
+        sha256=sha,
+        is_jpeg=is_jpeg,
+        jpeg_quality=quality,
+        orientation=orientation,
+        alpha_dropped=alpha,
+        converted_from=converted,
+    )
+    return LoadedImage(px, info)
+
+
+def _pil_to_array(im, path: Path) -> tuple[np.ndarray, int, str | None, bool]:
+    """Return (array, bits, converted_from, alpha_dropped) for a loaded PIL image."""
+    mode = im.mode
+    if mode == "L":
+        return np.asarray(im), 8, None, False
+    if mode == "RGB":
+        return np.asarray(im), 8, None, False
+    if mode == "RGBA":
+        return np.asarray(im)[:, :, :3], 8, None, True
+    if mode == "LA":
+        return np.asarray(im)[:, :, 0], 8, None, True
+    if mode == "1":
+        return np.asarray(im.convert("L")), 8, "1", False
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        if has_alpha:
+            return np.asarray(im.convert("RGBA"))[:, :, :3], 8, mode, True
+        return np.asarray(im.convert("RGB")), 8, mode, False
+    if mode in ("CMYK", "YCbCr"):
+        return np.asarray(im.convert("RGB")), 8, mode, False
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im).astype(np.uint16), 16, None, False
+    if mode == "I":
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(
+                f"{path}: 32-bit integer image with values outside 0-65535 is not supported; "
+                f"convert it to 8- or 16-bit first"
+            )
+        return a.astype(np.uint16), 16, None, False
+    raise ValueError(
+        f"{path}: pixel mode {mode!r} is not supported; convert the image to grayscale or RGB "
+        f"(8 or 16 bit) first"
+    )
+
+
+def _is_16bit_colour(path: Path, data: bytes, fmt: str) -> bool:
+    if fmt == "PNG":
+        # IHDR: 8-byte signature, 4-byte length, 'IHDR', width, height, then bit depth.
+        return len(data) > 24 and data[12:16] == b"IHDR" and data[24] == 16
+    if fmt == "TIFF":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            bps = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+        if isinstance(bps, tuple):
+            return any(int(b) == 16 for b in bps)
+        return bps is not None and int(bps) == 16
+    return False
+
+
+def _load_16bit_colour(path: Path) -> tuple[np.ndarray, int, bool]:
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16:
+        raise ValueError(f"{path}: cannot decode 16-bit colour image")
+    alpha = False
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+        alpha = True
+    if arr.ndim == 3:
+        arr = arr[:, :, ::-1]  # OpenCV decodes BGR
+    return np.ascontiguousarray(arr), 16, alpha
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+MASK_CONVENTIONS = ("nonzero", "inverted", "threshold", "color")
+
+
+def load_mask(
+    mask: Any,
+    shape: tuple[int, int] | None = None,
+    *,
+    convention: str = "nonzero",
+    threshold: float = 128.0,
+    color: tuple[int, int, int] = (255, 0, 0),
+    tolerance: float = 32.0,
+) -> np.ndarray:
+    """Load a ground-truth mask as a boolean array (True = spliced / tampered).
+
+    Parameters
+    ----------
+    mask : str, os.PathLike or ndarray of shape (H, W) or (H, W, C)
+        Mask file or array.
+    shape : (int, int), optional
+        Expected ``(height, width)`` (the image's stored pixel size). A mask of
+        another size raises ``ValueError``; masks are never resized silently.
+    convention : {"nonzero", "inverted", "threshold", "color"}, default "nonzero"
+        ``"nonzero"``: any non-zero pixel is spliced (CASIA, Columbia-gray, most
+        datasets with 255 = spliced). ``"inverted"``: zero (black) pixels are
+        spliced (datasets that draw the forged area black on white).
+        ``"threshold"``: gray value >= ``threshold`` is spliced (for masks saved
+        as JPEG). ``"color"``: pixels within ``tolerance`` (max channel
+        difference) of ``color`` are spliced (colour-coded masks such as the
+        Columbia uncompressed edge masks).
+    threshold : float, default 128
+        Gray level for ``convention="threshold"``.
+    color : (int, int, int), default (255, 0, 0)
+        RGB colour for ``convention="color"``.
+    tolerance : float, default 32
+        Allowed per-channel difference for ``convention="color"``.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, unknown convention, or a size that does not match ``shape``.
+    """
+    if convention not in MASK_CONVENTIONS:
+        raise ValueError(f"convention={convention!r} is not supported; choose one of {MASK_CONVENTIONS}")
+    src = str(mask) if isinstance(mask, (str, os.PathLike)) else "mask"
+    if isinstance(mask, (str, os.PathLike)):
+        m = load_image(mask).pixels
+        m = m[:, :, 0] if m.shape[2] == 1 else m
+        white = 255.0
+    else:
+        m = np.asarray(mask)
+        if m.dtype == bool:
+            m = m.astype(np.uint8) * 255
+        if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+            raise TypeError(f"mask: dtype {m.dtype} is not supported; pass a boolean or numeric array")
+        if m.ndim == 3 and m.shape[2] in (1, 4):
+            m = m[:, :, 0] if m.shape[2] == 1 else m[:, :, :3]
+        if m.ndim not in (2, 3):
+            raise ValueError(f"mask: array of shape {m.shape} is not a mask; expected (H, W)")
+        m = m.astype(np.float32)
+        white = 255.0
+    if shape is not None and tuple(m.shape[:2]) != tuple(shape):
+        raise ValueError(
+            f"{src}: mask size {m.shape[0]}x{m.shape[1]} does not match the image's {shape[0]}x{shape[1]}; "
+            f"masks must be drawn on the stored image pixels"
+        )
+    if convention == "color":
+        if m.ndim != 3:
+            raise ValueError(f"{src}: convention='color' needs an RGB mask, got a grayscale one")
+        c = np.asarray(color, dtype=np.float32).reshape(1, 1, 3)
+        return np.ascontiguousarray(np.max(np.abs(m - c), axis=2) <= tolerance)
+    gray = m.max(axis=2) if m.ndim == 3 else m
+    if convention == "nonzero":
+        return np.ascontiguousarray(gray > 0)
+    if convention == "inverted":
+        return np.ascontiguousarray(gray <= 0)
+    return np.ascontiguousarray(gray >= threshold * (white / 255.0))
+
+
+def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
+    """Write values in [0, 1] as an 8-bit grayscale PNG (``round(v * 255)``)."""
+    from PIL import Image
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
+    v = np.nan_to_num(v, nan=0.0, posinf=1.0, neginf=0.0)
+    Image.fromarray(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L").save(path)
+
+
+def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a boolean mask as a 0/255 8-bit PNG."""
+    from PIL import Image
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask: expected a 2-D array, got shape {m.shape}")
+    Image.fromarray((m != 0).astype(np.uint8) * 255, mode="L").save(path)
+
+
+def save_rgb_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, 3) or (H, W) array as an 8-bit PNG (floats are taken on 0-255)."""
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype != np.uint8:
+        a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(path)
+
+
+def overlay(image: LoadedImage | np.ndarray, heat: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
+    """Blend a heatmap in red over a grayscale copy of the image.
+
+    Parameters
+    ----------
+    image : LoadedImage or ndarray of shape (H, W[, C])
+    heat : ndarray of shape (H, W), values in [0, 1]
+    alpha : float, default 0.6
+        Opacity of the heatmap where it is 1.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+    """
+    img = image if isinstance(image, LoadedImage) else load_image(image)
+    gray = img.gray().astype(np.float64) * (255.0 / max(img.info.white_level, 1e-12))
+    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float64)), 0.0, 1.0)
+    if h.shape != gray.shape:
+        raise ValueError(f"heat: shape {h.shape} does not match the image's {gray.shape}")
+    base = np.repeat(np.clip(gray, 0, 255)[:, :, None], 3, axis=2) * 0.8
+    red = np.zeros_like(base)
+    red[:, :, 0] = 255.0
+    a = (alpha * h)[:, :, None]
+    return np.clip(np.round(base * (1 - a) + red * a), 0, 255).astype(np.uint8)

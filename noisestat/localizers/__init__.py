@@ -1,0 +1,1 @@
+"""Object-level localizers and fusion; each public module registers its method(s)."""

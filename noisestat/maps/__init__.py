@@ -1,0 +1,1 @@
+"""Dense forensic maps; each public module registers its method(s)."""

@@ -1,0 +1,1 @@
+"""Scalar noise-level estimators."""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from noisestat.heatmap import Z_CENTER, robust_logistic, robust_z
+from noisestat.types import Heatmap, Localization, NoiseEstimate, Segmentation
+
+
+def test_robust_logistic_fixed_mapping(rng):
+    # the mapping does not depend on the image's range: a shifted and scaled
+    # copy of the statistic gives the same heatmap (no min-max, but z-scores)
+    raw = rng.normal(10, 2, (40, 50))
+    h1 = robust_logistic(raw)
+    h2 = robust_logistic(raw * 7 + 100)
+    np.testing.assert_allclose(h1, h2, atol=1e-5)
+    # a value exactly Z_CENTER robust SDs away maps to 0.5
+    med = np.median(raw)
+    mad = np.median(np.abs(raw - med)) * 1.4826
+    probe = raw.copy()
+    probe[0, 0] = med + Z_CENTER * mad
+    assert robust_logistic(probe)[0, 0] == pytest.approx(0.5, abs=0.01)
+    assert robust_logistic(probe, two_sided=False)[0, 0] == pytest.approx(0.5, abs=0.01)
+
+
+def test_robust_logistic_two_sided_and_outliers(rng):
+    raw = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    raw[:8, :8] = 20.0
+    raw[-8:, -8:] = -20.0
+    two = robust_logistic(raw)
+    one = robust_logistic(raw, two_sided=False)
+    assert two[:8, :8].min() > 0.99 and two[-8:, -8:].min() > 0.99
+    assert one[:8, :8].min() > 0.99 and one[-8:, -8:].max() < 0.01
+    assert np.median(two) < 0.1
+    assert two.dtype == np.float32 and two.min() >= 0 and two.max() <= 1
+
+
+def test_robust_z_constant_map_is_finite():
+    z = robust_z(np.full((10, 10), 3.0))
+    assert np.all(z == 0)
+    raw = np.zeros((10, 10))
+    raw[0, 0] = 1.0  # MAD is 0: falls back on the mean absolute deviation
+    z = robust_z(raw)
+    assert np.all(np.isfinite(z)) and z[0, 0] > 10
+
+
+def test_results_are_frozen_and_readonly():
+    hm = Heatmap(np.zeros((4, 5)), np.ones((4, 5)), "x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hm.method = "y"  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        hm.values[0, 0] = 1
+    assert hm.values.dtype == np.float32 and hm.shape == (4, 5)
+    with pytest.raises(ValueError, match="shape"):
+        Heatmap(np.zeros((4, 5)), np.ones((5, 4)), "x")
+    with pytest.raises(ValueError, match="mask shape"):
+        Localization(hm, np.zeros((5, 4), bool), 0.1, "x")
+    est = NoiseEstimate(2.5)
+    assert float(est) == 2.5
+
+
+def test_segmentation_foreground_background():
+    labels = np.zeros((6, 8), np.int32)
+    labels[1:4, 2:5] = 1
+    labels[2, 4] = 2
+    seg = Segmentation(labels, [[1, 2, 4, 5], [2, 4, 3, 5]], "manual")
+    assert seg.n_objects == 2
+    fg, bg = seg.foreground(1), seg.background(1)
+    assert fg.sum() == 8 and bg.sum() == 1 and not (fg & bg).any()
+    assert bg[2, 4]
