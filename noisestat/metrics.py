@@ -10,7 +10,8 @@ Conventions (all functions)
   the confusion table is empty, AUC unless both classes are present, AP
   without positives. Means skip NaN and report how many values were defined.
 * Best-threshold metrics sweep *every* distinct score value exactly (plus the
-  "predict nothing" threshold), so they equal an exhaustive search.
+  "predict nothing" threshold), so they equal an exhaustive search. They are
+  NaN on images without spliced pixels.
 * ``orientation="best"`` is the "better of map and inverted map" convention:
   per image, the orientation with the higher AUC is chosen and every metric is
   then reported in that orientation (``ImageMetrics.orientation`` says which).
@@ -338,8 +339,8 @@ def evaluate_map(
     best = {}
     for metric in ("f1", "mcc", "iou"):
         c = _metric_curve(tp_all, fp_all, n_pos, n_neg, metric)
-        best[metric] = (float(np.nanmax(c)), float(thr_all[int(np.nanargmax(c))])) if np.isfinite(c).any() \
-            else (_NAN, _NAN)
+        defined = np.isfinite(c).any() and n_pos > 0  # no spliced pixels: best F1/IoU/MCC undefined
+        best[metric] = (float(np.nanmax(c)), float(thr_all[int(np.nanargmax(c))])) if defined else (_NAN, _NAN)
     conf = confusion(s >= threshold, truth, valid=valid)
     flat_s, flat_t = _prep(s, truth, valid)
     edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
