@@ -24,6 +24,7 @@ __all__ = ["FASTMATH", "jit", "pjit", "register_warmup", "warmup"]
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _WARMUPS: list[Callable[[], object]] = []
+_KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment")
 
 
 def jit(func=None, **kwargs):
@@ -58,9 +59,19 @@ def warmup() -> float:
     float
         Seconds spent.
     """
+    import importlib
+    import pkgutil
+
     from .registry import load_all
 
     load_all()
+    for pkg_name in _KERNEL_PACKAGES:  # estimators and segmenters are not registry methods
+        try:
+            pkg = importlib.import_module(pkg_name)
+        except ImportError:
+            continue
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg_name}.{mod.name}")
     t0 = time.perf_counter()
     for f in list(_WARMUPS):
         f()
