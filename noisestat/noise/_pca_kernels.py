@@ -1,0 +1,108 @@
+"""Numba kernels of the Chen-Zhu-Heng (2015) PCA noise estimator.
+
+Private module: the kernels see only clean, C-contiguous float32 pixels of
+shape (H, W, C) and int64 index arrays prepared by :mod:`noisestat.noise.pca`
+and :mod:`noisestat.maps.local_pca`.
+
+Patch vectors are stacked pixel-major with the channels interleaved: element
+``(i * r + j) * C + c`` of the vector of the patch with origin ``(y, x)`` is
+``pixels[y + i, x + j, c]``. Channel ``c``'s own r*r covariance is therefore
+the ``[c::C, c::C]`` sub-block of the joint one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._numba import jit, register_warmup
+
+__all__ = ["gather_patches", "bad_pixel_map", "gather_cell_row"]
+
+
+@jit
+def gather_patches(px, oy, ox, start, count, r, center, buf):  # pragma: no cover - compiled
+    """Write patches ``start .. start+count-1`` into ``buf[:count]``.
+
+    ``buf`` has shape (>= count, r*r*C + 1); each row holds the patch minus
+    ``center`` (one value per channel) followed by a 1, so that ``buf.T @ buf``
+    carries the patch sum in its last row and the patch count in its corner.
+    Serial on purpose: the caller alternates it with multi-threaded BLAS, and
+    idle OpenMP workers of a parallel kernel spin and slow BLAS down.
+    """
+    nc = px.shape[2]
+    d = r * r * nc
+    for k in range(count):
+        y = oy[start + k]
+        x = ox[start + k]
+        m = 0
+        for i in range(r):
+            for j in range(r):
+                for c in range(nc):
+                    buf[k, m] = px[y + i, x + j, c] - center[c]
+                    m += 1
+        buf[k, d] = 1.0
+
+
+@jit
+def bad_pixel_map(px, white, allowed):  # pragma: no cover - compiled
+    """uint8 map: 1 where any channel is clipped (<= 0 or >= white) or ``allowed`` is 0."""
+    h, w, nc = px.shape
+    out = np.zeros((h, w), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            if allowed[y, x] == 0:
+                out[y, x] = 1
+                continue
+            for c in range(nc):
+                v = px[y, x, c]
+                if v <= 0.0 or v >= white:
+                    out[y, x] = 1
+                    break
+    return out
+
+
+@jit
+def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - compiled
+    """Gather the patches of cell row ``a`` into ``buf`` (shape (ncx, cell*cell, d+1)).
+
+    Patch origins ``(y, x)`` are grouped into cells of ``cell x cell``
+    origins; cell ``(a, b)`` holds ``a*cell <= y < (a+1)*cell`` and
+    ``b*cell <= x < (b+1)*cell``. Slot ``(b, (y - a*cell)*cell + x - b*cell)``
+    receives ``[patch - center, 1]`` when ``valid[y, x]`` is non-zero and
+    zeros otherwise (also past the last origin), so ``buf[b].T @ buf[b]`` is
+    the Gram sum of cell ``(a, b)``'s usable patches with their count in the
+    corner.
+    """
+    nc = px.shape[2]
+    d = r * r * nc
+    vy, vx = valid.shape
+    ncx = buf.shape[0]
+    for b in range(ncx):
+        for ly in range(cell):
+            y = a * cell + ly
+            for lx in range(cell):
+                x = b * cell + lx
+                row = buf[b, ly * cell + lx]
+                if y >= vy or x >= vx or valid[y, x] == 0:
+                    for m in range(d + 1):
+                        row[m] = 0.0
+                    continue
+                m = 0
+                for i in range(r):
+                    for j in range(r):
+                        for c in range(nc):
+                            row[m] = px[y + i, x + j, c] - center[c]
+                            m += 1
+                row[d] = 1.0
+
+
+@register_warmup
+def _warmup() -> None:
+    px = np.ones((6, 6, 1), np.float32)
+    oy = np.zeros(1, np.int64)
+    buf = np.empty((1, 5), np.float32)
+    center = np.zeros(1, np.float32)
+    gather_patches(px, oy, oy, 0, 1, 2, center, buf)
+    bad_pixel_map(px, np.float32(255.0), np.ones((6, 6), np.uint8))
+    cbuf = np.empty((1, 4, 5), np.float32)
+    gather_cell_row(px, np.ones((5, 5), np.uint8), 2, 2, 0, center, cbuf)
