@@ -68,12 +68,12 @@ def test_dct_bank_is_the_orthonormal_ac_basis():
         np.testing.assert_allclose(bank[0], np.outer(cmat[0], cmat[1]), atol=1e-12)
 
 
-def _test_image(rng, shape):
+def _test_image(rng, shape, flat=8):
     img = rng.normal(120.0, 12.0, shape) + rng.laplace(0.0, 8.0, shape)
     h, w = shape
-    img[2 : h // 3, 3 : w // 3] = 77.0  # constant patch
     img[h // 2 :, w // 2 :] = np.clip(img[h // 2 :, w // 2 :] * 1.8, 0, 255)  # clipped pixels
     img[-4:, : w // 4] = 255.0
+    img[2 : 2 + flat, 3 : 3 + flat] = 77.0  # constant patch
     return img.astype(np.float32)
 
 
@@ -82,9 +82,14 @@ def _test_image(rng, shape):
 )
 def test_kernel_matches_reference(shape, fz, br, strip):
     rng = np.random.default_rng(sum(shape) + fz + br)
-    img = _test_image(rng, shape)
+    flat = 2 * (br + fz) + 1
+    img = _test_image(rng, shape, flat)
     var_floor = 1e-6
     sqk, vfit, vharm = kurtosis_stats(img, dct_matrix(fz), br, strip, var_floor)
+    for threads in (1, 3):
+        again = kurtosis_stats(img, dct_matrix(fz), br, strip, var_floor, threads=threads)
+        for x, y in zip(again, (sqk, vfit, vharm)):
+            np.testing.assert_array_equal(x, y)
     a, b, c, d = ref_band_stats(img, fz, br, var_floor)
     np.testing.assert_allclose(vharm, 1 / b, rtol=1e-7)
     den = c - b * b
@@ -93,15 +98,15 @@ def test_kernel_matches_reference(shape, fz, br, strip):
     np.testing.assert_allclose(sqk[good], (a * c - b * d)[good] / den[good], rtol=1e-6, atol=1e-9)
     fit_ok = good & (sqk > 0.2)
     np.testing.assert_allclose(vfit[fit_ok], (1 - a[fit_ok] / sqk[fit_ok]) / b[fit_ok], rtol=1e-5, atol=1e-6)
-    # inside the constant patch every band is flat: fit undefined, variance = floor
-    yc, xc = 2 + (shape[0] // 3 - 2) // 2, 3 + (shape[1] // 3 - 3) // 2
-    if min(shape[0] // 3 - 2, shape[1] // 3 - 3) > 2 * br + fz:
-        assert np.isnan(sqk[yc, xc]) and vharm[yc, xc] == pytest.approx(var_floor)
+    # at the centre of the constant patch every band is flat: fit undefined, variance = floor
+    yc, xc = 2 + flat // 2, 3 + flat // 2
+    assert np.isnan(sqk[yc, xc]) and np.isnan(vfit[yc, xc]) and vharm[yc, xc] == pytest.approx(var_floor)
+    assert np.all(np.isfinite(vharm))
 
 
 def test_local_noise_variance_matches_reference_with_fallback_rule():
     rng = np.random.default_rng(3)
-    img = _test_image(rng, (51, 47))
+    img = _test_image(rng, (51, 47), flat=15)
     var, fallback, flat = local_noise_variance(img, filter_size=4, radius=3, var_floor=1e-6)
     ref, ref_fb, *_ = ref_variance(img, 4, 3, 1e-6)
     agree = fallback == ref_fb

@@ -277,3 +277,23 @@ def test_parameter_errors():
 def test_lazy_exports():
     assert noisestat.estimate_noise_residual is resmod.estimate_noise_residual
     assert noisestat.estimate_noise_mad is madmod.estimate_noise_mad
+
+
+@pytest.mark.parametrize("func", [resmod.estimate_noise_residual, madmod.estimate_noise_mad,
+                                  noisestat.estimate_noise_weak_texture])
+def test_16bit_native_scale_and_loaded_image(func):
+    img = np.clip(np.round(30000 + np.random.default_rng(4).normal(0, 500, (160, 160))), 0, 65535)
+    img = img.astype(np.uint16)
+    est = func(img)
+    assert est.reliable, est.note
+    assert est.sigma == pytest.approx(500, rel=0.06)
+    loaded = noisestat.load_image(img)
+    assert func(loaded).sigma == est.sigma
+    # a 16-bit value of 255 is not clipped: the usable sample count is unchanged
+    if func is not noisestat.estimate_noise_weak_texture:  # (its n_patches counts selected patches)
+        low = img.copy()
+        low[:20] = 255
+        assert func(low).n_patches == est.n_patches
+        flt = img.astype(np.float64) / 257
+        flt[:20] = 255.0  # on float (0-255) input 255 is white: clipped, left out
+        assert func(flt).n_patches < est.n_patches

@@ -11,7 +11,7 @@ from scipy.stats import gamma
 
 import noisestat
 from noisestat.noise import weak_texture as wt
-from noisestat.noise._wt_kernels import gather_patches, patch_texture, select_below
+from noisestat.noise._wt_kernels import find_runs, gather_patches, patch_texture, select_below
 from noisestat.synth import clean_texture
 
 # --------------------------------------------------------------------------- #
@@ -138,7 +138,10 @@ def test_select_below_is_cumulative(rng):
     tex = rng.uniform(0, 10, (9, 13))
     keep = rng.random((9, 13)) < 0.7
     expect = keep & (tex < 4.0)
-    n = select_below(tex, keep, 4.0)
+    removed = np.zeros_like(keep)
+    before = keep.copy()
+    n = select_below(tex, keep, 4.0, removed)
+    np.testing.assert_array_equal(removed, before & ~expect)
     np.testing.assert_array_equal(keep, expect)
     assert n == expect.sum()
 
@@ -159,6 +162,50 @@ def test_gather_and_second_moments_match_patch_matrix(p, rng, monkeypatch):
     assert n == x.shape[0]
     np.testing.assert_allclose(s, x.T @ x, rtol=1e-12)
     np.testing.assert_allclose(sx, x.sum(axis=0), rtol=1e-12)
+
+
+def test_find_runs_matches_loop(rng):
+    sel = rng.random((13, 17)) < 0.6
+    sel[3] = True
+    sel[4] = False
+    expect = []
+    for i in range(sel.shape[0]):
+        j = 0
+        while j < sel.shape[1]:
+            if sel[i, j]:
+                j0 = j
+                while j < sel.shape[1] and sel[i, j]:
+                    j += 1
+                expect.append((i, j0, j))
+            else:
+                j += 1
+    ri, rs, re = find_runs(sel)
+    assert list(zip(ri.tolist(), rs.tolist(), re.tolist())) == expect
+
+
+@pytest.mark.parametrize("p,shape,frac", [(7, (41, 30), 0.9), (5, (23, 37), 0.3), (3, (9, 8), 1.0), (7, (7, 7), 1.0)])
+def test_run_moments_match_patch_matrix(p, shape, frac, rng, monkeypatch):
+    img = rng.uniform(0, 255, shape).astype(np.float32)
+    sel = rng.random((shape[0] - p + 1, shape[1] - p + 1)) < frac
+    x = ref_patches(img, p)[sel]
+    for band in (1, 3, 48):  # band boundaries must not matter
+        monkeypatch.setattr(wt, "_BAND", band)
+        s, sx, n = wt._moments_runs(img, find_runs(sel), p)
+        assert n == x.shape[0]
+        np.testing.assert_allclose(s, x.T @ x, rtol=1e-11)
+        np.testing.assert_allclose(sx, x.sum(axis=0), rtol=1e-11)
+
+
+def test_second_moments_methods_agree(rng, monkeypatch):
+    img = rng.uniform(0, 255, (50, 44)).astype(np.float32)
+    sel = rng.random((44, 38)) < 0.5
+    monkeypatch.setattr(wt, "_COST_GATHER", 0.0)  # force the gather + syrk path
+    a = wt._second_moments(img, sel, 7)
+    monkeypatch.setattr(wt, "_COST_GATHER", 1.0)  # force the run path
+    b = wt._second_moments(img, sel, 7)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-11)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-11)
+    assert a[2] == b[2] == sel.sum()
 
 
 @pytest.mark.parametrize("center", [False, True])

@@ -7,11 +7,14 @@ Layout of :func:`kurtosis_stats`
 --------------------------------
 The image is cut into horizontal strips of ``strip`` rows (a constant chosen by
 the caller, never the thread count, so results do not depend on the number of
-threads). Each strip is processed by one thread:
+threads). Strips are handed to worker threads, each running the serial,
+GIL-free kernel :func:`_strips` (cached on disk: no parallel kernel to compile
+in every new process). Within a strip:
 
-* band responses ``R_k`` of the fz x fz DCT AC filters are computed one image
-  row at a time (half-sample symmetric border: ``d c b a | a b c d``) into a
-  ring buffer of ``2 br + 2`` rows;
+* band responses ``R_k`` of the fz x fz DCT AC filters are computed separably
+  (a row pass per image row, cached; then a column pass) one output row at a
+  time (half-sample symmetric border: ``d c b a | a b c d``) into a ring
+  buffer of ``2 br + 2`` rows;
 * the window sums of ``R_k^m`` (m = 1..4) are box sums over a ``(2 br + 1)^2``
   window: per column, a running vertical sum (add the row entering the window,
   subtract the row leaving it), then a running horizontal sum along the row.
@@ -25,10 +28,10 @@ threads). Each strip is processed by one thread:
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import prange
 
-from noisestat._numba import jit, pjit, register_warmup
+from noisestat._numba import jit, register_warmup
 
 __all__ = ["dct_matrix", "dct_bank", "kurtosis_stats", "box_preblur"]
 
@@ -73,51 +76,57 @@ def _refl(t: int, n: int) -> int:
 
 
 @jit
-def _row_filter(img, r, cmat, xtap, out):
+def _row_filter(img, r, cmat, xtap, prow, out):
     """Horizontal pass: out[v, x] = sum_j cmat[v, j] * img[r, refl(x + j - o)]."""
     w = img.shape[1]
     fz = cmat.shape[0]
-    for x in range(w):
-        for v in range(fz):
-            out[v, x] = 0.0
+    for t in range(w + fz - 1):
+        prow[t] = img[r, xtap[t]]
+    for v in range(fz):
+        o = out[v]
+        for x in range(w):
+            o[x] = 0.0
         for j in range(fz):
-            p = np.float64(img[r, xtap[x + j]])
-            for v in range(fz):
-                out[v, x] += cmat[v, j] * p
+            cj = cmat[v, j]
+            for x in range(w):
+                o[x] += cj * prow[x + j]
 
 
 @jit
-def _get_trow(img, r, cmat, xtap, tcache, ttag):
-    """Row-filtered image row ``r`` from a small direct-mapped cache."""
-    slot = r % ttag.shape[0]
-    if ttag[slot] != r:
-        _row_filter(img, r, cmat, xtap, tcache[slot])
-        ttag[slot] = r
-    return slot
+def _response_row(img, cmat, ry, br, xtap, prow, tcache, ttag, tmp, out_row):
+    """Band responses of image row ``ry`` -> out_row[br + x, k], borders reflected; (Wp, Kp).
 
-
-@jit
-def _response_row(img, cmat, ry, br, xtap, tcache, ttag, out_row):
-    """Band responses of image row ``ry`` -> out_row[br + x, k]; borders reflected (Wp, K)."""
+    ``tcache``/``ttag``: a small direct-mapped cache of row-filtered image rows
+    (each image row is filtered once per strip in the interior).
+    """
     h, w = img.shape
     fz = cmat.shape[0]
     nk = fz * fz - 1
     o = (fz - 1) // 2
+    ncache = ttag.shape[0]
     slots = np.empty(fz, np.int64)
     for i in range(fz):
-        slots[i] = _get_trow(img, _refl(ry + i - o, h), cmat, xtap, tcache, ttag)
+        r = _refl(ry + i - o, h)
+        slot = r % ncache
+        if ttag[slot] != r:
+            _row_filter(img, r, cmat, xtap, prow, tcache[slot])
+            ttag[slot] = r
+        slots[i] = slot
+    for k in range(nk):
+        u = (k + 1) // fz
+        v = (k + 1) % fz
+        dst = tmp[k]
+        for x in range(w):
+            dst[x] = 0.0
+        for i in range(fz):
+            cu = cmat[u, i]
+            src = tcache[slots[i], v]
+            for x in range(w):
+                dst[x] += cu * src[x]
     for x in range(w):
         xp = x + br
         for k in range(nk):
-            out_row[xp, k] = 0.0
-        for i in range(fz):
-            trow = tcache[slots[i]]
-            for u in range(fz):
-                cu = cmat[u, i]
-                for v in range(fz):
-                    k = u * fz + v - 1
-                    if k >= 0:
-                        out_row[xp, k] += cu * trow[v, x]
+            out_row[xp, k] = tmp[k, x]
     for t in range(br):
         src_l = br + _refl(t - br, w)
         src_r = br + _refl(w + t, w)
@@ -156,29 +165,33 @@ def _swap_rows(col, row_in, row_out):
             col[xp, 3, k] += r2 * r2 - q2 * q2
 
 
-@jit
-def _finish_row(col, win, inv_n, var_floor, acc, sqk_row, vfit_row, vharm_row):
-    """Horizontal running window sums of ``col`` and the per-pixel closed-form fit."""
-    nk = col.shape[2]
+@jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
+def _finish_row(col, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_row):
+    """Horizontal running window sums of ``col`` and the per-pixel closed-form fit.
+
+    ``wk[k]`` is 1 for a real band, 0 for the padding bands that make the band
+    count a multiple of 4 (so the band loop vectorises).
+    """
+    nkp = col.shape[2]
     w = sqk_row.shape[0]
-    inv_k = 1.0 / nk
+    inv_k = 1.0 / wk.sum()
     for m in range(4):
-        for k in range(nk):
+        for k in range(nkp):
             acc[m, k] = 0.0
     for xp in range(win):
         for m in range(4):
-            for k in range(nk):
+            for k in range(nkp):
                 acc[m, k] += col[xp, m, k]
     for x in range(w):
         if x > 0:
             for m in range(4):
-                for k in range(nk):
+                for k in range(nkp):
                     acc[m, k] += col[x + win - 1, m, k] - col[x - 1, m, k]
         a = 0.0
         b = 0.0
         c = 0.0
         d = 0.0
-        for k in range(nk):
+        for k in range(nkp):
             m1 = acc[0, k] * inv_n
             m2 = acc[1, k] * inv_n
             m3 = acc[2, k] * inv_n
@@ -186,17 +199,15 @@ def _finish_row(col, win, inv_n, var_floor, acc, sqk_row, vfit_row, vharm_row):
             m1s = m1 * m1
             v = m2 - m1s
             flat = v <= var_floor
-            if flat:
-                v = var_floor
-            iv = 1.0 / v
+            iv = 1.0 / max(v, var_floor)
             mu4 = m4 - 4.0 * m1 * m3 + 6.0 * m1s * m2 - 3.0 * m1s * m1s
-            kurt = mu4 * iv * iv - 3.0
-            if flat or kurt < 0.0:
-                kurt = 0.0
-            sk = np.sqrt(kurt)
+            kurt = max(mu4 * iv * iv - 3.0, 0.0)
+            kurt = 0.0 if flat else kurt
+            sk = np.sqrt(kurt) * wk[k]
+            ivw = iv * wk[k]
             a += sk
-            b += iv
-            c += iv * iv
+            b += ivw
+            c += ivw * iv
             d += sk * iv
         a *= inv_k
         b *= inv_k
@@ -214,16 +225,67 @@ def _finish_row(col, win, inv_n, var_floor, acc, sqk_row, vfit_row, vharm_row):
         vfit_row[x] = vf
 
 
-@pjit
-def kurtosis_stats(img, cmat, br, strip, var_floor):
+@jit
+def _strips(img, cmat, br, strip, var_floor, s0, s1, sqk, vfit, vharm):
+    """Process strips ``s0 .. s1 - 1`` (rows ``s * strip`` onwards) into the output arrays."""
+    h, w = img.shape
+    fz = cmat.shape[0]
+    nk = fz * fz - 1
+    nkp = (nk + 3) // 4 * 4
+    wk = np.zeros(nkp)
+    wk[:nk] = 1.0
+    o = (fz - 1) // 2
+    win = 2 * br + 1
+    inv_n = 1.0 / (win * win)
+    wp = w + 2 * br
+    nring = win + 1
+    ncache = 2 * fz + 2
+    xtap = np.empty(w + fz - 1, np.int64)
+    for t in range(w + fz - 1):
+        xtap[t] = _refl(t - o, w)
+    ring = np.zeros((nring, wp, nkp))
+    col = np.zeros((wp, 4, nkp))
+    acc = np.empty((4, nkp))
+    tcache = np.empty((ncache, fz, w))
+    ttag = np.full(ncache, -1, np.int64)
+    prow = np.empty(w + fz - 1)
+    tmp = np.empty((nk, w))
+    for s in range(s0, s1):
+        y0 = s * strip
+        y1 = min(h, y0 + strip)
+        col[:] = 0.0
+        # rows y0 - br .. y0 + br form the first window
+        for yy in range(y0 - br, y0 + br + 1):
+            slot = (yy - y0 + br) % nring
+            _response_row(img, cmat, _refl(yy, h), br, xtap, prow, tcache, ttag, tmp, ring[slot])
+            _add_row(col, ring[slot])
+        for y in range(y0, y1):
+            if y > y0:
+                slot_in = (y + br - y0 + br) % nring
+                slot_out = (y - 1 - y0) % nring
+                _response_row(img, cmat, _refl(y + br, h), br, xtap, prow, tcache, ttag, tmp, ring[slot_in])
+                _swap_rows(col, ring[slot_in], ring[slot_out])
+            _finish_row(col, win, inv_n, var_floor, wk, acc, sqk[y], vfit[y], vharm[y])
+
+
+def kurtosis_stats(
+    img: np.ndarray, cmat: np.ndarray, br: int, strip: int, var_floor: float, *, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel kurtosis-concentration fit over the DCT AC bands.
+
+    The strips are independent: they are handed to ``threads`` worker threads
+    (default: ``numba.get_num_threads()``) running the cached, GIL-free serial
+    kernel, so the result does not depend on the thread count and no parallel
+    kernel has to be JIT-compiled in every new process.
 
     Parameters
     ----------
-    img : ndarray (H, W), float32 or float64, C-contiguous
+    img : ndarray (H, W)
+        Image plane; converted to a writable C-contiguous float32 array.
     cmat : ndarray (fz, fz), float64
         1-D orthonormal DCT-II matrix (see :func:`dct_matrix`); the bands are
-        the separable products ``cmat[u, i] * cmat[v, j]``, ``(u, v) != (0, 0)``.
+        the separable products ``cmat[u, i] * cmat[v, j]``, ``(u, v) != (0, 0)``,
+        in the order of :func:`dct_bank`.
     br : int
         Window radius; windows are (2 br + 1)^2 pixels.
     strip : int
@@ -231,6 +293,8 @@ def kurtosis_stats(img, cmat, br, strip, var_floor):
     var_floor : float
         Band variances at or below this count as flat: variance ``var_floor``,
         kurtosis 0.
+    threads : int, optional
+        Worker threads.
 
     Returns
     -------
@@ -242,41 +306,28 @@ def kurtosis_stats(img, cmat, br, strip, var_floor):
     var_harm : ndarray (H, W), float64
         ``1 / b`` (harmonic mean of the band variances), the fallback.
     """
+    img = np.require(img, np.float32, ["C", "W"])
+    cmat = np.require(cmat, np.float64, ["C", "W"])
     h, w = img.shape
-    fz = cmat.shape[0]
-    nk = fz * fz - 1
-    o = (fz - 1) // 2
-    win = 2 * br + 1
-    inv_n = 1.0 / (win * win)
-    wp = w + 2 * br
-    nring = win + 1
-    xtap = np.empty(w + fz - 1, np.int64)
-    for t in range(w + fz - 1):
-        xtap[t] = _refl(t - o, w)
+    br = int(br)
+    strip = int(strip)
+    var_floor = float(var_floor)
     sqk = np.empty((h, w))
     vfit = np.empty((h, w))
     vharm = np.empty((h, w))
     nstrip = (h + strip - 1) // strip
-    for s in prange(nstrip):
-        y0 = s * strip
-        y1 = min(h, y0 + strip)
-        ring = np.empty((nring, wp, nk))
-        col = np.zeros((wp, 4, nk))
-        acc = np.empty((4, nk))
-        tcache = np.empty((2 * fz + 2, fz, w))
-        ttag = np.full(2 * fz + 2, -1, np.int64)
-        # rows y0 - br .. y0 + br form the first window
-        for yy in range(y0 - br, y0 + br + 1):
-            slot = (yy - y0 + br) % nring
-            _response_row(img, cmat, _refl(yy, h), br, xtap, tcache, ttag, ring[slot])
-            _add_row(col, ring[slot])
-        for y in range(y0, y1):
-            if y > y0:
-                slot_in = (y + br - y0 + br) % nring
-                slot_out = (y - 1 - y0) % nring
-                _response_row(img, cmat, _refl(y + br, h), br, xtap, tcache, ttag, ring[slot_in])
-                _swap_rows(col, ring[slot_in], ring[slot_out])
-            _finish_row(col, win, inv_n, var_floor, acc, sqk[y], vfit[y], vharm[y])
+    n = numba.get_num_threads() if threads is None else int(threads)
+    n = max(1, min(n, nstrip))
+    if n == 1:
+        _strips(img, cmat, br, strip, var_floor, 0, nstrip, sqk, vfit, vharm)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(s: int) -> None:
+            _strips(img, cmat, br, strip, var_floor, s, s + 1, sqk, vfit, vharm)
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(run, range(nstrip)))
     return sqk, vfit, vharm
 
 

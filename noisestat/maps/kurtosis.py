@@ -23,7 +23,7 @@ __all__ = ["kurtosis_map", "local_noise_variance"]
 
 COLOR_MODES = ("luma", "mean")
 #: rows per independent strip of the kernel (fixed: results never depend on the thread count)
-STRIP_ROWS = 64
+STRIP_ROWS = 128
 #: band variances below (VAR_FLOOR_REL * white_level / 255) ** 2 count as flat
 VAR_FLOOR_REL = 1e-3
 

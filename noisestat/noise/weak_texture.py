@@ -19,10 +19,16 @@ MIN_PATCHES_PER_DIM = 100
 CONVERGENCE_TOL = 0.2
 #: target number of patches gathered per BLAS call
 _BLOCK = 1 << 16
+#: patch rows per band of row prefix sums (kept in cache)
+_BAND = 48
+#: relative costs (seconds per unit, measured) of the two exact second-moment methods
+_COST_GATHER = 0.75e-9  # per patch and matrix entry (gather + syrk)
+_COST_PREFIX = 2.0e-9  # per pixel and offset (row prefix sum)
+_COST_RUN = 8.0e-9  # per run and matrix entry (two look-ups)
 
 
 def derivative_matrices(patch_size: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """The derivative operators ``D_h`` and ``D_v`` of Liu et al. (2013), eq. (8).
+    """The derivative operators ``D_h`` and ``D_v`` of Liu et al. (2013).
 
     Parameters
     ----------
@@ -74,7 +80,7 @@ def _threshold(p: int, conf: float) -> tuple[float, int, float]:
 
 
 def texture_threshold(patch_size: int = 7, *, conf: float = 1 - 1e-6) -> tuple[float, int, float]:
-    """Normalised texture threshold ``tau0`` of Liu et al. (2013), eq. (18).
+    """Normalised texture threshold ``tau0`` of Liu et al. (2013).
 
     For a flat patch with i.i.d. Gaussian noise of variance ``sigma**2`` the
     texture strength ``xi = n^T DD n`` (``DD = D_h^T D_h + D_v^T D_v``) is
@@ -110,8 +116,8 @@ def texture_threshold(patch_size: int = 7, *, conf: float = 1 - 1e-6) -> tuple[f
     return _threshold(p, c)
 
 
-def _second_moments(img: np.ndarray, keep: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """``sum x x^T``, ``sum x`` and count over the kept patches (float64)."""
+def _moments_gather(img: np.ndarray, keep: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``sum x x^T``, ``sum x`` and count over the kept patches: gather blocks + BLAS syrk."""
     from scipy.linalg.blas import dsyrk
 
     from ._wt_kernels import gather_patches
@@ -143,6 +149,57 @@ def _second_moments(img: np.ndarray, keep: np.ndarray, p: int) -> tuple[np.ndarr
     return s, sx, total
 
 
+@lru_cache(maxsize=8)
+def _offsets(p: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(u, v) for u in range(p) for v in range(-(p - 1), p) if u > 0 or v >= 0]
+    return np.array([q[0] for q in pairs], np.int64), np.array([q[1] for q in pairs], np.int64)
+
+
+def _moments_runs(
+    img: np.ndarray, runs: tuple[np.ndarray, np.ndarray, np.ndarray], p: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Same as :func:`_moments_gather` from horizontal runs of patches (row prefix sums)."""
+    from ._wt_kernels import run_moments
+
+    ri, rs, re = runs
+    ou, ov = _offsets(p)
+    out = np.zeros((ou.size + 1, p * p))
+    run_ptr = np.searchsorted(ri, np.arange(img.shape[0] - p + 2)).astype(np.int64)
+    run_moments(img, ri, rs, re, run_ptr, p, ou, ov, _BAND, out)
+    d = p * p
+    s = np.zeros((d, d))
+    for o in range(ou.size):
+        u, v = int(ou[o]), int(ov[o])
+        for a in range(p - u):
+            for b in range(max(0, -v), min(p, p - v)):
+                k1, k2 = a * p + b, (a + u) * p + b + v
+                s[k1, k2] = s[k2, k1] = out[o, k1]
+    return s, out[-1].copy(), int(np.sum(re - rs))
+
+
+def _second_moments(img: np.ndarray, sel: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """``sum x x^T``, ``sum x`` (float64) and count over the patches selected by ``sel``.
+
+    Picks the cheaper of two exact methods: gathering the patches for a BLAS
+    ``syrk`` (cost ~ n p**4 / 2 for n patches) or row prefix sums over
+    horizontal runs of selected patches (cost ~ H W p**2 * 1.75 + runs p**4),
+    which wins for large, contiguous selections such as the first pass.
+    """
+    from ._wt_kernels import find_runs
+
+    n = int(np.count_nonzero(sel))
+    if n == 0:
+        d = p * p
+        return np.zeros((d, d)), np.zeros(d), 0
+    runs = find_runs(sel)
+    d2 = (p * p) * (p * p + 1) / 2
+    cost_gather = _COST_GATHER * n * d2
+    cost_runs = _COST_PREFIX * img.size * (_offsets(p)[0].size + 1) + _COST_RUN * runs[0].size * d2
+    if cost_runs < cost_gather:
+        return _moments_runs(img, runs, p)
+    return _moments_gather(img, sel, p)
+
+
 def _min_eig(s: np.ndarray, sx: np.ndarray, n: int, center: bool) -> float:
     if center:
         mu = sx / n
@@ -171,12 +228,18 @@ def _channel(
     sig2 = _min_eig(s, sx, n, center)
     used = n
     change = 0.0
+    removed = np.zeros_like(keep)
     for _ in range(1, n_iter):
         tau = sig2 * tau0
-        n_new = select_below(tex, keep, tau)
+        n_new = select_below(tex, keep, tau, removed)
         if n_new < d or n_new == used:  # too few patches left / same selection: stop
             break
-        s, sx, n = _second_moments(img, keep, p)
+        if used - n_new < n_new:
+            # fewer patches left the selection than stayed: subtract their moments
+            s_r, sx_r, _ = _second_moments(img, removed, p)
+            s, sx, n = s - s_r, sx - sx_r, n_new
+        else:
+            s, sx, n = _second_moments(img, keep, p)
         new = _min_eig(s, sx, n, center)
         change = abs(math.sqrt(new) - math.sqrt(sig2)) / max(math.sqrt(new), 1e-300)
         sig2 = new
@@ -249,15 +312,17 @@ def estimate_noise_weak_texture(
 
     1. Texture strength ``xi = tr(G^T G) = x^T DD x`` with the gradient
        matrix ``G = [D_h x, D_v x]`` of the kernel ``[-1/2, 0, 1/2]`` (only
-       pixels inside the patch; eq. 9 with the trace instead of the largest
-       eigenvalue, as in the released program) and ``DD = D_h^T D_h +
+       pixels inside the patch; the trace of the gradient covariance, as in
+       the released program; the ICIP 2012 version used its largest
+       eigenvalue) and ``DD = D_h^T D_h +
        D_v^T D_v`` (see :func:`derivative_matrices`).
-    2. Threshold (eq. 18): ``tau = sigma**2 * tau0``, ``tau0 =
+    2. Threshold: ``tau = sigma**2 * tau0``, ``tau0 =
        gamma.ppf(conf, r / 2, scale=2 tr(DD) / r)``, ``r = rank(DD)`` (45
        for p = 7, ``tr(DD) = 35``, ``tau0 = 81.82``); see
        :func:`texture_threshold`.
     3. Noise variance = smallest eigenvalue of the patch second-moment
-       matrix (PCA, eq. 4). Start from all patches, then repeat: keep the
+       matrix ``X X^T / (N - 1)`` (PCA; not mean-subtracted, as in the
+       released program, unless ``center=True``). Start from all patches, then repeat: keep the
        patches with ``xi < tau`` and re-estimate; stop after ``n_iter``
        estimates, when fewer than ``p**2`` patches remain (the previous
        estimate is kept), or when the selection no longer changes.
@@ -283,6 +348,12 @@ def estimate_noise_weak_texture(
     settled: typically no weak-texture patches at this noise level), when a
     fallback was taken, or when the estimate is zero (constant or noise-free
     region).
+
+    Speed: every patch position is used (stride 1); the second moments are
+    accumulated exactly in float64, by row prefix sums over runs of
+    selected patches for large selections and by BLAS ``syrk`` on gathered
+    patches for small ones, and later iterations subtract the patches that
+    left the selection. About 1.3 s of CPU for a 2048 x 1536 RGB image.
 
     References
     ----------
