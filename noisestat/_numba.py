@@ -24,7 +24,7 @@ __all__ = ["FASTMATH", "jit", "pjit", "register_warmup", "warmup"]
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _WARMUPS: list[Callable[[], object]] = []
-_KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment")
+_KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment", "noisestat.maps", "noisestat.localizers")
 
 
 def jit(func=None, **kwargs):
