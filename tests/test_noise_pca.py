@@ -178,7 +178,7 @@ def clean():
 def test_known_sigma_whole_image_and_half_mask(clean, sigma):
     noisy = clean + np.random.default_rng(int(sigma)).normal(0, sigma, clean.shape)
     est = estimate_noise_pca(noisy)
-    assert est.reliable and est.method == "pca"
+    assert est.reliable and est.method == "pca" and est.note == ""
     assert abs(est.sigma - sigma) <= 0.03 * sigma
     assert len(est.sigma_per_channel) == 3
     mask = np.zeros(clean.shape[:2], bool)
@@ -305,6 +305,10 @@ def test_jpeg_grid_selects_the_documented_patches(tmp_path, clean):
         r, s = e.params["patch_size_used"], e.params["stride_used"]
         assert e.n_patches == len(ref_origins(256, r, s, g)) ** 2
         assert e.params["jpeg_grid"] == g and math.isfinite(e.sigma) and e.sigma > 0
+    # 4:2:0 chroma subsampling: the joint estimate collapses and the note says so
+    assert res["any"].sigma < 0.5 * min(res["any"].sigma_per_channel)
+    assert "chroma" in res["any"].note
+    assert all(1.0 < v < 4.5 for v in res["any"].sigma_per_channel)  # q90 removes some noise
     assert res["aligned"].n_patches == 32 * 32  # one patch per 8x8 block
     assert res["aligned"].params["stride_used"] == 3  # stride does not apply
     # "avoid" patches of 8x8 never start on a multiple of 8

@@ -7,7 +7,9 @@ their median and take that mean as sigma^2.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,8 @@ __all__ = ["estimate_noise_pca", "JPEG_GRIDS", "JPEG_BLOCK"]
 JPEG_GRIDS = ("any", "aligned", "avoid")
 #: side of a JPEG DCT block
 JPEG_BLOCK = 8
+#: joint sigma below this fraction of every per-channel sigma is reported in the note
+_COLLAPSE_RATIO = 0.5
 #: patches gathered per float32 BLAS product
 _BLOCK_PATCHES = 4096
 #: patch sizes tried, in order, when the requested one yields too few patches
@@ -115,7 +119,8 @@ def estimate_noise_pca(
     The covariance is accumulated without building the patch matrix: blocks
     of 4096 patches (minus a per-channel centre, the rounded channel mean) are
     gathered into a float32 buffer by a Numba kernel, multiplied with a
-    float32 BLAS product and summed in float64.
+    float32 BLAS product (BLAS limited to one thread during the loop, which
+    is robust on busy machines) and summed in float64.
 
     Sample size. Even for pure noise the rule is biased low when the number
     of patches ``n`` is small compared with ``d``: the sample eigenvalues of
@@ -137,6 +142,16 @@ def estimate_noise_pca(
 
     Large images keep the requested stride (a 2048 x 1536 RGB image has
     about 1800 d patches at stride 3).
+
+    Colour. ``sigma`` uses the stacked ``r x r x C`` patches, as in the
+    paper. When the channels are strongly dependent, the smallest joint
+    eigenvalues describe that dependence rather than the sensor noise: on
+    JPEGs with 4:2:0 chroma subsampling about half of the joint dimensions
+    carry only the rounding noise of the colour conversion, and ``sigma``
+    drops to about 0.3-0.5 (CASIA v1: mean 0.37 while the per-channel
+    estimates are about 5). ``note`` says so whenever ``sigma`` is below half
+    of every channel's own estimate; ``sigma_per_channel`` then measures the
+    noise.
 
     A region with zero covariance (constant, or constant apart from clipped
     pixels) gives ``sigma = 0`` flagged ``reliable=False``: no noise can be
@@ -213,12 +228,20 @@ def estimate_noise_pca(
         reliable = False
         notes.append("the region is constant: no noise can be measured (sigma=0)")
         sigma, per = 0.0, [0.0] * nc
-    elif k <= 2:
-        reliable = False
-        notes.append(
-            f"the eigenvalue rule only held for k={k} of d={d}: no noise-only tail was found, "
-            f"the estimate is likely biased low"
-        )
+    else:
+        if k <= 2:
+            reliable = False
+            notes.append(
+                f"the eigenvalue rule only held for k={k} of d={d}: no noise-only tail was found, "
+                f"the estimate is likely biased low"
+            )
+        if nc > 1 and sigma < _COLLAPSE_RATIO * min(per):
+            notes.append(
+                f"the joint estimate ({sigma:.3g}) is far below every channel's own "
+                f"({', '.join(f'{v:.3g}' for v in per)}): the channels are strongly dependent (e.g. JPEG "
+                f"chroma subsampling), so sigma measures the residual of that dependence, not sensor "
+                f"noise; see sigma_per_channel"
+            )
     return NoiseEstimate(
         sigma=float(sigma),
         sigma_per_channel=tuple(float(v) for v in per),
@@ -336,6 +359,21 @@ def _channel_center(px: np.ndarray, region: np.ndarray | None) -> np.ndarray:
     return np.round(m).astype(np.float32)
 
 
+def _single_thread_blas() -> AbstractContextManager[Any]:
+    """Limit BLAS to one thread for a loop of many medium-sized products.
+
+    Multi-threaded OpenBLAS, called ~100 times in a row on a machine whose
+    cores are busy, was measured 10-30x slower than single-threaded (idle
+    threads spin and are descheduled); single-threaded it costs ~15 % on an
+    idle machine. Uses threadpoolctl (a scikit-learn dependency) when present.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def patch_covariance(px: np.ndarray, oy: np.ndarray, ox: np.ndarray, r: int, center: np.ndarray) -> np.ndarray:
     """Covariance (d x d, float64, divided by n) of the patches with origins ``(oy, ox)``.
 
@@ -351,11 +389,12 @@ def patch_covariance(px: np.ndarray, oy: np.ndarray, ox: np.ndarray, r: int, cen
     acc = np.zeros((d + 1, d + 1), np.float64)
     buf = np.empty((min(_BLOCK_PATCHES, n), d + 1), np.float32)
     center = np.ascontiguousarray(center, dtype=np.float32)
-    for start in range(0, n, _BLOCK_PATCHES):
-        cnt = min(_BLOCK_PATCHES, n - start)
-        b = buf[:cnt]
-        gather_patches(px, oy, ox, start, cnt, r, center, b)
-        acc += b.T @ b
+    with _single_thread_blas():
+        for start in range(0, n, _BLOCK_PATCHES):
+            cnt = min(_BLOCK_PATCHES, n - start)
+            b = buf[:cnt]
+            gather_patches(px, oy, ox, start, cnt, r, center, b)
+            acc += b.T @ b
     cnt_total = acc[d, d]
     mu = acc[d, :d] / cnt_total
     cov = acc[:d, :d] / cnt_total - np.outer(mu, mu)
