@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+import noisestat
+from noisestat.localizers.objects import _floor_features, object_features, objects_localizer
+from noisestat.metrics import evaluate_map
+from noisestat.segment import segment
+from noisestat.synth import make_splice, sample_image
+from noisestat.types import LoadedImage
+
+
+def _splice(host: str, donor: str, sigma: float, seed: int):
+    rng = np.random.default_rng(seed)
+    h = sample_image(host).astype(np.float64)
+    h = np.clip(h + rng.normal(0, 2.0, h.shape), 0, 255)  # a host with uniform sensor noise
+    return make_splice(h.astype(np.float32), sample_image(donor), region="blob", region_fraction=0.12,
+                       noise_sigma=sigma, seed=seed)
+
+
+def _naive_floor(gray, labels, boxes, block, q, white):
+    h, w = gray.shape
+    r = gray - cv2.medianBlur(gray, 3)
+    n = boxes.shape[0]
+    tiles = []
+    for by in range(h // block):
+        for bx in range(w // block):
+            sl = (slice(by * block, (by + 1) * block), slice(bx * block, (bx + 1) * block))
+            lab = labels[sl]
+            g = gray[sl]
+            if lab.min() != lab.max() or g.min() <= 0 or g.max() >= white:
+                continue
+            rms = math.sqrt(float(np.mean(r[sl].astype(np.float64) ** 2)))
+            tiles.append((by * block + block // 2, bx * block + block // 2, int(lab[0, 0]), rms))
+    fg, bg = np.full(n, np.nan), np.full(n, np.nan)
+    for i in range(n):
+        own = [t[3] for t in tiles if t[2] == i + 1]
+        r0, c0, r1, c1 = boxes[i]
+        other = [t[3] for t in tiles if t[2] != i + 1 and r0 <= t[0] < r1 and c0 <= t[1] < c1]
+        if len(own) >= 4:
+            fg[i] = np.percentile(own, q)
+        if len(other) >= 4:
+            bg[i] = np.percentile(other, q)
+    return fg, bg
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_floor_features_match_naive(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 67 + seed * 5, 90 + seed * 3  # odd sizes, partial tiles dropped
+    gray = rng.normal(120, 6, (h, w)).astype(np.float32)
+    gray[:10, :20] = 255.0  # clipped tiles are skipped
+    gray[30:40, 50:70] = 80.0  # a constant patch
+    img = LoadedImage(gray[:, :, None].copy(), noisestat.load_image(gray).info)
+    seg = segment(img, method="grid", rows=2, cols=3)
+    fg, bg, allv = _floor_features(img, gray, seg, block=8, q=10.0, min_blocks=4)
+    nfg, nbg = _naive_floor(gray, seg.labels, seg.boxes, 8, 10.0, 255.0)
+    np.testing.assert_allclose(fg, nfg, rtol=1e-6)
+    np.testing.assert_allclose(bg, nbg, rtol=1e-6)
+    assert np.isfinite(allv)
+
+
+def test_sigma_r_feature_matches_naive(rng):
+    gray = rng.normal(100, 5, (64, 96)).astype(np.float32)
+    img = noisestat.load_image(gray)
+    seg = segment(img, method="grid", rows=2, cols=2)
+    f = object_features(img, seg, features=("sigma_r",), min_pixels=16)
+    r = gray - cv2.medianBlur(gray, 3)
+    sm = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    gm = np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3))
+    w = gm <= np.percentile(gm, 50)
+    for i in range(seg.n_objects):
+        m = (seg.labels == i + 1) & w
+        assert f["sigma_r_fg"][i] == pytest.approx(np.sqrt(np.mean(r[m].astype(np.float64) ** 2)), rel=1e-5)
+
+
+def test_known_noise_floor_is_recovered():
+    # flat gray + Gaussian noise: the 10th percentile of 8x8 tile RMS sits a little below
+    # sigma * sqrt(E r^2)/sigma; check the ratio between two regions instead of an absolute value
+    rng = np.random.default_rng(3)
+    img = np.full((128, 256), 120.0) + rng.normal(0, 2.0, (128, 256))
+    img[:, 128:] += rng.normal(0, 6.0, (128, 128))
+    seg = segment(img, method="grid", rows=1, cols=2)
+    f = object_features(noisestat.load_image(img), seg, features=("sigma_floor",))
+    ratio = f["sigma_floor_fg"][1] / f["sigma_floor_fg"][0]
+    assert ratio == pytest.approx(np.sqrt(2.0**2 + 6.0**2) / 2.0, rel=0.12)
+
+
+def test_noisier_splice_is_found_on_natural_images():
+    aucs, f1s = [], []
+    for host, donor in (("chelsea", "rocket"), ("astronaut", "coffee")):
+        for seed in (0, 1):
+            sp = _splice(host, donor, 8.0, seed)
+            loc = objects_localizer(sp.image)
+            m = evaluate_map(loc.heatmap.values, sp.mask)
+            aucs.append(m.auc)
+            f1s.append(m.f1_best)
+    assert np.mean(aucs) > 0.8 and np.mean(f1s) > 0.6
+
+
+def test_result_structure_and_determinism():
+    sp = _splice("chelsea", "rocket", 8.0, 0)
+    a = noisestat.localize(sp.image, method="objects")
+    b = noisestat.localize(sp.image, method="objects")
+    np.testing.assert_array_equal(a.heatmap.values, b.heatmap.values)
+    n = len(a.objects)
+    dm = a.extras["dissimilarity"]
+    assert dm.shape == (n, n) and a.extras["labels"].shape == sp.mask.shape
+    ok = np.isfinite(dm)
+    assert np.allclose(dm[ok], dm.T[ok]) and np.all(dm[ok] >= 0)
+    assert a.mask.any() and 0 <= a.score <= 1
+    sel = [o for o in a.objects if o.selected]
+    assert all(o.score >= 0.5 for o in sel)
+    top = objects_localizer(sp.image, select="top")
+    assert sum(o.selected for o in top.objects) == 1
+    paper = objects_localizer(sp.image, mode="paper")
+    assert sum(o.selected for o in paper.objects) == 1
+    assert paper.params["features"] == "sigma_p,sigma_r"
+    assert paper.extras["chosen"] in paper.extras["pair"]
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="smaller"):
+        objects_localizer(np.zeros((8, 8)))
+    with pytest.raises(ValueError, match="NaN"):
+        objects_localizer(np.full((64, 64), np.nan))
+    flat = objects_localizer(np.full((64, 64), 90.0))
+    assert not flat.applicable and math.isnan(flat.score) and not flat.mask.any()
+    img = np.random.default_rng(0).normal(120, 3, (64, 64))
+    with pytest.raises(ValueError, match="mode"):
+        objects_localizer(img, mode="nope")
+    with pytest.raises(ValueError, match="features"):
+        objects_localizer(img, features="sigma_x")
+    with pytest.raises(ValueError, match="z_scale"):
+        objects_localizer(img, z_scale=0)
+    with pytest.raises(TypeError, match="brightness_correction"):
+        objects_localizer(img, brightness_correction="yes")
