@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_float, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..registry import register
 from ..types import Heatmap
 
@@ -160,7 +160,7 @@ def block_pca_map(
         raw += np.float32(wgt) * K.expand_grid(sigma, K.block_index(h, bh), K.block_index(w, bw))
     t2 = time.perf_counter()
     floor = 1e-3 * scale
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))))
+    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
     note = ""
     if n_missing:
         note = (f"{n_missing} of {n_blocks} blocks had fewer than {min_count} usable {patch}x{patch} "

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_choice, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..registry import register
 from ..types import Heatmap
 
@@ -181,7 +181,7 @@ def ela_map(
     if scale != 1.0:
         raw *= np.float32(scale)
     floor = 1e-2 * scale
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), two_sided=False)
+    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), two_sided=False, min_scale=LOG_MIN_SCALE)
     return Heatmap(
         values=values,
         raw=raw,

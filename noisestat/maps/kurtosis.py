@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_choice, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..registry import register
 from ..types import Heatmap
 
@@ -207,7 +207,7 @@ def kurtosis_map(
             applicable=False,
             note="every window is flat (constant or saturated image): no noise information",
         )
-    values = robust_logistic(np.log(raw), reference=informative)
+    values = robust_logistic(np.log(raw), reference=informative, min_scale=LOG_MIN_SCALE)
     values[~informative] = 0.0
     frac_flat = 1.0 - float(np.mean(informative))
     note = f"fallback sigma^2 = 1/b at {n_fallback / (raw.size * len(planes)):.0%} of pixels"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..noise.pca import _bad_integral, _channel_center, _single_thread_blas
 from ..registry import register
 from ..types import Heatmap
@@ -144,7 +144,7 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     xx = np.interp(np.arange(w), cx, np.arange(cx.size)).astype(np.float32)
     raw = cv2.remap(small, np.tile(xx, (h, 1)), np.tile(yy[:, None], (1, w)), cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
-    values = robust_logistic(np.log(raw))
+    values = robust_logistic(np.log(raw), min_scale=LOG_MIN_SCALE)
     t2 = time.perf_counter()
     return Heatmap(
         values=values,

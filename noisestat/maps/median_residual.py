@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..registry import register
 from ..types import Heatmap
 
@@ -88,7 +88,7 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     raw = np.ascontiguousarray(raw.reshape(px.shape[:2]), dtype=np.float32)
     t1 = time.perf_counter()
     floor = 1e-3 * img.info.white_level / 255.0
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))))
+    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
     return Heatmap(
         values=values,
         raw=raw,

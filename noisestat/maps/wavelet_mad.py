@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import as_image, check_choice, check_int
-from ..heatmap import robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..registry import register
 from ..types import Heatmap
 
@@ -109,7 +109,7 @@ def wavelet_mad_map(image: Any, *, wavelet: str = "db8", block: int = 8) -> Heat
     t2 = time.perf_counter()
     raw = K.expand_grid(sigma, K.block_index(h, block, stride=2), K.block_index(w, block, stride=2))
     floor = 1e-3 * img.info.white_level / 255.0
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))))
+    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
     return Heatmap(
         values=values,
         raw=raw,
