@@ -139,3 +139,13 @@ def test_bad_inputs():
         objects_localizer(img, z_scale=0)
     with pytest.raises(TypeError, match="brightness_correction"):
         objects_localizer(img, brightness_correction="yes")
+
+
+def test_ela_feature_needs_jpeg(tmp_path):
+    sp = _splice("chelsea", "rocket", 0.0, 0)
+    with pytest.raises(ValueError, match="JPEG"):
+        objects_localizer(sp.image, features="sigma_floor,ela")
+    path = tmp_path / "s.jpg"
+    cv2.imwrite(str(path), np.ascontiguousarray(sp.image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    loc = objects_localizer(noisestat.load_image(path), features="sigma_floor,ela")
+    assert loc.applicable and "ela_fg" in loc.objects[0].features

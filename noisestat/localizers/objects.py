@@ -36,13 +36,16 @@ from ._regions import region_sums
 
 __all__ = ["objects_localizer", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
 
-FEATURES = ("sigma_floor", "sigma_p", "sigma_r")
+FEATURES = ("sigma_floor", "sigma_p", "sigma_r", "ela")
 
 #: Fixed mapping of an object's dissimilarity to the host to heatmap values
 #: (standardized mode): an object 2.5 units (``z_scale``) from the host,
 #: ``1 - 1/sqrt(1 + 2.5^2)``, maps to 0.5.
 VALUE_CENTER = float(1.0 - 1.0 / np.sqrt(1.0 + 2.5**2))
 VALUE_SCALE = 0.05
+#: ELA feature: mean ELA / (mean gradient magnitude + 4 gray levels). ELA follows
+#: edges; the offset keeps flat regions from dividing by ~0.
+ELA_GRADIENT_OFFSET = 4.0
 
 
 def _parse_features(features: Any) -> tuple[str, ...]:
@@ -86,11 +89,19 @@ def object_features(
     seg : Segmentation
         Objects 1..n.
     features : tuple of str
+        ``"sigma_floor"``: residual-domain noise floor, the ``floor_percentile``
+        percentile of the RMS of ``I - median3x3(I)`` over the region's
+        ``floor_block`` x ``floor_block`` tiles (tiles with clipped pixels or
+        spanning two objects skipped; texture only raises a tile's RMS);
         ``"sigma_p"``: Chen PCA noise level of the gray image on the region
         (patches of ``pca_patch`` pixels entirely inside it);
         ``"sigma_r"``: RMS of the residual ``I - median3x3(I)`` over the
-        region's smooth pixels (Sobel gradient magnitude at most the image's
-        ``smooth_percentile`` percentile).
+        region's smooth pixels (gradient magnitude of a blurred copy at most
+        the image's ``smooth_percentile`` percentile), as in the paper;
+        ``"ela"``: mean error level (:func:`noisestat.maps.ela.ela_map`) over
+        the region divided by its mean gradient magnitude plus 4 gray levels
+        (JPEG inputs only).
+        Clipped pixels are left out of every feature.
     min_pixels : int
         Regions with fewer usable pixels get NaN (invalid), never a guess.
 
@@ -136,6 +147,21 @@ def object_features(
                                          min_blocks=max(4, min_pixels // (floor_block * floor_block)))
         out["sigma_floor_fg"], out["sigma_floor_bg"] = fgv * scale, bgv * scale
         out["sigma_floor_all"] = np.array([allv * scale])
+    if "ela" in features:
+        from ..maps.ela import ela_map
+
+        hm = ela_map(img)
+        if not hm.applicable:
+            raise ValueError("features: 'ela' needs a JPEG-compressed input (ELA is not applicable here)")
+        sm = cv2.GaussianBlur(gray, (0, 0), 1.0)
+        gmag = np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3))
+        e = hm.raw.astype(np.float64)
+        fg, bg = region_sums([ones, e, gmag * scale], seg.labels, seg.boxes)
+        c = ELA_GRADIENT_OFFSET
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["ela_fg"] = np.where(fg[:, 0] >= min_pixels, fg[:, 1] / (fg[:, 2] + c * fg[:, 0]), np.nan)
+            out["ela_bg"] = np.where(bg[:, 0] >= min_pixels, bg[:, 1] / (bg[:, 2] + c * bg[:, 0]), np.nan)
+        out["ela_all"] = np.array([e.sum() / (gmag.sum() * scale + c * e.size)])
     if "sigma_p" in features:
         from ..noise.pca import estimate_noise_pca
 
