@@ -239,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", "-o", default="demo-output")
     q.set_defaults(func=_cmd_sample)
 
+    from .bench import cli as bench_cli
+
+    bench_cli.add_commands(sub)
+
     return p
 
 

@@ -1,0 +1,216 @@
+"""Command-line subcommands of the benchmark: ``manifest``, ``bench``, ``calibrate``, ``synth``, ``report``.
+
+Registered into the main parser by :func:`add_commands` (called from
+``noisestat.cli.build_parser``). Thin: parse, call the library, print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add the benchmark subcommands to the main ``noisestat`` parser."""
+    q = sub.add_parser("manifest", help="build or check a dataset manifest")
+    msub = q.add_subparsers(dest="manifest_command", required=True)
+    b = msub.add_parser("build", help="write a manifest from folders of images, masks and pristine images")
+    b.add_argument("--images", required=True, help="folder of spliced images")
+    b.add_argument("--masks", help="folder of masks (same stem as the image, optionally _gt/_mask)")
+    b.add_argument("--pristine", help="folder of authentic images")
+    b.add_argument("--root", help="dataset root (default: common parent of the folders)")
+    b.add_argument("--dataset", help="dataset name (default: root folder name)")
+    b.add_argument("--mask-convention", default="nonzero", help="nonzero | inverted | threshold | color")
+    b.add_argument("--allow-missing-masks", action="store_true", help="keep spliced images without a mask")
+    b.add_argument("--origin", default="", help="where the data comes from")
+    b.add_argument("--terms", default="", help="licence / terms of use")
+    b.add_argument("--citation", default="", help="how to cite the dataset")
+    b.add_argument("--description", default="")
+    b.add_argument("--out", "-o", required=True, help="manifest file to write (.json)")
+    b.set_defaults(func=_cmd_manifest_build)
+    c = msub.add_parser("check", help="verify that files under ROOT match a manifest")
+    c.add_argument("manifest")
+    c.add_argument("--root", required=True, help="your copy of the dataset")
+    c.add_argument("--no-hash", action="store_true", help="check existence only")
+    c.set_defaults(func=_cmd_manifest_check)
+
+    q = sub.add_parser("bench", help="run methods over a dataset manifest (resumable; rows + summary tables)")
+    q.add_argument("manifest", help="manifest JSON (see data_manifests/README.md)")
+    q.add_argument("--root", required=True, help="your copy of the dataset (manifest paths are relative to it)")
+    q.add_argument("--out", "-o", required=True, help="run folder (rows.csv, summary.csv, summary.tex, run.json)")
+    q.add_argument("--methods", "-m", help="comma-separated method names (default: all registered)")
+    q.add_argument("--param", "-p", action="append", metavar="METHOD.NAME=VALUE",
+                   help="method parameter, e.g. median_residual.block=16 (repeatable)")
+    q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in-process)")
+    q.add_argument("--scheduler", help="Dask scheduler address, or 'local' to start a LocalCluster on 127.0.0.1")
+    q.add_argument("--every", type=int, default=1, help="take every K-th item of each label, sorted by file name")
+    q.add_argument("--limit", type=int, help="then only the first N items")
+    q.add_argument("--thresholds", help="per-method thresholds from `noisestat calibrate` (default 0.5)")
+    q.add_argument("--allow-calibration-overlap", action="store_true",
+                   help="accept thresholds calibrated on the images being evaluated")
+    q.add_argument("--save-maps", action="store_true", help="save every heatmap as float32 .npy under RUNDIR/maps")
+    q.add_argument("--retry-errors", action="store_true", help="recompute rows stored as errors")
+    q.add_argument("--strict", action="store_true", help="exit 1 when any row is an error")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
+    q.set_defaults(func=_cmd_bench)
+
+    q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run")
+    q.add_argument("rundir", help="a run folder of `noisestat bench` (the calibration data)")
+    q.add_argument("--metric", choices=("f1", "mcc"), default="f1")
+    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is")
+    q.add_argument("--methods", help="comma-separated subset")
+    q.add_argument("--out", "-o", help="thresholds file (default RUNDIR/thresholds.json)")
+    q.set_defaults(func=_cmd_calibrate)
+
+    q = sub.add_parser("synth", help="build a robustness dataset + manifest, or post-process a manifest")
+    q.add_argument("--out", "-o", help="output dataset root (images/, masks/, pristine/, manifest.json)")
+    q.add_argument("--list", action="store_true", help="list the robustness presets and exit")
+    g = q.add_argument_group("synthetic splices (noisestat.synth.make_splice)")
+    g.add_argument("--hosts", help="folder of host images (default: seeded synthetic textures)")
+    g.add_argument("--n-hosts", type=int, help="use the first N hosts (sorted by name)")
+    g.add_argument("--protocol", help="robustness preset (see --list); default: unprocessed splices only")
+    g.add_argument("--region", default="blob", help="ellipse | rectangle | blob")
+    g.add_argument("--fraction", type=float, default=0.1, help="target region fraction (default 0.1)")
+    g.add_argument("--region-noise", type=float, default=0.0,
+                   help="extra noise sigma (0-255) in the pasted region before pasting")
+    g.add_argument("--size", default="96x128", help="HxW of synthetic hosts (default 96x128)")
+    g.add_argument("--no-pristine", action="store_true", help="do not write the hosts as pristine items")
+    g.add_argument("--seed", type=int, default=0)
+    g = q.add_argument_group("post-process an existing manifest (masks are copied unchanged)")
+    g.add_argument("--from-manifest", help="manifest to post-process")
+    g.add_argument("--root", help="root of that manifest's dataset")
+    g.add_argument("--jpeg", type=int, help="JPEG quality (1-100)")
+    g.add_argument("--noise-var", type=float, help="Gaussian noise variance on the [0, 1] scale")
+    g.add_argument("--noise-sigma", type=float, help="Gaussian noise sigma (0-255 units)")
+    g.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (pixels)")
+    g.add_argument("--gamma", type=float, default=1.0)
+    g.add_argument("--range", help="reduced dynamic range LOW,HIGH, e.g. 16,235")
+    q.set_defaults(func=_cmd_synth)
+
+    q = sub.add_parser("report", help="PNG plots and a self-contained HTML page for a run folder")
+    q.add_argument("rundir")
+    q.add_argument("--out", "-o", help="output folder (default RUNDIR/report)")
+    q.add_argument("--gallery", type=int, default=3, help="best/worst images per method (default 3)")
+    q.add_argument("--bootstrap", type=int, default=2000)
+    q.set_defaults(func=_cmd_report)
+
+
+def _cmd_manifest_build(args: argparse.Namespace) -> int:
+    from .manifest import build_manifest, save_manifest
+
+    m = build_manifest(args.images, masks=args.masks, pristine=args.pristine, root=args.root,
+                       dataset=args.dataset, mask_convention=args.mask_convention,
+                       allow_missing_masks=args.allow_missing_masks, description=args.description,
+                       origin=args.origin, terms=args.terms, citation=args.citation)
+    save_manifest(m, args.out)
+    c = m.counts()
+    print(f"wrote {args.out}: dataset {m.dataset!r}, {c['spliced']} spliced, {c['pristine']} pristine")
+    return 0
+
+
+def _cmd_manifest_check(args: argparse.Namespace) -> int:
+    from .manifest import check_manifest, load_manifest
+
+    m = load_manifest(args.manifest)
+    problems = check_manifest(m, args.root, hashes=not args.no_hash)
+    for line in problems:
+        print(line, file=sys.stderr)
+    what = "files exist" if args.no_hash else "files and hashes match"
+    if problems:
+        print(f"{Path(args.manifest).name}: {len(problems)} problem(s) in {len(m)} items", file=sys.stderr)
+        return 1
+    print(f"{Path(args.manifest).name}: all {len(m)} items OK ({what}) under {args.root}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .run import parse_method_params, run_bench
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: must be >= 1")
+    res = run_bench(args.manifest, root=args.root, out=args.out, methods=methods,
+                    params=parse_method_params(args.param), workers=args.workers, scheduler=args.scheduler,
+                    every=args.every, limit=args.limit, thresholds=args.thresholds,
+                    allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
+                    retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
+    print(f"{res.rundir}: {res.n_tasks} rows ({res.n_reused} reused, {res.n_computed} computed, "
+          f"{res.n_errors} errors) in {res.wall_seconds:.1f} s")
+    if res.interrupted:
+        print("interrupted: the rows written so far are kept; rerun the same command to finish", file=sys.stderr)
+        return 130
+    txt = Path(res.rundir) / "summary.txt"
+    if txt.is_file():
+        print(txt.read_text(), end="")
+    if res.n_errors:
+        errs = [r for r in res.rows if r["error"]][:5]
+        for r in errs:
+            print(f"error: {r['item']} [{r['method']}]: {r['error']}", file=sys.stderr)
+        print(f"{res.n_errors} error row(s); see the 'error' column of {Path(res.rundir) / 'rows.csv'}",
+              file=sys.stderr)
+        if args.strict:
+            return 1
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    out = args.out or str(Path(args.rundir) / "thresholds.json")
+    doc = calibrate(args.rundir, metric=args.metric, orientation=args.orientation, methods=methods, out=out)
+    m = args.metric
+    print(f"thresholds maximising mean per-image {m.upper()} ({args.orientation}) on "
+          f"{doc['calibrated_on']['n_images']} images of {doc['calibrated_on']['dataset']}:")
+    print(f"{'method':24s} {'threshold':>9s} {'mean@thr':>9s} {'mean@0.5':>9s} {'n':>5s}")
+    for cfg, t in doc["thresholds"].items():
+        at5 = t[f"mean_{m}_at_0.5"]
+        print(f"{cfg:24s} {t['threshold']:9.2f} {t[f'mean_{m}']:9.3f} "
+              f"{'-' if at5 is None else format(at5, '.3f'):>9s} {t['n']:5d}")
+    print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from ..synth import protocols
+    from .protocols import build_synthetic, postprocess_manifest
+
+    if args.list:
+        for name, levels in sorted(protocols().items()):
+            print(f"{name:16s} " + "; ".join(", ".join(f"{k}={v}" for k, v in lv.items() if k != "apply_to")
+                                              for lv in levels))
+        return 0
+    if not args.out:
+        raise ValueError("--out is required (the new dataset root)")
+    if args.from_manifest:
+        if not args.root:
+            raise ValueError("--from-manifest needs --root (the source dataset)")
+        rng = tuple(float(v) for v in args.range.split(",")) if args.range else None
+        if rng is not None and len(rng) != 2:
+            raise ValueError(f"--range {args.range!r}: expected LOW,HIGH, e.g. 16,235")
+        m = postprocess_manifest(args.from_manifest, root=args.root, out=args.out, jpeg_quality=args.jpeg,
+                                 noise_var=args.noise_var, noise_sigma=args.noise_sigma, blur_sigma=args.blur,
+                                 gamma=args.gamma, dynamic_range=rng, seed=args.seed)
+    else:
+        try:
+            h, w = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--size {args.size!r}: expected HxW, e.g. 96x128") from None
+        m = build_synthetic(args.out, hosts=args.hosts, n_hosts=args.n_hosts, protocol=args.protocol,
+                            region=args.region, region_fraction=args.fraction, region_noise_sigma=args.region_noise,
+                            pristine=not args.no_pristine, shape=(h, w), seed=args.seed)
+    c = m.counts()
+    print(f"wrote {Path(args.out) / 'manifest.json'}: dataset {m.dataset!r}, {c['spliced']} spliced, "
+          f"{c['pristine']} pristine; run it with: noisestat bench {Path(args.out) / 'manifest.json'} "
+          f"--root {args.out} --out RUNDIR")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import make_report
+
+    page = make_report(args.rundir, out=args.out, n_gallery=args.gallery, n_boot=args.bootstrap)
+    print(f"wrote {page} (plots beside it)")
+    return 0
