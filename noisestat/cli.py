@@ -120,6 +120,10 @@ def _cmd_localize(args: argparse.Namespace) -> int:
             save_gray_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
             save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
             save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
+            if args.panel:
+                from .panel import object_panel
+
+                save_rgb_png(out_dir / f"{stem}.panel.png", object_panel(img, loc))
             rep = report_dict(loc, img.info)
             (out_dir / f"{stem}.json").write_text(json.dumps(rep, indent=2))
             summary.append({"image": str(path), "score": rep["score"], "method": method,
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
     q.add_argument("--max-pixels", type=int, default=250_000_000, help="refuse larger images")
+    q.add_argument("--panel", action="store_true",
+                   help="also write <stem>.panel.png: image with object outlines, heatmap, dissimilarity matrix")
     q.set_defaults(func=_cmd_localize)
 
     q = sub.add_parser("evaluate", help="score saved heatmaps against ground-truth masks")

@@ -48,7 +48,7 @@ def test_report_is_self_contained(run_dir, capsys):
     text = page.read_text()
     p = _Collect()
     p.feed(text)
-    assert p.srcs and all(s.startswith("data:image/png;base64,") for s in p.srcs)
+    assert p.srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in p.srcs)
     assert not p.hrefs and "<script" not in text and "<link" not in text
     # 3 plots + 2 best + 2 worst gallery entries x (image, truth, heatmap)
     assert len(p.srcs) == 3 + 4 * 3 and text.count("<figure>") == 4

@@ -248,3 +248,29 @@ def test_sigterm_stops_a_parallel_run_cleanly(dataset, tmp_path):
     assert n_first == res.n_computed
     rest = _run(dataset, run)
     assert rest.n_computed == 8 - n_first and len(rest.rows) == 8
+
+
+def test_recompute_reasons_and_code_mismatch_in_worker(dataset, tmp_path, monkeypatch):
+    from noisestat.bench import _codever
+    from noisestat.bench._task import ItemTask, MethodConfig, run_item
+
+    run = tmp_path / "run"
+    real = code_version(METHOD)
+    monkeypatch.setitem(_codever._CODE_CACHE, METHOD, "0.0.0+000000000000")
+    first = _run(dataset, run)
+    assert first.why_computed == {"new": 8}
+    assert {r["code_version"] for r in first.rows} == {"0.0.0+000000000000"}
+    monkeypatch.setitem(_codever._CODE_CACHE, METHOD, real)
+    second = _run(dataset, run)
+    assert second.why_computed == {f"{METHOD}: code changed": 8}
+    third = _run(dataset, run, thresholds={METHOD: 0.4})
+    assert third.why_computed == {f"{METHOD}: threshold changed": 8}
+    assert {r["threshold"] for r in third.rows} == {0.4}
+    # a process whose code differs from the submitter's refuses to label rows with the wrong version
+    it = load_manifest(dataset / "manifest.json").items[0]
+    task = ItemTask(item=it.id, name=it.name, label=it.label, image_path=str(dataset / it.image),
+                    image_sha256=it.image_sha256, mask_path=str(dataset / it.mask), mask_sha256=it.mask_sha256,
+                    mask_convention="nonzero",
+                    configs=(MethodConfig(METHOD, {"block": 16}, '{"block": 16}', "0.1.0+ffffffffffff"),))
+    (row,) = run_item(task)
+    assert "code version" in row["error"] and row["as_is_auc"] is None

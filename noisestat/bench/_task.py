@@ -139,7 +139,7 @@ def _base_row(task: ItemTask, cfg: MethodConfig) -> dict[str, Any]:
 def _check_code_version(cfg: MethodConfig) -> None:
     """The code this process runs must be the code the row will claim (catches edits during a run and
     cluster nodes with another installation)."""
-    from .run import code_version
+    from ._codever import code_version
 
     here = code_version(cfg.method)
     if cfg.code_version and here != cfg.code_version:

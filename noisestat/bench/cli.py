@@ -138,6 +138,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
     print(f"{res.rundir}: {res.n_tasks} rows ({res.n_reused} reused, {res.n_computed} computed, "
           f"{res.n_errors} errors) in {res.wall_seconds:.1f} s")
+    if res.why_computed:
+        print("computed because: " + "; ".join(f"{k} ({v})" for k, v in sorted(res.why_computed.items())))
     if res.interrupted:
         print("interrupted: the rows written so far are kept; rerun the same command to finish", file=sys.stderr)
         return 130

@@ -68,7 +68,8 @@ def _png(fig: Any, path: Path | None = None) -> bytes:
 
 
 def _uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    kind = "jpeg" if data[:2] == b"\xff\xd8" else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _bars(summary: list[dict[str, Any]], path: Path) -> bytes:
@@ -159,7 +160,7 @@ def _robustness(groups: dict[str, list[dict[str, Any]]], path: Path) -> bytes | 
     return data
 
 
-def _thumb(arr: np.ndarray, max_side: int = 220) -> bytes:
+def _thumb(arr: np.ndarray, max_side: int = 220, *, jpeg: bool = False) -> bytes:
     from PIL import Image
 
     a = np.asarray(arr)
@@ -170,7 +171,10 @@ def _thumb(arr: np.ndarray, max_side: int = 220) -> bytes:
     im = Image.fromarray(a)
     im.thumbnail((max_side, max_side))
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    if jpeg:
+        im.save(buf, format="JPEG", quality=85)
+    else:
+        im.save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -226,8 +230,9 @@ def _gallery(rundir: Path, groups: dict[str, list[dict[str, Any]]], n: int) -> t
                 continue
             scale = 255.0 / max(img.info.white_level, 1e-12)
             px = np.asarray(img.pixels) * scale
-            trip = "".join(f'<img alt="{a}" src="{_uri(_thumb(x))}">' for a, x in (
-                ("image", px), ("ground truth", truth.astype(np.uint8) * 255), ("heatmap", np.asarray(heat) * 255)))
+            trip = "".join(f'<img alt="{a}" src="{_uri(_thumb(x, jpeg=j))}">' for a, x, j in (
+                ("image", px, True), ("ground truth", truth.astype(np.uint8) * 255, False),
+                ("heatmap", np.asarray(heat) * 255, False)))
             cap = (f"{tag}: {html.escape(r['name'])}<br>F1-best {r['as_is_f1_best']:.3f}, AUC {r['as_is_auc']:.3f}, "
                    f"F1@{r['threshold']:g} {r['as_is_f1']:.3f}")
             cells.append(f'<figure>{trip}<figcaption>{cap}</figcaption></figure>')

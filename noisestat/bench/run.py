@@ -6,13 +6,13 @@ the summary tables (:mod:`noisestat.bench.summary`).
 
 Resuming. A stored row is reused only when its item, method, full parameter
 set, code version, image and mask SHA-256 and fixed threshold all equal the
-current ones; anything else is recomputed and the older row superseded. The
-*code version* is ``<noisestat version>+<12 hex digits>``: a SHA-256 over the
-source of the method's module and of every ``noisestat`` module it imports
-(transitively, found by parsing the imports), plus the modules that load
-images and compute the row (``io``, ``metrics``, ``registry``,
-``bench/_task``). Editing any of them invalidates exactly the rows that could
-change. Third-party library versions are not part of it.
+current ones; anything else is recomputed and the older row superseded
+(``run.json`` and the CLI say why rows were computed: new, code changed,
+input changed, threshold changed). The *code version* is ``<noisestat
+version>+<12 hex digits>`` over the source of the method's module and of every
+``noisestat`` module it imports (see :mod:`noisestat.bench._codever`); a
+worker whose code differs from the submitting process's writes error rows
+instead of mislabelled ones.
 
 Errors. A file that cannot be read, a hash mismatch, a mask of the wrong size
 or a method that raises becomes an error row (``error`` = one line), never a
@@ -30,95 +30,23 @@ executor runs them: a row depends only on its task.
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib.util
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ._codever import code_version, module_closure
 from ._task import ItemTask, MethodConfig, row_key, run_item
 from .manifest import Manifest, load_manifest, resolve
 from .rows import RowWriter, compact, keys_of, latest_rows, read_rows, write_parquet
 
-__all__ = ["code_version", "make_configs", "run_bench", "BenchResult", "parse_method_params", "load_thresholds"]
-
-_ALWAYS = ("noisestat.io", "noisestat.metrics", "noisestat.registry", "noisestat._validate",
-           "noisestat.types", "noisestat.bench._task")
-_CODE_CACHE: dict[str, str] = {}
-
-
-def _module_file(name: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin)
-
-
-def _imports_of(name: str, path: Path) -> set[str]:
-    """Names of ``noisestat`` modules imported anywhere in a module (also inside functions)."""
-    is_pkg = path.name == "__init__.py"
-    pkg_parts = name.split(".") if is_pkg else name.split(".")[:-1]
-    out: set[str] = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.split(".")[0] == "noisestat")
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg_parts[: len(pkg_parts) - (node.level - 1)] if node.level > 1 else list(pkg_parts)
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            if mod.split(".")[0] != "noisestat":
-                continue
-            out.add(mod)
-            for a in node.names:  # `from . import x` may name a submodule
-                out.add(f"{mod}.{a.name}")
-    return out
-
-
-def module_closure(roots: Iterable[str]) -> dict[str, Path]:
-    """The given modules and every noisestat module they import, transitively: name -> file."""
-    seen: dict[str, Path] = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_file(name)
-        if path is None:
-            continue
-        seen[name] = path
-        todo.extend(n for n in _imports_of(name, path) if n not in seen)
-    return seen
-
-
-def code_version(method: str) -> str:
-    """``<noisestat version>+<hash of the sources the method's rows depend on>`` (see the module docstring)."""
-    if method in _CODE_CACHE:
-        return _CODE_CACHE[method]
-    from ..registry import get_method
-
-    spec = get_method(method)
-    files = module_closure([spec.module, *_ALWAYS])
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    v = f"{__version__}+{h.hexdigest()[:12]}"
-    _CODE_CACHE[method] = v
-    return v
-
+__all__ = ["code_version", "module_closure", "make_configs", "run_bench", "BenchResult", "parse_method_params", "load_thresholds"]
 
 def parse_method_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """``["median_residual.block=16", ...]`` -> ``{"median_residual": {"block": 16}}`` (values parsed as JSON)."""
@@ -183,6 +111,7 @@ class BenchResult:
     interrupted: bool
     wall_seconds: float
     summary: list[dict[str, Any]]
+    why_computed: dict[str, int] = field(default_factory=dict)  # reason -> rows
 
 
 # --------------------------------------------------------------------------- executors
@@ -319,11 +248,24 @@ class _Progress:
 # --------------------------------------------------------------------------- the run
 
 
+def _why(old: dict[str, Any] | None, probe: dict[str, Any]) -> str:
+    if old is None:
+        return "new"
+    if old["code_version"] != probe["code_version"]:
+        return "code changed"
+    if (old.get("input_sha256") or "") != probe["input_sha256"] or (old.get("mask_sha256") or "") != probe["mask_sha256"]:
+        return "input changed"
+    return "threshold changed"
+
+
 def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], configs: list[MethodConfig],
-                 done: dict[tuple[str, ...], dict[str, Any]], retry_errors: bool,
-                 maps_dir: Path | None) -> tuple[list[ItemTask], int]:
+                 stored: list[dict[str, Any]], retry_errors: bool,
+                 maps_dir: Path | None) -> tuple[list[ItemTask], int, dict[str, int]]:
+    done = keys_of(stored)
+    last = {(r["item"], r["method"], r["params"]): r for r in stored}
     tasks: list[ItemTask] = []
     reused = 0
+    reasons: dict[str, int] = {}
     for it in selected:
         todo = []
         for cfg in configs:
@@ -334,6 +276,9 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
             if old is not None and not (retry_errors and old.get("error")):
                 reused += 1
             else:
+                why = "retry error" if old is not None else _why(last.get((it.id, cfg.method, cfg.params_json)), probe)
+                key = why if why in ("new", "retry error") else f"{cfg.method}: {why}"
+                reasons[key] = reasons.get(key, 0) + 1
                 todo.append(cfg)
         if not todo:
             continue
@@ -347,7 +292,7 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
             level=level if isinstance(level, str) else json.dumps(level, sort_keys=True),
             maps_dir=str(maps_dir) if maps_dir is not None else None,
         ))
-    return tasks, reused
+    return tasks, reused, reasons
 
 
 def _check_overlap(thr_info: Mapping[str, Any] | None, selected: Sequence[Any], allow: bool) -> None:
@@ -479,9 +424,9 @@ def run_bench(
 
     rows_path = rundir / "rows.csv"
     writer = RowWriter(rows_path)  # repairs a torn tail, upgrades the header
-    done = keys_of(read_rows(rows_path))
     maps_dir = rundir / "maps" if save_maps else None
-    tasks, reused = _build_tasks(m, root_p, selected, configs, done, retry_errors, maps_dir)
+    tasks, reused, reasons = _build_tasks(m, root_p, selected, configs, read_rows(rows_path), retry_errors,
+                                          maps_dir)
     n_rows_todo = sum(len(t.configs) for t in tasks)
 
     meta_path = rundir / "run.json"
@@ -500,7 +445,7 @@ def run_bench(
         "scheduler": scheduler if isinstance(scheduler, str) or scheduler is None else "client",
         "host": socket.gethostname(), "python": sys.version.split()[0],
         "n_items": len(selected), "n_rows": len(selected) * len(configs), "n_reused": reused,
-        "n_to_compute": n_rows_todo,
+        "n_to_compute": n_rows_todo, "why_computed": reasons,
     }
     meta.update(current=run_info)
     meta.setdefault("history", []).append(run_info)
@@ -561,7 +506,8 @@ def run_bench(
     meta["current"] = run_info
     meta["history"][-1] = run_info
     _write_json(meta_path, meta)
-    return BenchResult(rundir, cur, len(selected) * len(configs), computed, reused, n_err, interrupted, wall, summ)
+    return BenchResult(rundir, cur, len(selected) * len(configs), computed, reused, n_err, interrupted, wall, summ,
+                       reasons)
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:

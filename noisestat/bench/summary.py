@@ -70,8 +70,8 @@ def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
 
 
 def group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows grouped by method configuration; the key is the method name, or ``method[hash]``
-    when one method appears with several parameter sets."""
+    """Rows grouped by method configuration, sorted by key; the key is the method name, or
+    ``method[hash]`` when one method appears with several parameter sets."""
     by_method: dict[str, set[str]] = {}
     for r in rows:
         by_method.setdefault(r["method"], set()).add(r["params"])
@@ -81,7 +81,7 @@ def group_rows(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
         if len(by_method[key]) > 1:
             key = f"{key}[{hashlib.sha256(r['params'].encode()).hexdigest()[:6]}]"
         groups.setdefault(key, []).append(r)
-    return groups
+    return dict(sorted(groups.items()))
 
 
 def _f(r: dict[str, Any], k: str) -> float:

@@ -1,0 +1,304 @@
+"""Fit the logistic model of the ``fusion`` localizer on synthetic splices only.
+
+Usage::
+
+    python benchmarks/fit_fusion.py [--seed 2024] [--n-images 960] [--out noisestat/localizers/fusion_model.json]
+
+The training set is generated here, reproducibly from ``--seed``, with
+:func:`noisestat.synth.make_splice` over the scikit-image sample images
+bundled with the installed scikit-image
+(:func:`noisestat.synth.available_sample_images`); no evaluation image (CASIA
+or other) is read. It follows the usual splicing pipeline:
+
+* host: a random crop (224-520 pixels a side) of one of the natural
+  photographs among the sample images (:data:`HOSTS`), downscaled by 0.45-1,
+  with its own Gaussian "sensor" noise (sigma 0.5-4) and, half of the time, a
+  "camera" JPEG compression (quality 70-98);
+* donor: any other sample image, rescaled to a long side of 320-640 pixels,
+  its own sensor noise and camera JPEG likewise, then half of the time
+  resized by 0.6-1.5 (the pasted object scaled to fit the scene);
+* the splice (region: ellipse, rectangle or blob covering 3-30 %) is either
+  processed on the pasted region (extra noise sigma 0-8, blur 0.5-2, gamma
+  0.8/1.2) or on the whole image with one setting of the robustness
+  protocols (:func:`noisestat.synth.protocols`: noise, blur, JPEG, gamma /
+  dynamic range, resizing); then most images are JPEG-compressed (quality
+  60-100) and some resized.
+
+Per object, the features are computed by ``noisestat.localizers.fusion.
+_object_features`` - the same function the localizer uses. An object is a
+positive example when at least 75 % of its pixels are spliced and a negative
+one when at most 25 % are; objects in between are ambiguous and left out.
+Examples are weighted by the object's share of the image's pixels (the
+evaluation metrics are per pixel, per image). One model (standardised
+features, scikit-learn ``LogisticRegression``, L2, C = 1) is fitted for every
+subset of the maps, on the images where all of the subset's maps apply (ELA
+only on JPEG-compressed images). Held-out object-level AUC (every 5th image
+held out) is printed and stored, then each model is refitted on all images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from noisestat import __version__  # noqa: E402
+from noisestat._validate import as_image  # noqa: E402
+from noisestat.localizers import fusion  # noqa: E402
+from noisestat.synth import available_sample_images, make_splice, protocols, sample_image  # noqa: E402
+
+POS_MIN, NEG_MAX = 0.75, 0.25
+#: maps the model is fitted with (fusion's default maps plus the slower kurtosis map)
+FIT_MAPS = "median_residual,wavelet_mad,ela,kurtosis"
+#: natural photographs among the sample images, used as hosts
+HOSTS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
+C_REG = 1.0
+HELD_OUT_EVERY = 5
+
+
+def _rescale(img: np.ndarray, long_side: float) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    s = min(1.0, long_side / max(h, w))
+    if s >= 1.0:
+        return img.astype(np.float64)
+    size = (max(16, round(w * s)), max(16, round(h * s)))
+    return cv2.resize(img.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+def _jpeg_array(img: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    a = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    gray = a.ndim == 2
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as dec:
+        return np.asarray(dec.convert("L" if gray else "RGB"), dtype=np.float64)
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+    """Sensor noise (sigma 0.5-4) and, half of the time, a camera JPEG (quality 70-98)."""
+    img = np.clip(img + rng.normal(0.0, rng.uniform(0.5, 4.0), img.shape), 0, 255)
+    if rng.random() < 0.5:
+        q = int(rng.integers(70, 99))
+        return _jpeg_array(img, q), q
+    return img, None
+
+
+def _host(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+    import cv2
+
+    img = sample_image(name).astype(np.float32)
+    h, w = img.shape[:2]
+    s = rng.uniform(0.45, 1.0)
+    img = cv2.resize(img, (max(16, round(w * s)), max(16, round(h * s))), interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    ch, cw = int(rng.integers(224, 400)), int(rng.integers(256, 520))
+    if rng.random() < 0.5:
+        ch, cw = cw, ch
+    ch, cw = min(h, ch), min(w, cw)
+    r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return _camera(img[r0 : r0 + ch, c0 : c0 + cw].astype(np.float64), rng)
+
+
+def _donor(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None, float]:
+    import cv2
+
+    img, q = _camera(_rescale(sample_image(name), rng.uniform(320, 640)), rng)
+    scale = 1.0
+    if rng.random() < 0.5:
+        scale = float(rng.uniform(0.6, 1.5))
+        h, w = img.shape[:2]
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        img = cv2.resize(img.astype(np.float32), (max(16, round(w * scale)), max(16, round(h * scale))),
+                         interpolation=interp).astype(np.float64)
+    return np.clip(img, 0, 255), q, scale
+
+
+def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, bool, dict]:
+    """The k-th training splice: (image uint8, mask, jpeg-compressed?, settings)."""
+    rng = np.random.default_rng([seed, k])
+    names = available_sample_images()
+    hosts = [n for n in HOSTS if n in names]
+    host_name = hosts[int(rng.integers(len(hosts)))]
+    others = [n for n in names if n != host_name]
+    donor_name = others[int(rng.integers(len(others)))]
+    host, host_q = _host(host_name, rng)
+    donor, donor_q, donor_scale = _donor(donor_name, rng)
+    settings: dict = {"host": host_name, "donor": donor_name, "host_jpeg": host_q, "donor_jpeg": donor_q,
+                      "donor_scale": donor_scale}
+    kw: dict = {"region": str(rng.choice(["ellipse", "rectangle", "blob"])),
+                "region_fraction": float(rng.uniform(0.03, 0.3))}
+    if rng.random() < 0.55:
+        kw["apply_to"] = "region"
+        kw["noise_sigma"] = float(rng.choice([0, 0, 1, 2, 3, 5, 8]))
+        if rng.random() < 0.4:
+            kw["blur_sigma"] = float(rng.choice([0.5, 1.0, 1.5, 2.0]))
+        if rng.random() < 0.2:
+            kw["gamma"] = float(rng.choice([0.8, 1.2]))
+    else:
+        entries = [e for plist in protocols().values() for e in plist]
+        kw.update(entries[int(rng.integers(len(entries)))])
+    if kw.get("jpeg_quality") is None and rng.random() < 0.6:
+        kw["jpeg_quality"] = int(rng.integers(60, 101))
+    if kw.get("resize", 1.0) == 1.0 and rng.random() < 0.15:
+        kw["resize"] = float(rng.choice([0.8, 0.9, 1.1, 1.2]))
+    sp = make_splice(host.astype(np.float32), donor.astype(np.float32), seed=int(rng.integers(2**31)), **kw)
+    settings.update(kw)
+    return sp.image, sp.mask, kw.get("jpeg_quality") is not None, settings
+
+
+def example_features(seed: int, k: int, maps: tuple[str, ...]) -> dict:
+    image, mask, jpeg, settings = make_example(seed, k)
+    img = as_image(image)
+    if jpeg:  # the pixels are JPEG-decoded: let ELA apply, as for a JPEG file
+        img = dataclasses.replace(img, info=dataclasses.replace(img.info, is_jpeg=True,
+                                                                jpeg_quality=float(settings["jpeg_quality"])))
+    f = fusion._object_features(img, maps=maps)
+    n = f.x.shape[0]
+    lab = f.labels.ravel()
+    counts = np.bincount(lab, minlength=n + 1)[1:]
+    spliced = np.bincount(lab, weights=mask.ravel().astype(np.float64), minlength=n + 1)[1:]
+    overlap = spliced / np.maximum(counts, 1)
+    return {"k": k, "names": f.names, "x": f.x[f.valid], "overlap": overlap[f.valid],
+            "weight": (counts / max(counts.sum(), 1))[f.valid], "maps_used": f.maps_used, "settings": settings,
+            "valid": f.valid, "area": counts, "spliced": spliced,
+            "objects_score": np.array([o.score for o in (f.objects.objects or ())])}
+
+
+def f1_best_objects(values: np.ndarray, area: np.ndarray, spliced: np.ndarray) -> float:
+    """Pixel F1 at the best threshold of a map that is constant on each object (exact sweep)."""
+    if spliced.sum() <= 0:
+        return float("nan")
+    o = np.argsort(-values, kind="stable")
+    v, tp = values[o], np.cumsum(spliced[o])
+    fp = np.cumsum(area[o] - spliced[o])
+    last = np.r_[v[1:] != v[:-1], True]
+    f1 = 2 * tp[last] / (2 * tp[last] + fp[last] + (spliced.sum() - tp[last]))
+    return float(max(0.0, f1.max()))
+
+
+def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale <= 1e-12] = 1.0
+    clf = LogisticRegression(C=C_REG, max_iter=10000)
+    clf.fit((x - mean) / scale, y, sample_weight=w / w.mean())
+    return mean, scale, clf
+
+
+def fit_models(rows: list[dict], maps: tuple[str, ...]) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    models = {}
+    for subset in fusion.map_subsets(maps):
+        names = fusion.feature_names(subset)
+        xs, ys, ws, ks = [], [], [], []
+        for r in rows:
+            if not set(subset) <= set(r["maps_used"]) or r["x"].shape[0] == 0:
+                continue
+            idx = [r["names"].index(c) for c in names]
+            keep = (r["overlap"] >= POS_MIN) | (r["overlap"] <= NEG_MAX)
+            xs.append(r["x"][keep][:, idx])
+            ys.append(r["overlap"][keep] >= POS_MIN)
+            ws.append(r["weight"][keep])
+            ks.append(np.full(int(keep.sum()), r["k"]))
+        x, y, w, k = np.vstack(xs), np.concatenate(ys), np.concatenate(ws), np.concatenate(ks)
+        test = k % HELD_OUT_EVERY == 0
+        mean, scale, clf = _fit(x[~test], y[~test], w[~test])
+        auc = float(roc_auc_score(y[test], clf.decision_function((x[test] - mean) / scale)))
+        f1_fusion, f1_objects = [], []
+        for r in rows:
+            if r["k"] % HELD_OUT_EVERY or not set(subset) <= set(r["maps_used"]):
+                continue
+            prob = np.zeros(r["valid"].shape[0])
+            if r["x"].shape[0]:
+                idx = [r["names"].index(c) for c in names]
+                prob[r["valid"]] = clf.predict_proba((r["x"][:, idx] - mean) / scale)[:, 1]
+            f1_fusion.append(f1_best_objects(prob, r["area"], r["spliced"]))
+            f1_objects.append(f1_best_objects(r["objects_score"] * r["valid"], r["area"], r["spliced"]))
+        mean, scale, clf = _fit(x, y, w)
+        key = fusion.model_key(subset)
+        models[key] = {
+            "maps": list(subset), "features": list(names),
+            "mean": mean.tolist(), "scale": scale.tolist(),
+            "coef": clf.coef_[0].tolist(), "intercept": float(clf.intercept_[0]),
+            "n_images": int(len(set(k.tolist()))), "n_objects": int(y.size), "n_positive": int(y.sum()),
+            "heldout_auc": auc,
+            "heldout_f1_best": float(np.nanmean(f1_fusion)),
+            "heldout_f1_best_objects": float(np.nanmean(f1_objects)),
+        }
+        print(f"  maps={key or '(none)':45s} images={models[key]['n_images']:4d} objects={y.size:6d} "
+              f"pos={int(y.sum()):5d} held-out: object AUC={auc:.3f}, per-image F1-best "
+              f"{np.nanmean(f1_fusion):.3f} (objects localizer alone {np.nanmean(f1_objects):.3f})")
+    return models
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sklearn
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--n-images", type=int, default=960)
+    p.add_argument("--maps", default=FIT_MAPS)
+    p.add_argument("--out", default=str(ROOT / "noisestat" / "localizers" / fusion.MODEL_FILE))
+    args = p.parse_args(argv)
+    maps = tuple(sorted({m.strip() for m in args.maps.split(",") if m.strip()}))
+    t0 = time.perf_counter()
+    rows = []
+    for k in range(args.n_images):
+        rows.append(example_features(args.seed, k, maps))
+        if (k + 1) % 20 == 0:
+            print(f"{k + 1}/{args.n_images} images, {time.perf_counter() - t0:.0f} s", flush=True)
+    models = fit_models(rows, maps)
+    out = {
+        "format": fusion.MODEL_FORMAT,
+        "maps": list(maps),
+        "object_features": list(fusion.OBJECT_FEATURES),
+        "map_stats": list(fusion.MAP_STATS),
+        "models": models,
+        "provenance": {
+            "script": "benchmarks/fit_fusion.py",
+            "command": " ".join(["python benchmarks/fit_fusion.py", *(argv if argv is not None else sys.argv[1:])]),
+            "seed": args.seed,
+            "n_images": args.n_images,
+            "training_data": ("synthetic splices only (noisestat.synth.make_splice over the scikit-image "
+                              "sample images " + ", ".join(available_sample_images()) + "); no evaluation "
+                              "dataset was used"),
+            "hosts": list(HOSTS),
+            "labels": f"object spliced if >= {POS_MIN:.0%} of its pixels are, pristine if <= {NEG_MAX:.0%}; "
+                      "objects in between left out; weights = object's share of the image's pixels",
+            "classifier": f"sklearn LogisticRegression(C={C_REG}, L2, lbfgs) on standardised features",
+            "heldout": (f"every {HELD_OUT_EVERY}th image held out for heldout_auc (objects) and heldout_f1_best "
+                        "(mean per-image pixel F1 at the best threshold; *_objects: the objects localizer's "
+                        "own values), then refitted on all"),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+            "noisestat_version": __version__,
+            "numpy_version": np.__version__,
+            "sklearn_version": sklearn.__version__,
+            "fit_seconds": round(time.perf_counter() - t0, 1),
+        },
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({len(models)} models) in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

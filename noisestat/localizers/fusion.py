@@ -1,0 +1,415 @@
+"""Fusion localizer: object-level noise features + dense maps, combined by a small logistic model.
+
+The image is segmented and scored by the object-level localizer
+(:func:`noisestat.localizers.objects.objects_localizer`); a fixed list of
+dense maps is computed on the same image. For every object, each map's
+robust z-score of ``log(raw)`` is pooled over the object's pixels; these
+pooled values and the object localizer's own per-object features form one
+feature vector per object, and a logistic model turns it into the
+probability that the object is spliced.
+
+The model's coefficients ship with the package (``fusion_model.json``). They
+were fitted by ``benchmarks/fit_fusion.py`` on synthetic splices only
+(:func:`noisestat.synth.make_splice` over the bundled scikit-image sample
+images, with the robustness protocols' range of noise, blur, JPEG, resizing
+and gamma), never on an evaluation dataset; the file records how
+(``provenance``). One model is fitted for every subset of the fitted maps, so
+that a map that does not apply to an image (ELA on a never-compressed input)
+is left out and the model fitted without it is used: a missing map is never
+imputed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validate import as_image, check_int
+from ..heatmap import robust_z
+from ..registry import get_method, register
+from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
+from .objects import objects_localizer
+
+__all__ = ["fusion_localizer", "load_model", "DEFAULT_MAPS", "MODEL_FILE", "OBJECT_FEATURES",
+           "MAP_STATS", "model_key"]
+
+#: Dense maps used by default (fast: together about half a second on 3 MP).
+DEFAULT_MAPS = "median_residual,wavelet_mad,ela"
+MODEL_FILE = "fusion_model.json"
+MODEL_FORMAT = "noisestat-fusion-model/1"
+
+#: Per-object features taken from the object-level localizer.
+OBJECT_FEATURES = ("objects_score", "floor_rel", "floor_absrel")
+#: Per-map statistics of ``z`` (the robust z of log(raw)) over an object's pixels.
+MAP_STATS = ("mean", "absmean", "hi", "lo", "p10", "p50", "absp50", "p90")
+#: Each statistic also enters relative to the image's objects (minus their
+#: area-weighted median) and as the absolute value of that difference.
+REL_SUFFIXES = ("", "_rel", "_absrel")
+#: Robust z-scores are clipped to +-Z_CLIP before pooling (one wild pixel
+#: cannot dominate an object's mean).
+Z_CLIP = 6.0
+#: "hi"/"lo": fraction of the object's pixels with z above Z_TAIL / below -Z_TAIL.
+Z_TAIL = 2.0
+#: Percentiles are taken on a grid of Z_BIN in z (the lower value of the bin
+#: where the cumulative count first reaches the fraction).
+Z_BIN = 0.1
+
+
+def model_key(maps: Sequence[str]) -> str:
+    """Key of the model fitted with exactly these maps (sorted, comma-separated; "" = none)."""
+    return ",".join(sorted(set(maps)))
+
+
+def feature_names(maps: Sequence[str]) -> tuple[str, ...]:
+    """Feature names, in model order, for a set of maps."""
+    return OBJECT_FEATURES + tuple(
+        f"{m}_{s}{r}" for m in sorted(set(maps)) for s in MAP_STATS for r in REL_SUFFIXES
+    )
+
+
+def _feature_group(name: str, maps: Sequence[str]) -> str:
+    for m in maps:
+        if name.startswith(m + "_"):
+            return m
+    return "objects"
+
+
+def _wmedian(v: np.ndarray, w: np.ndarray) -> float:
+    """Weighted median (lower) of ``v`` with weights ``w``."""
+    o = np.argsort(v, kind="stable")
+    c = np.cumsum(w[o])
+    return float(v[o][np.searchsorted(c, 0.5 * c[-1])])
+
+
+@functools.lru_cache(maxsize=1)
+def load_model() -> dict[str, Any]:
+    """The fitted fusion model (package data ``noisestat/localizers/fusion_model.json``).
+
+    Returns
+    -------
+    dict
+        ``"format"``, ``"maps"`` (the maps it was fitted with), ``"models"``
+        (one entry per subset of those maps, keyed by :func:`model_key`, each
+        with ``features``, ``mean``, ``scale``, ``coef``, ``intercept``) and
+        ``"provenance"``.
+
+    Raises
+    ------
+    RuntimeError
+        The file is missing or not a fusion model; rerun ``benchmarks/fit_fusion.py``.
+    """
+    from importlib import resources
+
+    try:
+        text = resources.files("noisestat.localizers").joinpath(MODEL_FILE).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError) as exc:
+        raise RuntimeError(
+            f"the fusion model {MODEL_FILE} is missing from noisestat.localizers ({exc}); reinstall "
+            f"noisestat or regenerate it with `python benchmarks/fit_fusion.py`"
+        ) from None
+    model = json.loads(text)
+    if model.get("format") != MODEL_FORMAT:
+        raise RuntimeError(
+            f"{MODEL_FILE} has format {model.get('format')!r}, expected {MODEL_FORMAT!r}; regenerate it "
+            f"with `python benchmarks/fit_fusion.py`"
+        )
+    return model
+
+
+def _parse_maps(maps: Any, allowed: Sequence[str] | None) -> tuple[str, ...]:
+    if isinstance(maps, str):
+        names = [m.strip() for m in maps.split(",") if m.strip()]
+    elif isinstance(maps, (list, tuple)) and all(isinstance(m, str) for m in maps):
+        names = [m.strip() for m in maps]
+    else:
+        raise TypeError(f"maps must be a comma-separated string of map names, got {maps!r}")
+    out: list[str] = []
+    for m in names:
+        spec = get_method(m)  # ValueError listing the registered names
+        if spec.kind != "map":
+            raise ValueError(f"maps: {m!r} is a {spec.kind}, not a dense map; use e.g. {DEFAULT_MAPS!r}")
+        if allowed is not None and m not in allowed:
+            raise ValueError(
+                f"maps: the fusion model was not fitted with {m!r}; choose from {', '.join(allowed)} "
+                f"(or refit with benchmarks/fit_fusion.py)"
+            )
+        if m not in out:
+            out.append(m)
+    return tuple(out)
+
+
+@dataclass
+class _Features:
+    """Everything the fusion model needs, computed once per image (shared with the fitting script)."""
+
+    objects: Localization
+    labels: np.ndarray
+    maps_used: tuple[str, ...]
+    names: tuple[str, ...]
+    x: np.ndarray  # (n_objects, len(names)), float64; NaN rows for invalid objects
+    valid: np.ndarray  # (n_objects,), bool
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _object_features(
+    img: LoadedImage,
+    *,
+    maps: Sequence[str],
+    segmenter: str = "slic_merge",
+    n_objects: int = 32,
+    min_pixels: int = 256,
+) -> _Features:
+    """Per-object feature matrix of the fusion model (the one code path for fitting and inference).
+
+    Objects (the object localizer in standardized mode on the residual noise
+    floor): ``objects_score`` (its per-object value), ``floor_rel`` (log noise
+    floor of the object minus the area-weighted median over valid objects)
+    and ``|floor_rel|``. Maps: for each applicable map,
+    ``z = clip(robust_z(log max(raw, eps)), -6, 6)`` over the whole image, and
+    per object the statistics :data:`MAP_STATS` of ``z`` over its pixels: mean,
+    ``|mean|``, fractions with ``z > 2`` and ``z < -2``, the 10th/50th/90th
+    percentiles (on a 0.1 grid) and ``|p50|``. Each statistic enters as is,
+    relative to the image's valid objects (minus their area-weighted median:
+    how the object differs from the rest of this image) and as the absolute
+    value of that difference. A map that reports ``applicable=False`` is left
+    out (recorded in ``not_applicable``), never imputed.
+    """
+    t0 = time.perf_counter()
+    loc = objects_localizer(img, mode="standardized", features="sigma_floor", segmenter=segmenter,
+                            n_objects=n_objects, min_pixels=min_pixels)
+    timings = {"objects": time.perf_counter() - t0}
+    labels = np.asarray(loc.extras["labels"])
+    objs = loc.objects or ()
+    n = len(objs)
+    valid = np.array([o.valid for o in objs], bool) & bool(loc.applicable)
+    fg = np.array([o.features.get("sigma_floor_fg", np.nan) for o in objs], np.float64)
+    score = np.array([o.score for o in objs], np.float64)
+    valid &= np.isfinite(fg) & (fg > 0)
+    lab = labels.ravel()
+    counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+    denom = np.maximum(counts, 1.0)
+
+    def relative(v: np.ndarray) -> np.ndarray:
+        ref = _wmedian(v[valid], counts[valid]) if valid.any() else 0.0
+        return v - ref
+
+    rel = relative(np.log(np.where(valid, fg, 1.0)))
+    cols: dict[str, np.ndarray] = {"objects_score": score, "floor_rel": rel, "floor_absrel": np.abs(rel)}
+    eps = np.float32(1e-3 * img.info.white_level / 255.0)
+    nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
+    used: list[str] = []
+    not_applicable: dict[str, str] = {}
+    for m in maps:
+        t1 = time.perf_counter()
+        hm = get_method(m).func(img)
+        if not hm.applicable:
+            not_applicable[m] = hm.note
+            timings[m] = time.perf_counter() - t1
+            continue
+        z = robust_z(np.log(np.maximum(hm.raw, eps)))
+        np.clip(z, -Z_CLIP, Z_CLIP, out=z)
+        zf = z.ravel()
+        st: dict[str, np.ndarray] = {}
+        st["mean"] = np.bincount(lab, weights=zf, minlength=n + 1)[1:] / denom
+        st["absmean"] = np.abs(st["mean"])
+        st["hi"] = np.bincount(lab, weights=(zf > Z_TAIL).astype(np.float64), minlength=n + 1)[1:] / denom
+        st["lo"] = np.bincount(lab, weights=(zf < -Z_TAIL).astype(np.float64), minlength=n + 1)[1:] / denom
+        b = np.rint((zf + Z_CLIP) / Z_BIN).astype(np.int64)
+        np.clip(b, 0, nbins - 1, out=b)
+        hist = np.bincount(lab.astype(np.int64) * nbins + b, minlength=(n + 1) * nbins).reshape(n + 1, nbins)
+        cum = np.cumsum(hist[1:], axis=1)
+        for p in (10, 50, 90):
+            first = np.argmax(cum >= (p / 100.0) * counts[:, None], axis=1)
+            st[f"p{p}"] = first * Z_BIN - Z_CLIP
+        st["absp50"] = np.abs(st["p50"])
+        for s in MAP_STATS:
+            r = relative(st[s])
+            cols[f"{m}_{s}"], cols[f"{m}_{s}_rel"], cols[f"{m}_{s}_absrel"] = st[s], r, np.abs(r)
+        used.append(m)
+        timings[m] = time.perf_counter() - t1
+    names = feature_names(used)
+    x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
+    x[~valid] = np.nan
+    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings)
+
+
+def _predict(model: dict[str, Any], feats: _Features) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Logit and probability per object, and each group's additive contribution to the logit."""
+    if list(model["features"]) != list(feats.names):  # pragma: no cover - guarded by model_key
+        raise RuntimeError("fusion model features do not match the computed features; refit the model")
+    mean = np.asarray(model["mean"], np.float64)
+    scale = np.asarray(model["scale"], np.float64)
+    coef = np.asarray(model["coef"], np.float64)
+    zs = (feats.x - mean) / scale
+    terms = zs * coef
+    logit = float(model["intercept"]) + terms.sum(axis=1)
+    contrib: dict[str, np.ndarray] = {}
+    for j, name in enumerate(feats.names):
+        g = _feature_group(name, feats.maps_used)
+        contrib[g] = contrib.get(g, 0.0) + terms[:, j]
+    prob = 1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0)))
+    return logit, prob, contrib
+
+
+@register("fusion", kind="localizer")
+def fusion_localizer(
+    image: Any,
+    *,
+    maps: str = DEFAULT_MAPS,
+    segmenter: str = "slic_merge",
+    n_objects: int = 32,
+    min_pixels: int = 256,
+) -> Localization:
+    """Fuse object-level noise features with dense maps by a logistic model fitted on synthetic splices.
+
+    Parameters
+    ----------
+    image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
+    maps : str, default "median_residual,wavelet_mad,ela"
+        Comma-separated registered dense maps; each must be one the model was
+        fitted with (``load_model()["maps"]``: these and ``"kurtosis"``, which
+        is slower and adds little on synthetic data). Maps that do not apply to
+        the image (ELA on a never-compressed input) are left out and the model
+        fitted without them is used.
+    segmenter : str, default "slic_merge"
+        Segmentation backend of the object localizer (the model was fitted with
+        the default).
+    n_objects : int, default 32
+        Target number of objects (the model was fitted with the default).
+    min_pixels : int, default 256
+        Objects with fewer usable pixels are invalid (value 0, never selected).
+
+    Returns
+    -------
+    Localization
+        ``heatmap.values``: the model's probability that the object is spliced,
+        painted on the object's pixels (0 on invalid objects); ``heatmap.raw``:
+        the model's log-odds. ``mask``: objects with probability >= 0.5.
+        ``score``: the largest object probability (NaN when the object
+        localizer found fewer than two comparable objects; the heatmap is then
+        not applicable). ``objects``: per-object features, probability and
+        selection. ``extras``: ``"labels"``, ``"dissimilarity"`` (from the
+        object localizer), ``"objects_values"`` (its per-object values),
+        ``"feature_names"``, ``"features"`` (n_objects x n_features),
+        ``"contributions"`` (per group - ``"objects"`` and each map - its
+        additive share of every object's log-odds), ``"intercept"``,
+        ``"maps_used"``, ``"maps_not_applicable"`` (name -> note) and
+        ``"model"`` (the model key).
+
+    Raises
+    ------
+    ValueError
+        Unknown or unfitted map names, invalid parameters.
+    TypeError
+        Parameters of the wrong type.
+    RuntimeError
+        The packaged model file is missing.
+
+    Notes
+    -----
+    For object ``i`` with feature vector ``x_i`` (see
+    :data:`OBJECT_FEATURES` and :data:`MAP_STATS`; map statistics pool
+    ``z = clip(robust_z(log raw), -6, 6)`` over the object's pixels, as is and
+    relative to the image's other objects),
+    ``p_i = 1 / (1 + exp(-(b + sum_k w_k (x_ik - mu_k) / s_k)))`` with the
+    standardisation ``mu, s`` and the coefficients ``w, b`` of the packaged
+    model. The mapping is fixed, so 0.5 means the same on every image.
+    The model was fitted by ``benchmarks/fit_fusion.py`` on synthetic splices
+    only; ``load_model()["provenance"]`` records seed, sample count and
+    versions.
+
+    References
+    ----------
+    .. [1] S. Lyu, X. Pan, X. Zhang, "Exposing region splicing forgeries with
+       blind local noise estimation", IJCV 110(2):202-221, 2014.
+       DOI 10.1007/s11263-013-0688-y
+
+    Examples
+    --------
+    >>> from noisestat.synth import demo_splice
+    >>> from noisestat.localizers.fusion import fusion_localizer
+    >>> loc = fusion_localizer(demo_splice().image)
+    >>> loc.mask.shape, 0.0 <= loc.score <= 1.0
+    ((400, 600), True)
+    """
+    model = load_model()
+    names = _parse_maps(maps, tuple(model["maps"]))
+    n_objects = check_int(n_objects, "n_objects", minimum=2, maximum=1000)
+    min_pixels = check_int(min_pixels, "min_pixels", minimum=16)
+    if not isinstance(segmenter, str):
+        raise TypeError(f"segmenter must be a string, got {segmenter!r}")
+    params = dict(maps=",".join(names), segmenter=segmenter, n_objects=n_objects, min_pixels=min_pixels)
+    t0 = time.perf_counter()
+    img = as_image(image, min_size=16)
+    feats = _object_features(img, maps=names, segmenter=segmenter, n_objects=n_objects, min_pixels=min_pixels)
+    t1 = time.perf_counter()
+    key = model_key(feats.maps_used)
+    sub = model["models"].get(key)
+    if sub is None:  # pragma: no cover - every subset of the fitted maps is in the file
+        raise RuntimeError(f"fusion model has no entry for maps {key!r}; refit with benchmarks/fit_fusion.py")
+    n = feats.x.shape[0]
+    logit = np.zeros(n)
+    prob = np.zeros(n)
+    contrib: dict[str, np.ndarray] = {}
+    applicable = bool(feats.objects.applicable) and bool(feats.valid.any())
+    if applicable:
+        lg, pr, contrib = _predict(sub, feats)
+        logit[feats.valid] = lg[feats.valid]
+        prob[feats.valid] = pr[feats.valid]
+        contrib = {g: np.where(feats.valid, c, 0.0) for g, c in contrib.items()}
+    sel = feats.valid & (prob >= 0.5)
+    labels = feats.labels
+    values = np.r_[0.0, prob].astype(np.float32)[labels]
+    raw = np.r_[0.0, logit].astype(np.float32)[labels]
+    mask = np.r_[False, sel][labels]
+    note = feats.objects.heatmap.note
+    if feats.not_applicable:
+        note = "; ".join(filter(None, [note, "left out: " + ", ".join(feats.not_applicable)]))
+    objs = feats.objects.objects or ()
+    details = tuple(
+        ObjectDetail(
+            label=o.label,
+            bbox=o.bbox,
+            area=o.area,
+            features={k: float(feats.x[i, j]) for j, k in enumerate(feats.names)},
+            score=float(prob[i]),
+            selected=bool(sel[i]),
+            valid=bool(feats.valid[i]),
+            note=o.note,
+        )
+        for i, o in enumerate(objs)
+    )
+    t2 = time.perf_counter()
+    timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
+    hm = Heatmap(values=values, raw=raw, method="fusion", params=params,
+                 units="log-odds of the fusion model (per object)", timings=timings,
+                 applicable=applicable, note=note)
+    score = float(prob[feats.valid].max()) if applicable else float("nan")
+    extras = {
+        "labels": labels,
+        "dissimilarity": feats.objects.extras.get("dissimilarity"),
+        "objects_values": np.array([o.score for o in objs]),
+        "feature_names": feats.names,
+        "features": feats.x,
+        "contributions": contrib,
+        "intercept": float(sub["intercept"]),
+        "maps_used": feats.maps_used,
+        "maps_not_applicable": dict(feats.not_applicable),
+        "model": key,
+    }
+    return Localization(heatmap=hm, mask=mask, score=score, method="fusion", params=params,
+                        objects=details, extras=extras, timings=timings)
+
+
+def map_subsets(maps: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every subset (including the empty one) of ``maps``, sorted; one model is fitted per subset."""
+    m = sorted(set(maps))
+    return [c for r in range(len(m) + 1) for c in itertools.combinations(m, r)]

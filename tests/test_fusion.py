@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import noisestat
+from noisestat.io import load_image
+from noisestat.localizers import fusion
+from noisestat.localizers.fusion import feature_names, fusion_localizer, load_model, map_subsets, model_key
+from noisestat.metrics import evaluate_map
+from noisestat.synth import make_splice, sample_image
+
+
+def _splice(host: str, donor: str, sigma: float, seed: int, jpeg: int | None = None):
+    rng = np.random.default_rng(1000 + seed)
+    h = sample_image(host).astype(np.float64)
+    h = np.clip(h + rng.normal(0, 1.5, h.shape), 0, 255)  # a host with uniform sensor noise
+    return make_splice(h.astype(np.float32), sample_image(donor), region="ellipse", region_fraction=0.15,
+                       noise_sigma=sigma, seed=seed, jpeg_quality=jpeg)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    sp = _splice("coffee", "astronaut", 6.0, 11)
+    return sp, fusion_localizer(sp.image)
+
+
+def test_model_file_matches_the_features_fusion_computes():
+    model = load_model()
+    assert model["format"] == fusion.MODEL_FORMAT
+    fitted = model["maps"]
+    assert set(fusion.DEFAULT_MAPS.split(",")) <= set(fitted)
+    assert set(model["models"]) == {model_key(s) for s in map_subsets(fitted)}
+    for key, sub in model["models"].items():
+        maps = key.split(",") if key else []
+        d = len(feature_names(maps))
+        assert sub["features"] == list(feature_names(maps))
+        for k in ("mean", "scale", "coef"):
+            assert len(sub[k]) == d and np.all(np.isfinite(sub[k]))
+        assert np.all(np.asarray(sub["scale"]) > 0) and np.isfinite(sub["intercept"])
+        assert sub["n_positive"] > 0 and sub["n_objects"] > sub["n_positive"]
+    prov = model["provenance"]
+    assert prov["script"] == "benchmarks/fit_fusion.py" and "synthetic" in prov["training_data"]
+    for k in ("seed", "n_images", "date", "noisestat_version"):
+        assert prov[k] not in (None, "")
+
+
+def test_computed_features_are_the_model_features(demo):
+    sp, loc = demo
+    img = noisestat.load_image(sp.image)
+    f = fusion._object_features(img, maps=("median_residual", "kurtosis", "ela"))
+    assert f.maps_used == ("kurtosis", "median_residual")  # ELA does not apply to a raw array
+    assert list(f.names) == load_model()["models"]["kurtosis,median_residual"]["features"]
+    assert f.x.shape == (len(loc.objects), len(f.names))
+    assert np.all(np.isfinite(f.x[f.valid])) and np.all(np.isnan(f.x[~f.valid]))
+    # pooled map statistics against a plain per-object reference
+    from noisestat.heatmap import robust_z
+    from noisestat.maps.median_residual import median_residual_map
+
+    z = np.clip(robust_z(np.log(np.maximum(median_residual_map(img).raw, 1e-3))), -6, 6)
+    zq = np.rint((z + 6) / 0.1)
+    ref = {}
+    for i in range(f.x.shape[0]):
+        sel = f.labels == i + 1
+        q = np.sort(zq[sel])
+        ref[i] = {"mean": float(z[sel].mean()), "hi": float(np.mean(z[sel] > 2)),
+                  "lo": float(np.mean(z[sel] < -2)),
+                  **{f"p{p}": q[math.ceil((p / 100.0) * sel.sum()) - 1] * 0.1 - 6 for p in (10, 50, 90)}}
+    idx = np.flatnonzero(f.valid)
+    area = np.array([np.sum(f.labels == i + 1) for i in idx])
+    for stat in ("mean", "hi", "lo", "p10", "p50", "p90"):
+        col = f.x[:, f.names.index(f"median_residual_{stat}")]
+        vals = np.array([ref[i][stat] for i in idx])
+        np.testing.assert_allclose(col[idx], vals, rtol=1e-4, atol=1e-5)
+        # relative to the image's objects: minus the area-weighted median
+        med = min(v for v in vals if area[vals <= v].sum() >= 0.5 * area.sum())
+        rel = f.x[:, f.names.index(f"median_residual_{stat}_rel")]
+        np.testing.assert_allclose(rel[idx], vals - med, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(f.x[:, f.names.index(f"median_residual_{stat}_absrel")][idx],
+                                      np.abs(rel[idx]))
+
+
+def test_probability_mask_score_and_contributions(demo):
+    sp, loc = demo
+    assert loc.method == "fusion" and loc.applicable
+    v, raw = loc.heatmap.values, loc.heatmap.raw
+    labels = loc.extras["labels"]
+    sub = load_model()["models"][loc.extras["model"]]
+    x = loc.extras["features"]
+    for o in loc.objects:
+        sel = labels == o.label
+        assert np.all(v[sel] == v[sel][0])  # one value per object
+        if not o.valid:
+            assert o.score == 0.0 and not o.selected and np.all(v[sel] == 0)
+            continue
+        # the packaged logistic model, computed independently from the JSON
+        i = o.label - 1
+        t = sub["intercept"] + sum(c * (x[i, k] - m) / s for k, (c, m, s) in
+                                   enumerate(zip(sub["coef"], sub["mean"], sub["scale"])))
+        assert raw[sel][0] == pytest.approx(t, rel=1e-5, abs=1e-5)
+        assert o.score == pytest.approx(1 / (1 + np.exp(-t)), rel=1e-6)
+        assert v[sel][0] == pytest.approx(o.score, rel=1e-6)
+        total = loc.extras["intercept"] + sum(c[i] for c in loc.extras["contributions"].values())
+        assert total == pytest.approx(t, rel=1e-6, abs=1e-6)
+        assert o.selected == (o.score >= 0.5)
+    np.testing.assert_array_equal(loc.mask, v >= 0.5)
+    assert loc.score == pytest.approx(max(o.score for o in loc.objects if o.valid))
+    assert set(loc.extras["contributions"]) == {"objects", *loc.extras["maps_used"]}
+    assert loc.extras["dissimilarity"].shape == (len(loc.objects),) * 2
+
+
+def test_better_than_chance_on_synthetic_splices():
+    aucs, f1s, base = [], [], []
+    for seed, (host, donor) in enumerate([("coffee", "astronaut"), ("astronaut", "chelsea"),
+                                          ("chelsea", "rocket"), ("rocket", "coffee")]):
+        sp = _splice(host, donor, 8.0, seed)
+        loc = fusion_localizer(sp.image)
+        m = evaluate_map(loc.heatmap.values, sp.mask)
+        aucs.append(m.auc)
+        f1s.append(m.f1_best)
+        base.append(evaluate_map(np.ones(sp.mask.shape), sp.mask).f1_best)  # all-ones map
+    assert np.mean(aucs) > 0.7
+    assert np.mean(f1s) > np.mean(base) + 0.1
+
+
+def test_ela_left_out_when_not_applicable_and_used_on_jpeg(tmp_path):
+    sp = _splice("astronaut", "coffee", 5.0, 4)
+    arr = fusion_localizer(sp.image)
+    assert "ela" not in arr.extras["maps_used"] and "ela" in arr.extras["maps_not_applicable"]
+    assert "ela" not in arr.extras["model"] and "ela" in arr.heatmap.note
+    assert not any(n.startswith("ela_") for n in arr.extras["feature_names"])
+    from PIL import Image
+
+    path = tmp_path / "s.jpg"
+    Image.fromarray(np.asarray(sp.image)).save(path, quality=90)
+    jp = fusion_localizer(load_image(path))
+    assert "ela" in jp.extras["maps_used"] and jp.extras["model"] == model_key(jp.extras["maps_used"])
+    assert any(n.startswith("ela_") for n in jp.extras["feature_names"])
+    # only the maps asked for are used; an empty subset uses the objects-only model
+    only = fusion_localizer(sp.image, maps="ela")
+    assert only.extras["maps_used"] == () and only.extras["model"] == ""
+    assert list(only.extras["feature_names"]) == list(fusion.OBJECT_FEATURES)
+
+
+def test_deterministic(demo):
+    sp, loc = demo
+    again = noisestat.localize(sp.image, method="fusion")
+    np.testing.assert_array_equal(again.heatmap.values, loc.heatmap.values)
+    np.testing.assert_array_equal(again.heatmap.raw, loc.heatmap.raw)
+    assert again.score == loc.score
+
+
+def test_parameter_errors(demo):
+    img = demo[0].image
+    with pytest.raises(ValueError, match="not registered"):
+        fusion_localizer(img, maps="nope")
+    with pytest.raises(ValueError, match="not a dense map"):
+        fusion_localizer(img, maps="objects")
+    with pytest.raises(ValueError, match="not fitted"):
+        fusion_localizer(img, maps="block_pca")
+    with pytest.raises(TypeError, match="maps"):
+        fusion_localizer(img, maps=3)
+    with pytest.raises(ValueError, match="n_objects"):
+        fusion_localizer(img, n_objects=1)
+
+
+def test_not_applicable_on_a_flat_image():
+    loc = fusion_localizer(np.full((64, 64), 255.0))
+    assert not loc.applicable and np.isnan(loc.score)
+    assert not loc.mask.any() and np.all(loc.heatmap.values == 0)
+
+
+def test_model_loaded_through_package_resources(monkeypatch):
+    load_model.cache_clear()
+    try:
+        model = load_model()
+        assert model is load_model()  # cached
+    finally:
+        load_model.cache_clear()
+    monkeypatch.setattr(fusion, "MODEL_FILE", "does_not_exist.json")
+    with pytest.raises(RuntimeError, match="fit_fusion"):
+        load_model()
+    load_model.cache_clear()
+    monkeypatch.undo()
+    assert dataclasses.is_dataclass(fusion._Features)
