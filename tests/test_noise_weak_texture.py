@@ -220,13 +220,18 @@ def test_estimator_matches_reference(seed, center):
     img = np.clip(img, 0, 255).astype(np.uint8)
     mask = np.ones((h, w), bool)
     mask[:, 40:] = False
-    est = wt.estimate_noise_weak_texture(img, mask=mask, center=center, min_patches=1)
+    est = wt.estimate_noise_weak_texture(img, mask=mask, center=center, min_patches=1,
+                                         bias_correction=False)
     ch = img.astype(np.float64)
     bad = (ch <= 0) | (ch >= 255) | ~mask
     sig2, used = ref_liu_channel(ch, bad, 7, 1 - 1e-6, 3, center=center)
     assert est.sigma == pytest.approx(math.sqrt(sig2), rel=1e-9)
     assert est.n_patches == used
     assert est.sigma_per_channel == (pytest.approx(math.sqrt(sig2), rel=1e-9),)
+    # default: divided by the Marchenko-Pastur edge factor 1 - sqrt(p^2 / N)
+    corr = wt.estimate_noise_weak_texture(img, mask=mask, center=center, min_patches=1)
+    assert corr.sigma == pytest.approx(math.sqrt(sig2) / (1 - math.sqrt(49 / used)), rel=1e-9)
+    assert corr.params["bias_correction"] and not est.params["bias_correction"]
 
 
 def test_estimator_matches_reference_per_channel_rgb(rng):
@@ -235,8 +240,8 @@ def test_estimator_matches_reference_per_channel_rgb(rng):
     per = []
     for c in range(3):
         ch = img[:, :, c].astype(np.float32).astype(np.float64)
-        sig2, _ = ref_liu_channel(ch, (ch <= 0) | (ch >= 255), 7, 1 - 1e-6, 4)
-        per.append(math.sqrt(sig2))
+        sig2, used = ref_liu_channel(ch, (ch <= 0) | (ch >= 255), 7, 1 - 1e-6, 4)
+        per.append(math.sqrt(sig2) / (1 - math.sqrt(49 / used)))
     np.testing.assert_allclose(est.sigma_per_channel, per, rtol=1e-9)
     assert est.sigma == pytest.approx(math.sqrt(np.mean(np.square(per))), rel=1e-12)
 
@@ -249,19 +254,23 @@ HALF = np.zeros((256, 256), bool)
 HALF[:, :128] = True
 
 
-@pytest.mark.parametrize("sigma,tol_whole,tol_half", [(5.0, 0.10, 0.10), (10.0, 0.06, 0.08)])
-def test_known_sigma_on_textured_image(sigma, tol_whole, tol_half):
-    img = noisy(sigma, 11)
+# issue 3's bar: within 6 % on the whole image, 8 % within a mask covering half of it
+@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("sigma", [5.0, 10.0])
+def test_known_sigma_on_textured_image(sigma, seed):
+    img = noisy(sigma, seed)
     est = noisestat.estimate_noise_weak_texture(img)
     assert est.reliable, est.note
     assert est.method == "weak_texture" and est.fallback is None
     assert len(est.sigma_per_channel) == 3
-    assert abs(est.sigma / sigma - 1) < tol_whole
-    assert est.sigma < sigma  # the minimum-eigenvalue estimate reads low (documented)
+    assert abs(est.sigma / sigma - 1) < 0.06
     half = noisestat.estimate_noise_weak_texture(img, mask=HALF)
     assert half.reliable, half.note
-    assert abs(half.sigma / sigma - 1) < tol_half
+    assert abs(half.sigma / sigma - 1) < 0.08
     assert half.n_patches < est.n_patches
+    # the paper's uncorrected estimate reads low (smallest sample eigenvalue, documented)
+    raw = noisestat.estimate_noise_weak_texture(img, bias_correction=False)
+    assert raw.sigma < est.sigma and raw.sigma < sigma
 
 
 def test_no_weak_texture_is_flagged():
@@ -280,7 +289,9 @@ def test_known_sigma_on_smooth_image(sigma):
     img = clean[:, :, None] + np.random.default_rng(5).normal(0, sigma, (h, w, 3))
     est = noisestat.estimate_noise_weak_texture(img)
     assert est.reliable, est.note
-    assert -0.06 < est.sigma / sigma - 1 < 0.01
+    assert abs(est.sigma / sigma - 1) < 0.02
+    raw = noisestat.estimate_noise_weak_texture(img, bias_correction=False)
+    assert -0.06 < raw.sigma / sigma - 1 < 0.0
 
 
 def test_clipped_region_is_ignored():
@@ -326,7 +337,7 @@ def test_small_region_falls_back_to_mad():
     est = wt.estimate_noise_weak_texture(img, mask=mask)
     assert est.fallback == "mad" and not est.reliable and "1496" in est.note
     assert est.sigma == pytest.approx(5.0, rel=0.15)
-    raw = wt.estimate_noise_weak_texture(img, mask=mask, fallback=False)
+    raw = wt.estimate_noise_weak_texture(img, mask=mask, fallback=False, bias_correction=False)
     assert raw.fallback is None and not raw.reliable and raw.n_patches > 0
     assert raw.sigma < 5.0  # the small-sample bias the fallback avoids
     ok = wt.estimate_noise_weak_texture(img, mask=mask, min_patches=1000)
