@@ -336,7 +336,7 @@ def estimate_noise_weak_texture(
     Patches containing a clipped pixel (``<= 0`` or ``>= white_level`` in
     that channel) or a pixel outside ``mask`` are never used.
 
-    Accuracy. The estimate reads low: the smallest sample eigenvalue is
+    Accuracy. The paper's estimate (``bias_correction=False``) reads low: the smallest sample eigenvalue is
     biased down (roughly by ``(1 - sqrt(p**2 / N))**2`` for ``N``
     independent patches, the Marchenko-Pastur edge; overlapping patches and
     the iteration, which drops the noisiest patches once sigma reads low,
