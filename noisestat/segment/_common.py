@@ -360,7 +360,13 @@ def oversegment_and_merge(
     """Run ``overseg(work) -> labels`` on the working copy, merge, upscale.
 
     Returns the full-size labels and an info dict for ``Segmentation.params``.
+    An image that cannot be segmented by content (:func:`is_degenerate`) is
+    returned as one object (all labels 0, ``info["fallback"]`` says why)
+    without calling ``overseg``.
     """
+    note = is_degenerate(image)
+    if note:
+        return np.zeros(image.shape, np.int32), {"fallback": note}
     work = work_image(image, merge_params["max_pixels"])
     over = sequential(np.asarray(overseg(work)))
     n_over = int(over.max()) + 1

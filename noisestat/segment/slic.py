@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validate import check_float, check_int
 from ..types import LoadedImage
-from ._common import MERGE_DEFAULTS, check_merge_params, is_degenerate, oversegment_and_merge
+from ._common import MERGE_DEFAULTS, check_merge_params, oversegment_and_merge
 
 __all__ = ["slic_merge_labels"]
 
@@ -59,10 +59,6 @@ def slic_merge_labels(
         min_objects=min_objects, max_objects=max_objects, threshold=threshold,
         min_area=min_area, texture_weight=texture_weight, max_pixels=max_pixels,
     )
-    note = is_degenerate(image)
-    if note:
-        return np.zeros(image.shape, np.int32), {"fallback": note}
-
     def overseg(work: Any) -> np.ndarray:
         from skimage.segmentation import slic
 
