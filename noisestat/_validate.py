@@ -136,8 +136,13 @@ def _sha256_array(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def as_region_mask(mask: Any, shape: tuple[int, int], *, name: str = "mask") -> np.ndarray | None:
-    """Validate an optional boolean region mask of image shape ``(H, W)``."""
+def as_region_mask(
+    mask: Any, shape: tuple[int, int], *, name: str = "mask", nonempty: bool = False
+) -> np.ndarray | None:
+    """Validate an optional boolean region mask of image shape ``(H, W)``.
+
+    With ``nonempty``, a mask without any True pixel raises ValueError.
+    """
     if mask is None:
         return None
     m = np.asarray(mask)
@@ -152,6 +157,8 @@ def as_region_mask(mask: Any, shape: tuple[int, int], *, name: str = "mask") -> 
         if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
             raise TypeError(f"{name}: dtype {m.dtype} is not supported; pass a boolean array")
         m = m != 0
+    if nonempty and not m.any():
+        raise ValueError(f"{name}: the region is empty (no True pixel); mark the pixels to measure with True")
     return np.ascontiguousarray(m)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validate import as_image, as_region_mask, check_choice, check_int
 from ..types import NoiseEstimate
+from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
 __all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband"]
 
@@ -188,9 +189,7 @@ def estimate_noise_mad(
     _, g = daubechies_filters(wavelet)
     loaded = as_image(image, min_size=g.size)
     h, w = loaded.shape
-    region = as_region_mask(mask, (h, w))
-    if region is not None and not region.any():
-        raise ValueError("mask: the region is empty (no True pixel); mark the pixels to measure with True")
+    region = as_region_mask(mask, (h, w), nonempty=True)
     white = float(loaded.info.white_level)
     px = loaded.pixels
     nc = px.shape[2]
@@ -200,9 +199,7 @@ def estimate_noise_mad(
     notes: list[str] = []
     for c in range(nc):
         ch = px[:, :, c]
-        bad = (ch <= 0) | (ch >= white)
-        if region is not None:
-            bad |= ~region
+        bad = unusable_pixels(ch, white, region)
         hh = diagonal_subband(ch, wavelet)
         nbad = _filter_down(_filter_down(bad.astype(np.float64), ones, 0), ones, 1)
         coef = hh[nbad == 0]
@@ -212,7 +209,7 @@ def estimate_noise_mad(
             continue
         sig.append(float(np.median(np.abs(coef))) / MAD_GAUSS)
     finite = [s for s in sig if np.isfinite(s)]
-    sigma = math.sqrt(sum(s * s for s in finite) / len(finite)) if finite else math.nan
+    sigma = rms_of_channels(sig)
     reliable = len(finite) == nc
     for c, n in enumerate(counts):
         cname = f"channel {c}: " if nc > 1 else ""
@@ -222,7 +219,7 @@ def estimate_noise_mad(
     if not finite:
         notes.append("no estimate possible: no wavelet support free of clipped pixels inside the region")
     elif not sigma > 0:
-        notes.append("the estimate is 0: the region shows no noise (constant or noise-free)")
+        notes.append(ZERO_NOTE)
         reliable = False
     return NoiseEstimate(
         sigma=float(sigma), sigma_per_channel=tuple(sig), n_patches=int(sum(counts)), fallback=None,

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validate import as_image, as_region_mask, check_choice, check_float, check_int
 from ..types import NoiseEstimate
+from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
 __all__ = ["estimate_noise_residual", "residual_factor", "DENOISERS"]
 
@@ -190,9 +191,7 @@ def estimate_noise_residual(
     rad = 1 if denoiser != "gaussian" else _gauss_kernel(gaussian_sigma).size // 2
     loaded = as_image(image, min_size=2 * rad + 1)
     h, w = loaded.shape
-    region = as_region_mask(mask, (h, w))
-    if region is not None and not region.any():
-        raise ValueError("mask: the region is empty (no True pixel); mark the pixels to measure with True")
+    region = as_region_mask(mask, (h, w), nonempty=True)
     from scipy import ndimage as ndi
 
     white = float(loaded.info.white_level)
@@ -204,9 +203,7 @@ def estimate_noise_residual(
     foot = np.ones((2 * rad + 1, 2 * rad + 1), bool)
     for c in range(nc):
         ch = np.ascontiguousarray(px[:, :, c])
-        bad = (ch <= 0) | (ch >= white)
-        if region is not None:
-            bad |= ~region
+        bad = unusable_pixels(ch, white, region)
         # usable: whole footprint inside the image, the region, and free of clipped pixels
         use = ~ndi.binary_dilation(bad, structure=foot)
         use[:rad] = use[-rad:] = False
@@ -220,7 +217,7 @@ def estimate_noise_residual(
         r = (ch.astype(np.float64) - den)[use]
         sig.append(math.sqrt(float(np.var(r))) / k)
     finite = [s for s in sig if np.isfinite(s)]
-    sigma = math.sqrt(sum(s * s for s in finite) / len(finite)) if finite else math.nan
+    sigma = rms_of_channels(sig)
     reliable = len(finite) == nc
     for c, n in enumerate(counts):
         cname = f"channel {c}: " if nc > 1 else ""
@@ -231,7 +228,7 @@ def estimate_noise_residual(
         notes.append("no estimate possible: no pixel whose filter footprint is free of clipped pixels "
                      "inside the region")
     elif not sigma > 0:
-        notes.append("the estimate is 0: the region shows no noise (constant or noise-free)")
+        notes.append(ZERO_NOTE)
         reliable = False
     params = {"denoiser": denoiser, "factor": k, "min_samples": min_samples, "masked": region is not None}
     if denoiser == "gaussian":

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validate import as_image, as_region_mask, check_float, check_int
 from ..types import NoiseEstimate
+from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
 __all__ = ["estimate_noise_weak_texture", "derivative_matrices", "texture_threshold"]
 
@@ -399,9 +400,7 @@ def estimate_noise_weak_texture(
 
     loaded = as_image(image, min_size=3)
     h, w = loaded.shape
-    region = as_region_mask(mask, (h, w))
-    if region is not None and not region.any():
-        raise ValueError("mask: the region is empty (no True pixel); mark the pixels to measure with True")
+    region = as_region_mask(mask, (h, w), nonempty=True)
     white = float(loaded.info.white_level)
     px = loaded.pixels
     nc = px.shape[2]
@@ -415,10 +414,7 @@ def estimate_noise_weak_texture(
     bads = []
     for c in range(nc):
         ch = px[:, :, c]
-        b = (ch <= 0) | (ch >= white)
-        if region is not None:
-            b |= ~region
-        bads.append(np.ascontiguousarray(b.view(np.uint8)))
+        bads.append(np.ascontiguousarray(unusable_pixels(ch, white, region).view(np.uint8)))
 
     notes: list[str] = []
     need = min_patches if min_patches is not None else MIN_PATCHES_PER_DIM * p * p
@@ -460,7 +456,7 @@ def estimate_noise_weak_texture(
         for r in res
     )
     finite = [s for s in sig if np.isfinite(s)]
-    sigma = math.sqrt(sum(s * s for s in finite) / len(finite)) if finite else math.nan
+    sigma = rms_of_channels(sig)
     n_used = sum(r[1] for r in res)
     reliable = True
     for c, r in enumerate(res):
@@ -481,7 +477,7 @@ def estimate_noise_weak_texture(
             )
             reliable = False
     if finite and not sigma > 0:
-        notes.append("the estimate is 0: the region shows no noise (constant or noise-free)")
+        notes.append(ZERO_NOTE)
         reliable = False
     if not finite:
         notes.append("no estimate possible: too few patches without clipped pixels inside the region")
