@@ -186,7 +186,7 @@ def average_precision(score: Any, truth: Any, *, valid: Any = None) -> float:
     return _ap_from_counts(tp, fp, n_pos)
 
 
-def _metric_curve(tp: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int, metric: str) -> np.ndarray:
+def _metric_curve(tp: np.ndarray, fp: np.ndarray, n_pos: float, n_neg: float, metric: str) -> np.ndarray:
     tp = tp.astype(np.float64)
     fp = fp.astype(np.float64)
     fn = n_pos - tp

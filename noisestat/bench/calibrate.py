@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import _metric_curve
 from ._task import CURVE_THRESHOLDS
 from .rows import current_rows
 from .summary import group_rows
@@ -46,18 +47,11 @@ def parse_curve(text: str) -> tuple[np.ndarray, np.ndarray]:
 
 def metric_curve(row: dict[str, Any], *, metric: str = "f1", orientation: str = "as_is") -> np.ndarray:
     """Per-image ``metric`` at each candidate threshold (NaN where undefined)."""
-    tp, fp = (a.astype(np.float64) for a in parse_curve(row[f"curve_{orientation}"]))
+    if metric not in ("f1", "mcc"):
+        raise ValueError(f"metric={metric!r} is not supported; choose 'f1' or 'mcc'")
+    tp, fp = parse_curve(row[f"curve_{orientation}"])
     n_pos = float(row["n_positive"])
-    n_neg = float(row["n_pixels"]) - n_pos
-    fn, tn = n_pos - tp, n_neg - fp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "f1":
-            d = 2 * tp + fp + fn
-            return np.where(d > 0, 2 * tp / np.where(d > 0, d, 1), np.nan)
-        if metric == "mcc":
-            d = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
-            return np.where(d > 0, (tp * tn - fp * fn) / np.sqrt(np.where(d > 0, d, 1)), np.nan)
-    raise ValueError(f"metric={metric!r} is not supported; choose 'f1' or 'mcc'")
+    return _metric_curve(tp, fp, n_pos, float(row["n_pixels"]) - n_pos, metric)
 
 
 def calibrate(

@@ -349,38 +349,21 @@ def phz_blocks(img, clipped, rstarts, cstarts, bh, bw, m, max_clipped, min_count
 def daubechies_highpass(n_moments: int) -> np.ndarray:
     """Decomposition high-pass filter of the orthonormal Daubechies wavelet ``db<n>``.
 
-    Built from Daubechies' construction (Ten Lectures on Wavelets, Sec. 6.1):
-    ``|m0(w)|^2 = cos^(2N)(w/2) P(sin^2(w/2))`` with
-    ``P(y) = sum_{k<N} C(N-1+k, k) y^k``; the extremal-phase low-pass ``h`` has
-    N zeros at z = -1 and, for each root y_j of P, the root of
-    ``z^2 - (2 - 4 y_j) z + 1`` inside the unit circle. ``h`` is scaled to
-    ``sum(h) = sqrt(2)``; the high-pass is ``g[k] = (-1)^k h[L-1-k]``.
-    ``n_moments = 1`` is the Haar wavelet.
+    The high-pass ``g[k] = (-1)^k h[L-1-k]`` of the extremal-phase low-pass
+    ``h`` (``sum(h) = sqrt(2)``), built by the package's one construction
+    (:func:`noisestat.noise.mad.daubechies_filters`: Daubechies' polynomial,
+    Ten Lectures on Wavelets Sec. 6.1). ``n_moments = 1`` is the Haar wavelet.
 
     Returns
     -------
     ndarray, shape (2 * n_moments,), float64 (read-only)
     """
+    from ..noise.mad import _daub
+
     nm = int(n_moments)
     if nm < 1:
         raise ValueError(f"n_moments={nm}; use a value >= 1")
-    poly = [math.comb(nm - 1 + k, k) for k in range(nm)]  # ascending powers of y
-    zeros: list[complex] = []
-    if nm > 1:
-        for y in np.roots(poly[::-1]):
-            b = 2.0 - 4.0 * y
-            disc = np.sqrt(b * b - 4.0 + 0j)
-            z1, z2 = (b + disc) / 2.0, (b - disc) / 2.0
-            zeros.append(z1 if abs(z1) < 1.0 else z2)
-    coeffs = np.array([1.0 + 0j])
-    for _ in range(nm):
-        coeffs = np.convolve(coeffs, [1.0, 1.0])
-    for z in zeros:
-        coeffs = np.convolve(coeffs, [1.0, -z])
-    h = np.real(coeffs)
-    h = h * (math.sqrt(2.0) / h.sum())
-    g = h[::-1].copy()
-    g[1::2] *= -1.0
+    g = _daub(nm)[1].copy()
     g.flags.writeable = False
     return g
 
