@@ -149,3 +149,26 @@ def test_ela_feature_needs_jpeg(tmp_path):
     cv2.imwrite(str(path), np.ascontiguousarray(sp.image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     loc = objects_localizer(noisestat.load_image(path), features="sigma_floor,ela")
     assert loc.applicable and "ela_fg" in loc.objects[0].features
+
+
+def test_synthetic_benchmark_script(capsys):
+    """benchmarks/synthetic_objects.py: the oracle F1 and one small run of the table."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic_objects.py"
+    spec = importlib.util.spec_from_file_location("synthetic_objects", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    truth = np.zeros((8, 8), bool)
+    truth[:4] = True
+    labels = np.ones((8, 8), np.int32)
+    labels[:4, :4] = 2
+    labels[:4, 4:] = 3
+    assert mod.oracle_f1(labels, truth) == pytest.approx(1.0)
+    labels[:3, 4:] = 1  # object 1 (3/4 pristine) stays out; object 3 loses 3 of its 4 rows
+    assert mod.oracle_f1(labels, truth) == pytest.approx(2 * 20 / (2 * 20 + 0 + 12))
+    assert mod.main(["--methods", "objects", "--hosts", "chelsea,rocket", "--sigmas", "8", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    row = [ln for ln in out.splitlines() if ln.startswith("objects")]
+    assert len(row) == 1 and row[0].split()[1:3] == ["8", "2"]
