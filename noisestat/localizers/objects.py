@@ -300,7 +300,12 @@ def objects_localizer(
         ``"auto"``: the mask holds every object whose heatmap value is at least
         0.5 (possibly none, possibly several). ``"top"``: only the most
         dissimilar object (Algorithm 1 in paper mode, the largest value in
-        standardized mode). Paper mode always uses ``"top"``.
+        standardized mode). Paper mode always uses ``"top"``. The 0.5 level
+        is a fixed noise-floor ratio (about 1.87x, up or down, at the default
+        ``z_scale``), not a calibrated false-alarm rate: on real JPEG photos
+        object noise floors vary more than that, and the mask covers many
+        pristine objects. Use the heatmap for ranking, ``fusion`` or a
+        threshold from ``noisestat calibrate`` for a decision.
     z_scale : float, default 0.25
         Standardized mode: one unit of the standardized features, in natural-log
         units of noise level (0.25 = a 28 % difference). Fixed, so that heatmap
