@@ -196,23 +196,17 @@ def kurtosis_map(
     raw = np.sqrt(np.maximum(total / len(planes), var_floor)).astype(np.float32)
     params = {"filter_size": filter_size, "radius": radius, "color": color, "preblur": bool(preblur)}
     informative = ~flat_all
-    if not np.any(informative):
-        return Heatmap(
-            values=np.zeros(raw.shape, np.float32),
-            raw=raw,
-            method="kurtosis",
-            params=params,
-            units="noise sigma (input scale)",
-            timings={"prepare": t1 - t0, "kernel": t2 - t1, "map": time.perf_counter() - t0},
-            applicable=False,
-            note="every window is flat (constant or saturated image): no noise information",
-        )
-    values = robust_logistic(np.log(raw), reference=informative, min_scale=LOG_MIN_SCALE)
-    values[~informative] = 0.0
-    frac_flat = 1.0 - float(np.mean(informative))
-    note = f"fallback sigma^2 = 1/b at {n_fallback / (raw.size * len(planes)):.0%} of pixels"
-    if frac_flat > 0:
-        note += f"; {frac_flat:.1%} of pixels in flat windows (values 0)"
+    applicable = bool(np.any(informative))
+    if applicable:
+        values = robust_logistic(np.log(raw), reference=informative, min_scale=LOG_MIN_SCALE)
+        values[~informative] = 0.0
+        frac_flat = 1.0 - float(np.mean(informative))
+        note = f"fallback sigma^2 = 1/b at {n_fallback / (raw.size * len(planes)):.0%} of pixels"
+        if frac_flat > 0:
+            note += f"; {frac_flat:.1%} of pixels in flat windows (values 0)"
+    else:
+        values = np.zeros(raw.shape, np.float32)
+        note = "every window is flat (constant or saturated image): no noise information"
     return Heatmap(
         values=values,
         raw=raw,
@@ -220,5 +214,6 @@ def kurtosis_map(
         params=params,
         units="noise sigma (input scale)",
         timings={"prepare": t1 - t0, "kernel": t2 - t1, "map": time.perf_counter() - t0},
+        applicable=applicable,
         note=note,
     )
