@@ -89,10 +89,12 @@ def object_features(
     seg : Segmentation
         Objects 1..n.
     features : tuple of str
-        ``"sigma_floor"``: residual-domain noise floor, the ``floor_percentile``
-        percentile of the RMS of ``I - median3x3(I)`` over the region's
-        ``floor_block`` x ``floor_block`` tiles (tiles with clipped pixels or
-        spanning two objects skipped; texture only raises a tile's RMS);
+        ``"sigma_floor"``: wavelet-domain noise floor, the ``floor_percentile``
+        percentile over the region's ``floor_block`` x ``floor_block`` tiles
+        of the tile RMS of the finest diagonal db4 coefficients, averaged
+        over the colour channels (per-channel noise level; tiles at the
+        border, with clipped pixels or spanning two objects skipped; texture
+        only raises a tile's RMS);
         ``"sigma_p"``: Chen PCA noise level of the gray image on the region
         (patches of ``pca_patch`` pixels entirely inside it);
         ``"sigma_r"``: RMS of the residual ``I - median3x3(I)`` over the
@@ -196,29 +198,42 @@ def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
     return float(v[o][np.searchsorted(c, 0.5 * c[-1])])
 
 
+#: Wavelet of the noise floor: the finest diagonal subband of db4 (8 taps)
+#: passes white noise unchanged and rejects smooth shading and most
+#: straight edges better than Haar or a median residual.
+FLOOR_WAVELET = "db4"
+
+
 def _floor_features(
     img: LoadedImage, gray: np.ndarray, seg: Segmentation, *, block: int, q: float, min_blocks: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Noise floor per region: the ``q``-th percentile of block RMS residuals.
+    """Noise floor per region: the ``q``-th percentile of tile RMS diagonal-wavelet energy.
 
-    The residual ``I - median3x3(I)`` is cut into non-overlapping
-    ``block x block`` tiles (aligned with the JPEG grid for 8); texture only
-    raises a tile's RMS, so a low percentile over a region's tiles measures its
-    noise floor. Tiles with clipped pixels or spanning two objects are skipped.
+    The finest diagonal db4 subband of every colour channel, squared and
+    averaged over channels (:func:`noisestat.noise.mad.diagonal_energy`), is
+    cut into tiles of ``block x block`` pixels (aligned with the JPEG grid for
+    8); the tile RMS is the per-channel noise level for white noise, and
+    texture only raises it, so a low percentile over a region's tiles measures
+    its noise floor. Tiles at the image border without every coefficient,
+    with a clipped luma value or spanning two objects are skipped (a coefficient reaches 2 pixels before and 4 after its tile).
+    Averaging the channels keeps noise that is independent per channel at
+    full strength, where the luma would scale it by 0.67.
     """
-    import cv2
+    from ..noise.mad import daubechies_filters, diagonal_energy
 
     h, w = gray.shape
+    block = max(2, block - block % 2)
     hb, wb = h // block, w // block
     n = seg.n_objects
     nan = np.full(n, np.nan)
-    if hb == 0 or wb == 0:
+    if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
         return nan, nan.copy(), float("nan")
-    r = (gray - cv2.medianBlur(gray, 3))[: hb * block, : wb * block].astype(np.float64)
-    tiles = r.reshape(hb, block, wb, block)
-    rms = np.sqrt(np.mean(tiles * tiles, axis=(1, 3)))
+    half = block // 2
+    px = img.pixels
+    e = sum(diagonal_energy(px[:, :, c], FLOOR_WAVELET) for c in range(px.shape[2])) / px.shape[2]
+    rms = np.sqrt(e[: hb * half, : wb * half].reshape(hb, half, wb, half).mean(axis=(1, 3)))
     g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    ok = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level)
+    ok = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level) & np.isfinite(rms)
     lab = seg.labels[: hb * block, : wb * block].reshape(hb, block, wb, block)
     lmin, lmax = lab.min(axis=(1, 3)), lab.max(axis=(1, 3))
     ok &= lmin == lmax
@@ -354,8 +369,9 @@ def objects_localizer(
     and ``S_i = (1, z_i)``. The leading 1 is the host direction: ``1 - cos(S_i,
     host) = 1 - 1 / sqrt(1 + |z_i|^2)`` grows with the object's distance from
     the host whatever its direction (noisier or cleaner). The default feature
-    is the residual-domain noise floor (a low percentile of 8x8 tile RMS of
-    ``I - median3x3(I)``), which texture cannot lower.
+    is the wavelet-domain noise floor (a low percentile of the 8x8 tile RMS of
+    the finest diagonal db4 coefficients of the colour channels, Donoho's
+    HH1 noise measure taken per tile), which texture cannot lower.
 
     References
     ----------

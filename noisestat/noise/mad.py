@@ -12,7 +12,7 @@ from .._validate import as_image, as_region_mask, check_choice, check_int
 from ..types import NoiseEstimate
 from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
-__all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband"]
+__all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband", "diagonal_energy"]
 
 WAVELETS = ("haar", "db2", "db3", "db4", "db6", "db8")
 #: Phi^{-1}(3/4): median(|X|) / MAD_GAUSS = sigma for X ~ N(0, sigma**2) (Donoho's 0.6745)
@@ -115,6 +115,41 @@ def diagonal_subband(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
             f"need a 2-D array of at least {g.size}x{g.size}"
         )
     return _filter_down(_filter_down(x, g, 0), g, 1)
+
+
+def diagonal_energy(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
+    """Squared finest-scale diagonal coefficients of one channel, on the 2 x 2 pixel-block grid.
+
+    Parameters
+    ----------
+    channel : ndarray, shape (H, W)
+        Clean float pixels, H and W at least the wavelet's support (``2N``).
+    wavelet : str, default "haar"
+        See :func:`daubechies_filters`.
+
+    Returns
+    -------
+    ndarray, float64, shape (H // 2, W // 2)
+        ``E[b, c] = HH[k, l] ** 2`` for the coefficient whose support
+        (``2N x 2N`` pixels, rows ``2k .. 2k + 2N - 1``) is centred on the
+        pixel block ``(2b, 2b + 1) x (2c, 2c + 1)``: ``k = b - (N - 1) // 2``,
+        likewise ``l`` (exact for Haar, within half a block for longer
+        filters). Blocks near the border without a full coefficient are NaN.
+
+    Notes
+    -----
+    For i.i.d. noise of standard deviation ``sigma``, ``E`` has expectation
+    ``sigma ** 2`` (orthonormal filters), so the root mean square of ``E``
+    over a region estimates the noise level there.
+    """
+    _, g = daubechies_filters(wavelet)
+    hh = diagonal_subband(channel, wavelet)
+    h, w = channel.shape[0] // 2, channel.shape[1] // 2
+    out = np.full((h, w), np.nan)
+    off = (g.size // 2 - 1) // 2
+    kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
+    out[off : off + kh, off : off + kw] = hh[:kh, :kw] ** 2
+    return out
 
 
 def estimate_noise_mad(

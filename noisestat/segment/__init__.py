@@ -149,6 +149,13 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
             are merged into their most similar neighbour first).
         texture_weight : float, default 1.0
             Weight of the texture term (0 = colour only).
+        noise_weight : float, default 0.5
+            Weight of the noise term ``noise_weight * log(s + 0.5) / 0.5``,
+            ``s`` = RMS of the finest diagonal Haar coefficients of the
+            full-resolution image over the object (mean of the colour
+            channels, gray levels on 0-255). Keeps regions of different
+            noise level apart, so that a spliced region is less often merged
+            into its host; 0 = off.
         max_pixels : int, default 131072
             The over-segmenter runs on a copy downscaled (area averaging) to at
             most this many pixels; labels are upsampled by nearest-neighbour

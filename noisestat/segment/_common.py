@@ -29,6 +29,11 @@ COLOUR_SCALE = 10.0
 TEXTURE_SCALE = 0.5
 #: offset (L* units) inside the texture logarithm, so that flat regions do not go to -inf
 TEXTURE_FLOOR = 0.5
+#: noise difference (natural log of the RMS finest diagonal Haar coefficient, gray levels
+#: on a 0-255 scale) that counts as one unit
+NOISE_SCALE = 0.5
+#: offset (gray levels) inside the noise logarithm
+NOISE_FLOOR = 0.5
 #: images with a side shorter than this are returned as one object by the content-based backends
 MIN_SIDE = 8
 
@@ -152,6 +157,7 @@ MERGE_DEFAULTS: dict[str, Any] = {
     "threshold": 2.0,
     "min_area": 0.01,
     "texture_weight": 1.0,
+    "noise_weight": 0.5,
     "max_pixels": 131072,
 }
 
@@ -163,6 +169,7 @@ def check_merge_params(
     threshold: Any,
     min_area: Any,
     texture_weight: Any,
+    noise_weight: Any,
     max_pixels: Any,
 ) -> dict[str, Any]:
     """Validate the region-merging parameters shared by the content-based backends."""
@@ -172,6 +179,7 @@ def check_merge_params(
         "threshold": check_float(threshold, "threshold", minimum=0.0),
         "min_area": check_float(min_area, "min_area", minimum=0.0, maximum=1.0),
         "texture_weight": check_float(texture_weight, "texture_weight", minimum=0.0),
+        "noise_weight": check_float(noise_weight, "noise_weight", minimum=0.0),
         "max_pixels": check_int(max_pixels, "max_pixels", minimum=64 * 64),
     }
     if p["min_objects"] > p["max_objects"]:
@@ -354,6 +362,42 @@ def colour_texture_features(texture_weight: float) -> Callable[[np.ndarray], np.
     return describe
 
 
+def noise_stats(labels: np.ndarray, image: LoadedImage) -> np.ndarray:
+    """Per-region sums for the merge's noise term, measured on the full-resolution image.
+
+    Columns: sum over the region's pixels of the squared finest diagonal Haar
+    coefficient of their 2 x 2 block (mean over colour channels, gray levels
+    on a 0-255 scale) and the pixel count. ``labels`` is full size.
+    """
+    from ..noise.mad import diagonal_energy
+
+    px = image.pixels
+    h, w = image.shape
+    m = int(labels.max()) + 1
+    e = np.zeros((h, w), np.float64)
+    if min(h, w) >= 2:
+        blocks = sum(diagonal_energy(px[:, :, c], "haar") for c in range(px.shape[2])) / px.shape[2]
+        blocks *= (255.0 / max(float(image.info.white_level), 1e-12)) ** 2
+        e[: 2 * blocks.shape[0], : 2 * blocks.shape[1]] = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)
+        # Haar covers every full 2 x 2 block: only an odd last row / column is left at 0
+    flat = labels.ravel()
+    return np.stack([np.bincount(flat, weights=e.ravel(), minlength=m),
+                     np.bincount(flat, minlength=m).astype(np.float64)], axis=1)
+
+
+def with_noise_term(
+    describe: Callable[[np.ndarray], np.ndarray], n_cols: int, noise_weight: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Extend ``describe`` (first ``n_cols`` statistics) with the noise term of :func:`noise_stats`."""
+
+    def describe_all(st: np.ndarray) -> np.ndarray:
+        rms = np.sqrt(st[:, n_cols] / np.maximum(st[:, n_cols + 1], 1.0))
+        nz = np.log(rms + NOISE_FLOOR) * (noise_weight / NOISE_SCALE)
+        return np.concatenate([describe(st[:, :n_cols]), nz[:, None]], axis=1)
+
+    return describe_all
+
+
 def oversegment_and_merge(
     image: LoadedImage, overseg: Callable[[WorkImage], np.ndarray], merge_params: dict[str, Any]
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -370,10 +414,16 @@ def oversegment_and_merge(
     work = work_image(image, merge_params["max_pixels"])
     over = sequential(np.asarray(overseg(work)))
     n_over = int(over.max()) + 1
+    stats = colour_texture_stats(over, work.lab)
+    describe = colour_texture_features(merge_params["texture_weight"])
+    if merge_params["noise_weight"] > 0:
+        full = upscale_labels(over, work.full_shape)
+        describe = with_noise_term(describe, stats.shape[1], merge_params["noise_weight"])
+        stats = np.concatenate([stats, noise_stats(full, image)], axis=1)
     merged = merge_regions(
         over,
-        colour_texture_stats(over, work.lab),
-        colour_texture_features(merge_params["texture_weight"]),
+        stats,
+        describe,
         min_objects=merge_params["min_objects"],
         max_objects=merge_params["max_objects"],
         threshold=merge_params["threshold"],

@@ -24,6 +24,7 @@ def felzenszwalb_labels(
     threshold: float = MERGE_DEFAULTS["threshold"],
     min_area: float = MERGE_DEFAULTS["min_area"],
     texture_weight: float = MERGE_DEFAULTS["texture_weight"],
+    noise_weight: float = MERGE_DEFAULTS["noise_weight"],
     max_pixels: int = MERGE_DEFAULTS["max_pixels"],
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Felzenszwalb-Huttenlocher segments merged into a modest number of objects.
@@ -39,7 +40,7 @@ def felzenszwalb_labels(
     min_size : float, default 0.001
         Smallest segment of the graph method, as a fraction of the working
         image (at least 4 pixels).
-    min_objects, max_objects, threshold, min_area, texture_weight, max_pixels
+    min_objects, max_objects, threshold, min_area, texture_weight, noise_weight, max_pixels
         Region merging, see :func:`noisestat.segment.segment`.
 
     Returns
@@ -58,7 +59,8 @@ def felzenszwalb_labels(
     min_size = check_float(min_size, "min_size", minimum=0.0, maximum=1.0)
     mp = check_merge_params(
         min_objects=min_objects, max_objects=max_objects, threshold=threshold,
-        min_area=min_area, texture_weight=texture_weight, max_pixels=max_pixels,
+        min_area=min_area, texture_weight=texture_weight, noise_weight=noise_weight,
+        max_pixels=max_pixels,
     )
     def overseg(work: Any) -> np.ndarray:
         from skimage.segmentation import felzenszwalb

@@ -23,6 +23,7 @@ def slic_merge_labels(
     threshold: float = MERGE_DEFAULTS["threshold"],
     min_area: float = MERGE_DEFAULTS["min_area"],
     texture_weight: float = MERGE_DEFAULTS["texture_weight"],
+    noise_weight: float = MERGE_DEFAULTS["noise_weight"],
     max_pixels: int = MERGE_DEFAULTS["max_pixels"],
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """SLIC superpixels merged into a modest number of objects.
@@ -37,7 +38,7 @@ def slic_merge_labels(
         None runs SLIC-zero (SLICO: per-cluster adaptive compactness, stable
         across images); a number >= 0.01 runs plain SLIC with that
         compactness (CIELAB units per grid step).
-    min_objects, max_objects, threshold, min_area, texture_weight, max_pixels
+    min_objects, max_objects, threshold, min_area, texture_weight, noise_weight, max_pixels
         Region merging, see :func:`noisestat.segment.segment`.
 
     Returns
@@ -57,7 +58,8 @@ def slic_merge_labels(
         compactness = check_float(compactness, "compactness", minimum=0.01)
     mp = check_merge_params(
         min_objects=min_objects, max_objects=max_objects, threshold=threshold,
-        min_area=min_area, texture_weight=texture_weight, max_pixels=max_pixels,
+        min_area=min_area, texture_weight=texture_weight, noise_weight=noise_weight,
+        max_pixels=max_pixels,
     )
     def overseg(work: Any) -> np.ndarray:
         from skimage.segmentation import slic

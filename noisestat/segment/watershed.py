@@ -24,6 +24,7 @@ def watershed_labels(
     threshold: float = MERGE_DEFAULTS["threshold"],
     min_area: float = MERGE_DEFAULTS["min_area"],
     texture_weight: float = MERGE_DEFAULTS["texture_weight"],
+    noise_weight: float = MERGE_DEFAULTS["noise_weight"],
     max_pixels: int = MERGE_DEFAULTS["max_pixels"],
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Watershed basins of the CIELAB gradient merged into a modest number of objects.
@@ -38,7 +39,7 @@ def watershed_labels(
         watershed); gradient units (Delta E per pixel) per pixel of distance.
     sigma : float, default 1.0
         Gaussian smoothing before the gradient, working pixels (0 = none).
-    min_objects, max_objects, threshold, min_area, texture_weight, max_pixels
+    min_objects, max_objects, threshold, min_area, texture_weight, noise_weight, max_pixels
         Region merging, see :func:`noisestat.segment.segment`.
 
     Returns
@@ -57,7 +58,8 @@ def watershed_labels(
     sigma = check_float(sigma, "sigma", minimum=0.0)
     mp = check_merge_params(
         min_objects=min_objects, max_objects=max_objects, threshold=threshold,
-        min_area=min_area, texture_weight=texture_weight, max_pixels=max_pixels,
+        min_area=min_area, texture_weight=texture_weight, noise_weight=noise_weight,
+        max_pixels=max_pixels,
     )
     def overseg(work: Any) -> np.ndarray:
         import cv2
