@@ -173,6 +173,8 @@ def test_grid_tiles_exact():
         ("slic_merge", "threshold", -0.5),
         ("slic_merge", "min_area", 1.5),
         ("slic_merge", "texture_weight", float("nan")),
+        ("slic_merge", "noise_weight", -1.0),
+        ("watershed", "noise_weight", float("inf")),
         ("slic_merge", "max_pixels", 10),
         ("felzenszwalb", "scale", 0.0),
         ("felzenszwalb", "sigma", -1.0),
@@ -187,6 +189,26 @@ def test_grid_tiles_exact():
 def test_bad_values_name_the_parameter(method, param, value):
     with pytest.raises(ValueError, match=param):
         segment(_host((32, 32, 3)), method=method, **{param: value})
+
+
+@pytest.mark.parametrize("method", ["slic_merge", "felzenszwalb", "watershed"])
+def test_noise_term_keeps_regions_of_different_noise_apart(method):
+    # one flat colour, left half noise sigma 1, right half sigma 8; texture term off so that colour
+    # alone would merge everything: only the full-resolution noise term can keep the halves apart
+    rng = np.random.default_rng(0)
+    img = np.full((480, 640, 3), 120.0)
+    img[:, :320] += rng.normal(0, 1.0, (480, 320, 3))
+    img[:, 320:] += rng.normal(0, 8.0, (480, 320, 3))
+    kw = dict(method=method, min_objects=1, max_objects=8, texture_weight=0.0, max_pixels=64 * 64)
+    assert segment(img, noise_weight=0.0, **kw).n_objects == 1
+    seg = segment(img, noise_weight=1.0, **kw)
+    right = np.zeros(img.shape[:2], bool)
+    right[:, 320:] = True
+    for k in range(1, seg.n_objects + 1):
+        share = right[seg.labels == k].mean()
+        # no object straddles the noise boundary (up to superpixels that cross it: the colour is flat)
+        assert share < 0.15 or share > 0.85
+    assert seg.n_objects >= 2
 
 
 def test_bad_calls():
