@@ -141,6 +141,13 @@ def diagonal_energy(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     For i.i.d. noise of standard deviation ``sigma``, ``E`` has expectation
     ``sigma ** 2`` (orthonormal filters), so the root mean square of ``E``
     over a region estimates the noise level there.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    >>> diagonal_energy(x)  # Haar HH of the top-left block is (0 - 2 - 2 + 0) / 2 = -2
+    array([[4., 0.],
+           [0., 0.]])
     """
     _, g = daubechies_filters(wavelet)
     hh = diagonal_subband(channel, wavelet)
