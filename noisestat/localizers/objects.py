@@ -215,9 +215,10 @@ def _floor_features(
     8); the tile RMS is the per-channel noise level for white noise, and
     texture only raises it, so a low percentile over a region's tiles measures
     its noise floor. Tiles at the image border without every coefficient,
-    with a clipped luma value or spanning two objects are skipped (a coefficient reaches 2 pixels before and 4 after its tile).
-    Averaging the channels keeps noise that is independent per channel at
-    full strength, where the luma would scale it by 0.67.
+    with a clipped luma value or spanning two objects are skipped (a
+    coefficient reaches 2 pixels before and 4 after its tile). Averaging the
+    channels keeps noise that is independent per channel at full strength,
+    where the luma would scale it by 0.67.
     """
     from ..noise.mad import daubechies_filters, diagonal_energy
 
