@@ -230,8 +230,7 @@ def _floor_features(
     if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
         return nan, nan.copy(), float("nan")
     half = block // 2
-    px = img.pixels
-    e = sum(diagonal_energy(px[:, :, c], FLOOR_WAVELET) for c in range(px.shape[2])) / px.shape[2]
+    e = diagonal_energy(img.pixels, FLOOR_WAVELET)
     rms = np.sqrt(e[: hb * half, : wb * half].reshape(hb, half, wb, half).mean(axis=(1, 3)))
     g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
     ok = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level) & np.isfinite(rms)

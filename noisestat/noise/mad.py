@@ -117,20 +117,22 @@ def diagonal_subband(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     return _filter_down(_filter_down(x, g, 0), g, 1)
 
 
-def diagonal_energy(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
-    """Squared finest-scale diagonal coefficients of one channel, on the 2 x 2 pixel-block grid.
+def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
+    """Squared finest-scale diagonal coefficients on the 2 x 2 pixel-block grid, mean over channels.
 
     Parameters
     ----------
-    channel : ndarray, shape (H, W)
-        Clean float pixels, H and W at least the wavelet's support (``2N``).
+    pixels : ndarray, shape (H, W) or (H, W, C)
+        Clean float pixels (channel-last), H and W at least the wavelet's
+        support (``2N``). With C channels the squared coefficients are
+        averaged over the channels.
     wavelet : str, default "haar"
         See :func:`daubechies_filters`.
 
     Returns
     -------
     ndarray, float64, shape (H // 2, W // 2)
-        ``E[b, c] = HH[k, l] ** 2`` for the coefficient whose support
+        ``E[b, c] = HH[k, l] ** 2`` (mean over channels) for the coefficient whose support
         (``2N x 2N`` pixels, rows ``2k .. 2k + 2N - 1``) is centred on the
         pixel block ``(2b, 2b + 1) x (2c, 2c + 1)``: ``k = b - (N - 1) // 2``,
         likewise ``l`` (exact for Haar, within half a block for longer
@@ -149,13 +151,21 @@ def diagonal_energy(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     array([[4., 0.],
            [0., 0.]])
     """
+    x = np.asarray(pixels)
+    planes = [x] if x.ndim == 2 else [x[:, :, c] for c in range(x.shape[2])]
     _, g = daubechies_filters(wavelet)
-    hh = diagonal_subband(channel, wavelet)
-    h, w = channel.shape[0] // 2, channel.shape[1] // 2
+    h, w = x.shape[0] // 2, x.shape[1] // 2
     out = np.full((h, w), np.nan)
     off = (g.size // 2 - 1) // 2
-    kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
-    out[off : off + kh, off : off + kw] = hh[:kh, :kw] ** 2
+    for i, plane in enumerate(planes):
+        hh = diagonal_subband(plane, wavelet)
+        kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
+        sq = hh[:kh, :kw] ** 2
+        if i == 0:
+            out[off : off + kh, off : off + kw] = sq
+        else:
+            out[off : off + kh, off : off + kw] += sq
+    out /= len(planes)
     return out
 
 

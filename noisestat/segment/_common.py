@@ -371,12 +371,11 @@ def noise_stats(labels: np.ndarray, image: LoadedImage) -> np.ndarray:
     """
     from ..noise.mad import diagonal_energy
 
-    px = image.pixels
     h, w = image.shape
     m = int(labels.max()) + 1
     e = np.zeros((h, w), np.float64)
     if min(h, w) >= 2:
-        blocks = sum(diagonal_energy(px[:, :, c], "haar") for c in range(px.shape[2])) / px.shape[2]
+        blocks = diagonal_energy(image.pixels, "haar")
         blocks *= (255.0 / max(float(image.info.white_level), 1e-12)) ** 2
         e[: 2 * blocks.shape[0], : 2 * blocks.shape[1]] = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)
         # Haar covers every full 2 x 2 block: only an odd last row / column is left at 0
