@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 import noisestat
-from noisestat.localizers.objects import _floor_features, object_features, objects_localizer
+from noisestat.localizers.objects import (
+    _floor_features,
+    _white_noise_quantile,
+    object_features,
+    objects_localizer,
+)
 from noisestat.metrics import evaluate_map
 from noisestat.segment import segment
 from noisestat.synth import make_splice, sample_image
@@ -22,8 +27,13 @@ def _splice(host: str, donor: str, sigma: float, seed: int):
                        noise_sigma=sigma, seed=seed)
 
 
-def _naive_floor(px, labels, boxes, block, q, white):
-    """Tile RMS of the finest diagonal db4 coefficients, written out coefficient by coefficient."""
+def _naive_floor(px, labels, boxes, block, q, white, mode="mean"):
+    """Tile floor of the finest diagonal db4 coefficients, written out coefficient by coefficient.
+
+    ``mode="mean"``: mean over the tile's coefficients and channels of the squares;
+    ``"decorrelated"``: smallest eigenvalue of the 3 x 3 colour covariance of the
+    tile's coefficients. Returns the un-normalised percentiles of the tile RMS.
+    """
     from noisestat.noise.mad import daubechies_filters
 
     g = daubechies_filters("db4")[1]
@@ -39,18 +49,26 @@ def _naive_floor(px, labels, boxes, block, q, white):
             lab, lum = labels[sl], luma[sl]
             if lab.min() != lab.max() or lum.min() <= 0 or lum.max() >= white:
                 continue
-            e = []  # squared coefficients of the tile's 2x2 blocks, every channel (k = block index - 1)
-            for ch in range(nc):
-                for b in range(by * block // 2, (by + 1) * block // 2):
-                    for c in range(bx * block // 2, (bx + 1) * block // 2):
-                        k, m = b - 1, c - 1
-                        if k < 0 or m < 0 or 2 * k + 8 > h or 2 * m + 8 > w:
-                            e.append(float("nan"))  # no full coefficient at the border: tile skipped
-                            continue
-                        e.append(float(np.sum(gg * x[2 * k : 2 * k + 8, 2 * m : 2 * m + 8, ch])) ** 2)
-            if np.all(np.isfinite(e)):
-                tiles.append((by * block + block // 2, bx * block + block // 2, int(lab[0, 0]),
-                              math.sqrt(np.mean(e))))
+            coef = []  # the tile's coefficients (one per 2x2 block), a row per block, a column per channel
+            for b in range(by * block // 2, (by + 1) * block // 2):
+                for c in range(bx * block // 2, (bx + 1) * block // 2):
+                    k, m = b - 1, c - 1
+                    if k < 0 or m < 0 or 2 * k + 8 > h or 2 * m + 8 > w:
+                        coef.append([float("nan")] * nc)  # no full coefficient at the border: tile skipped
+                        continue
+                    coef.append([float(np.sum(gg * x[2 * k : 2 * k + 8, 2 * m : 2 * m + 8, ch]))
+                                 for ch in range(nc)])
+            coef = np.array(coef)
+            if not np.all(np.isfinite(coef)):
+                continue
+            if mode == "mean":
+                v = float(np.mean(coef**2))
+            else:
+                cov = np.zeros((nc, nc))
+                for row in coef:
+                    cov += np.outer(row, row)
+                v = max(float(np.linalg.eigvalsh(cov / len(coef))[0]), 0.0)
+            tiles.append((by * block + block // 2, bx * block + block // 2, int(lab[0, 0]), math.sqrt(v)))
     n = boxes.shape[0]
     fg, bg = np.full(n, np.nan), np.full(n, np.nan)
     for i in range(n):
@@ -64,8 +82,10 @@ def _naive_floor(px, labels, boxes, block, q, white):
     return fg, bg
 
 
-@pytest.mark.parametrize(("seed", "channels"), [(0, 1), (1, 3), (2, 3)])
-def test_floor_features_match_naive(seed, channels):
+@pytest.mark.parametrize(("seed", "channels", "mode"),
+                         [(0, 1, "mean"), (1, 3, "mean"), (2, 3, "mean"), (3, 3, "decorrelated"),
+                          (4, 3, "decorrelated")])
+def test_floor_features_match_naive(seed, channels, mode):
     rng = np.random.default_rng(seed)
     h, w = 99 + seed * 5, 130 + seed * 3  # odd sizes, partial tiles dropped
     px = rng.normal(120, 6, (h, w, channels)).astype(np.float32)
@@ -73,26 +93,105 @@ def test_floor_features_match_naive(seed, channels):
     px[30:40, 50:70] = 80.0  # a constant patch
     img = LoadedImage(px, noisestat.load_image(px if channels == 3 else px[:, :, 0]).info)
     seg = segment(img, method="grid", rows=2, cols=3)
-    fg, bg, allv = _floor_features(img, img.gray(), seg, block=8, q=10.0, min_blocks=4)
-    nfg, nbg = _naive_floor(px, seg.labels, seg.boxes, 8, 10.0, 255.0)
+    q = 10.0 if mode == "mean" else 50.0
+    fg, bg, allv, tiles = _floor_features(img, img.gray(), seg, block=8, q=q, min_blocks=4, mode=mode)
+    assert tiles.mode == mode
+    nfg, nbg = _naive_floor(px, seg.labels, seg.boxes, 8, q, 255.0, mode)
+    k = _white_noise_quantile(mode, q, 16, channels)
     assert np.isfinite(nfg).sum() >= 4  # the reference is not vacuous
-    np.testing.assert_allclose(fg, nfg, rtol=1e-6)
-    np.testing.assert_allclose(bg, nbg, rtol=1e-6)
+    np.testing.assert_allclose(fg, nfg / k, rtol=1e-6)
+    np.testing.assert_allclose(bg, nbg / k, rtol=1e-6)
     assert np.isfinite(allv)
 
 
-def test_floor_recovers_per_channel_sigma():
-    # flat colour image, i.i.d. noise of sigma 4 per channel: a tile's mean square over its
-    # 3 x 16 coefficients is sigma^2 chi2_48 / 48, so the 10th percentile of the tile RMS is
-    # sigma * sqrt(chi2.ppf(0.1, 48) / 48) = 0.865 sigma
+@pytest.mark.parametrize(("channels", "mode", "expect_mode"),
+                         [(3, "auto", "decorrelated"), (3, "mean", "mean"), (3, "decorrelated", "decorrelated"),
+                          (1, "auto", "mean")])
+def test_floor_recovers_per_channel_sigma(channels, mode, expect_mode):
+    # flat image, i.i.d. noise of sigma 4 per channel: either tile measure, divided by its
+    # white-noise quantile (chi2 for the channel mean, a Wishart eigenvalue for the
+    # decorrelated one), reads sigma
+    rng = np.random.default_rng(5)
+    base = np.array([120.0, 90.0, 60.0])[:channels]
+    img = np.clip(base + rng.normal(0, 4.0, (256, 256, channels)), 0, 255)
+    img = img if channels == 3 else img[:, :, 0]
+    seg = segment(img, method="grid", rows=1, cols=2)
+    f = object_features(noisestat.load_image(img), seg, features=("sigma_floor",), floor_mode=mode)
+    assert f["sigma_floor_fg"] == pytest.approx([4.0] * 2, rel=0.04)
+    assert f["floor_decorrelated"][0] == float(expect_mode == "decorrelated")
+    if channels == 3:
+        assert f["channel_independence"][0] > 0.3  # about 0.4 for independent channels
+    else:
+        assert np.isnan(f["channel_independence"][0])
+
+
+def test_white_noise_quantile_matches_closed_form_and_simulation():
     from scipy.stats import chi2
 
-    rng = np.random.default_rng(5)
-    img = np.clip(np.array([120.0, 90.0, 60.0]) + rng.normal(0, 4.0, (256, 256, 3)), 0, 255)
-    seg = segment(img, method="grid", rows=1, cols=2)
-    f = object_features(noisestat.load_image(img), seg, features=("sigma_floor",))
-    expected = 4.0 * math.sqrt(chi2.ppf(0.1, 48) / 48)
-    assert f["sigma_floor_fg"] == pytest.approx([expected] * 2, rel=0.04)
+    assert _white_noise_quantile("mean", 10.0, 16, 3) == pytest.approx(math.sqrt(chi2.ppf(0.1, 48) / 48))
+    # an independent simulation of the decorrelated tile: 3 channels x 16 coefficients of N(0, 1)
+    rng = np.random.default_rng(99)
+    lam = []
+    for _ in range(20000):
+        z = rng.standard_normal((3, 16))
+        lam.append(np.linalg.eigvalsh(z @ z.T / 16)[0])
+    assert _white_noise_quantile("decorrelated", 50.0, 16, 3) == pytest.approx(
+        math.sqrt(np.percentile(lam, 50)), rel=0.01)
+
+
+def _textured_scene(seed: int) -> np.ndarray:
+    """Three colour bands with i.i.d. noise sigma 2; the left band carries strong luminance texture."""
+    rng = np.random.default_rng(seed)
+    h, w = 192, 288
+    img = np.empty((h, w, 3))
+    img[:, :96] = (140.0, 110.0, 80.0)
+    img[:, 96:192] = (90.0, 120.0, 150.0)
+    img[:, 192:] = (120.0, 140.0, 100.0)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, 96)), (0, 0), 0.7)
+    img[:, :96] += (25.0 / tex.std()) * tex[:, :, None] * np.array([1.0, 0.9, 0.8])  # the same in every channel
+    return img + rng.normal(0, 2.0, img.shape)
+
+
+def test_decorrelated_floor_ignores_luminance_texture():
+    img = noisestat.load_image(np.clip(_textured_scene(0), 0, 255))
+    seg = segment(img, method="grid", rows=1, cols=3)
+    dec = object_features(img, seg, features=("sigma_floor",), floor_mode="decorrelated")["sigma_floor_fg"]
+    mean = object_features(img, seg, features=("sigma_floor",), floor_mode="mean")["sigma_floor_fg"]
+    # under strong texture the smallest eigenvalue is that of the 2-D noise left across the
+    # texture's colour direction, a little larger than the smallest of three: up to ~11 % high
+    assert dec == pytest.approx([2.0] * 3, rel=0.15)
+    assert mean[0] > 2.5 * mean[1]  # the channel mean reads the texture as noise (5.7 against 2.0)
+
+
+def test_textured_object_is_not_flagged_but_a_noisy_one_is():
+    img = _textured_scene(1)
+    rng = np.random.default_rng(2)
+    img[:, 192:] += rng.normal(0, 8.0, (192, 96, 3))  # the "spliced" band: extra noise
+    img = np.clip(img, 0, 255)
+    auto = objects_localizer(img, segmenter="grid", n_objects=9)
+    assert auto.extras["floor"]["mode"] == "decorrelated"
+    band = np.zeros(img.shape[:2], bool)
+    band[:, 192:] = True
+    assert np.array_equal(auto.mask, band)
+    mean = objects_localizer(img, segmenter="grid", n_objects=9, floor_mode="mean")
+    assert mean.mask[:, :96].all()  # with the channel mean, the textured band is flagged too
+
+
+def test_jpeg_colour_image_uses_the_channel_mean():
+    from noisestat.synth import _jpeg
+
+    img = _jpeg(np.rint(np.clip(_textured_scene(3), 0, 255)).astype(np.uint8), 90)
+    loc = objects_localizer(img, segmenter="grid", n_objects=9)
+    assert loc.extras["floor"]["mode"] == "mean"
+    assert loc.extras["floor"]["channel_independence"] < 0.2
+
+
+def test_floor_mode_validation():
+    with pytest.raises(ValueError, match="floor_mode"):
+        objects_localizer(np.zeros((64, 64, 3)), floor_mode="chroma")
+    gray = np.random.default_rng(0).normal(120, 4, (96, 96))
+    with pytest.raises(ValueError, match="3-channel"):
+        objects_localizer(gray, segmenter="grid", floor_mode="decorrelated")
 
 
 def test_sigma_r_feature_matches_naive(rng):

@@ -12,7 +12,7 @@ from .._validate import as_image, as_region_mask, check_choice, check_int
 from ..types import NoiseEstimate
 from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
-__all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband", "diagonal_energy"]
+__all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband", "diagonal_coefficients", "diagonal_energy"]
 
 WAVELETS = ("haar", "db2", "db3", "db4", "db6", "db8")
 #: Phi^{-1}(3/4): median(|X|) / MAD_GAUSS = sigma for X ~ N(0, sigma**2) (Donoho's 0.6745)
@@ -117,6 +117,47 @@ def diagonal_subband(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     return _filter_down(_filter_down(x, g, 0), g, 1)
 
 
+def diagonal_coefficients(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
+    """Finest-scale diagonal coefficients of every channel on the 2 x 2 pixel-block grid.
+
+    Parameters
+    ----------
+    pixels : ndarray, shape (H, W) or (H, W, C)
+        Clean float pixels (channel-last), H and W at least the wavelet's
+        support (``2N``).
+    wavelet : str, default "haar"
+        See :func:`daubechies_filters`.
+
+    Returns
+    -------
+    ndarray, float64, shape (H // 2, W // 2, C)
+        ``D[b, c, ch] = HH_ch[k, l]`` (:func:`diagonal_subband` of channel
+        ``ch``) for the coefficient whose support (``2N x 2N`` pixels, rows
+        ``2k .. 2k + 2N - 1``) is centred on the pixel block ``(2b, 2b + 1) x
+        (2c, 2c + 1)``: ``k = b - (N - 1) // 2``, likewise ``l`` (exact for
+        Haar, within half a block for longer filters). Blocks near the border
+        without a full coefficient are NaN. A 2-D input gives C = 1.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    >>> diagonal_coefficients(x)[..., 0]  # Haar HH of the top-left block is (0 - 2 - 2 + 0) / 2
+    array([[-2.,  0.],
+           [ 0.,  0.]])
+    """
+    x = np.asarray(pixels)
+    planes = [x] if x.ndim == 2 else [x[:, :, c] for c in range(x.shape[2])]
+    _, g = daubechies_filters(wavelet)
+    h, w = x.shape[0] // 2, x.shape[1] // 2
+    out = np.full((h, w, len(planes)), np.nan)
+    off = (g.size // 2 - 1) // 2
+    for i, plane in enumerate(planes):
+        hh = diagonal_subband(plane, wavelet)
+        kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
+        out[off : off + kh, off : off + kw, i] = hh[:kh, :kw]
+    return out
+
+
 def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     """Squared finest-scale diagonal coefficients on the 2 x 2 pixel-block grid, mean over channels.
 
@@ -132,11 +173,8 @@ def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     Returns
     -------
     ndarray, float64, shape (H // 2, W // 2)
-        ``E[b, c] = HH[k, l] ** 2`` (mean over channels) for the coefficient whose support
-        (``2N x 2N`` pixels, rows ``2k .. 2k + 2N - 1``) is centred on the
-        pixel block ``(2b, 2b + 1) x (2c, 2c + 1)``: ``k = b - (N - 1) // 2``,
-        likewise ``l`` (exact for Haar, within half a block for longer
-        filters). Blocks near the border without a full coefficient are NaN.
+        The mean over channels of the squares of
+        :func:`diagonal_coefficients` (same grid; NaN near the border).
 
     Notes
     -----
@@ -151,22 +189,8 @@ def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
     array([[4., 0.],
            [0., 0.]])
     """
-    x = np.asarray(pixels)
-    planes = [x] if x.ndim == 2 else [x[:, :, c] for c in range(x.shape[2])]
-    _, g = daubechies_filters(wavelet)
-    h, w = x.shape[0] // 2, x.shape[1] // 2
-    out = np.full((h, w), np.nan)
-    off = (g.size // 2 - 1) // 2
-    for i, plane in enumerate(planes):
-        hh = diagonal_subband(plane, wavelet)
-        kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
-        sq = hh[:kh, :kw] ** 2
-        if i == 0:
-            out[off : off + kh, off : off + kw] = sq
-        else:
-            out[off : off + kh, off : off + kw] += sq
-    out /= len(planes)
-    return out
+    d = diagonal_coefficients(pixels, wavelet)
+    return np.mean(d * d, axis=2)
 
 
 def estimate_noise_mad(
