@@ -15,7 +15,7 @@ Printed per method and ``sigma`` (mean and median over hosts x seeds):
   were perfect (the objects that are more than half spliced), so that the
   loss due to segmentation and the loss due to selection can be told apart.
 
-    python benchmarks/synthetic_objects.py [--methods objects,fusion] [--sigmas 3,5,8] [--seeds 3] [--cases]
+    python benchmarks/synthetic_objects.py [--methods objects,fusion] [--sigmas 3,5,8] [--seeds 3] [--first-seed 0] [--cases]
 """
 
 from __future__ import annotations
@@ -49,12 +49,16 @@ def oracle_f1(labels: np.ndarray, truth: np.ndarray) -> float:
     return float(confusion(take[lab].reshape(truth.shape), truth).f1)
 
 
-def cases(hosts: list[str], seeds: int, sigma: float, host_sigma: float, fraction: float):
-    """Yield (host name, seed, Splice) for every host and seed at one donor noise level."""
+def cases(hosts: list[str], seeds: int | range, sigma: float, host_sigma: float, fraction: float):
+    """Yield (host name, seed, Splice) for every host and seed at one donor noise level.
+
+    ``seeds``: a count (seeds ``0 .. seeds - 1``) or a range of seeds.
+    """
+    seeds = range(seeds) if isinstance(seeds, int) else seeds
     for i, name in enumerate(hosts):
         donor = sample_image(hosts[(i + 1) % len(hosts)])
         clean = sample_image(name).astype(np.float64)
-        for seed in range(seeds):
+        for seed in seeds:
             rng = np.random.default_rng(seed)
             host = np.clip(clean + rng.normal(0.0, host_sigma, clean.shape), 0, 255).astype(np.float32)
             yield name, seed, make_splice(host, donor, region="blob", region_fraction=fraction,
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hosts", default=DEFAULT_HOSTS)
     p.add_argument("--sigmas", default="3,5,8")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first .. first + seeds - 1")
     p.add_argument("--host-sigma", type=float, default=2.0)
     p.add_argument("--fraction", type=float, default=0.12)
     p.add_argument("--cases", action="store_true", help="also print one line per case")
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     noisestat.warmup()
     t0 = time.perf_counter()
     print(f"hosts {', '.join(hosts)} (+ N(0, {args.host_sigma:g}) noise), donor blob {args.fraction:.0%} "
-          f"of the image with extra noise sigma, seeds 0..{args.seeds - 1}")
+          f"of the image with extra noise sigma, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")
     header = (f"{'method':10s} {'sigma':>5s} {'n':>3s} | {'mask F1 mean':>12s} {'median':>6s} | "
               f"{'F1-best':>7s} {'AUC':>6s} | {'oracle F1':>9s}")
     print(header)
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         for sigma in sigmas:
             f1, f1b, auc, orc = [], [], [], []
-            for name, seed, sp in cases(hosts, args.seeds, sigma, args.host_sigma, args.fraction):
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            for name, seed, sp in cases(hosts, seeds, sigma, args.host_sigma, args.fraction):
                 loc = noisestat.localize(sp.image, method=method)
                 f1.append(confusion(loc.mask, sp.mask).f1)
                 ev = evaluate_map(loc.heatmap.values, sp.mask)
