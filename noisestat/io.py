@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "jpeg_quality_from_tables",
+    "ijg_luma_table",
     "save_gray_png",
     "save_mask_png",
     "save_rgb_png",
@@ -65,6 +66,38 @@ _IJG_LUMA = np.array(
 )
 
 
+def ijg_luma_table(quality: float) -> np.ndarray:
+    """The IJG (libjpeg, Pillow, OpenCV) luminance quantisation table at a quality.
+
+    Parameters
+    ----------
+    quality : float
+        IJG quality, 1-100 (rounded to the nearest integer).
+
+    Returns
+    -------
+    ndarray, int64, shape (8, 8)
+        ``clip(floor((T * s + 50) / 100), 1, 255)`` with ``T`` the standard table
+        (ITU-T T.81 Annex K) and ``s = 5000 / q`` below 50, ``200 - 2q`` from 50
+        (baseline tables, as libjpeg's ``jpeg_set_quality(..., force_baseline=TRUE)``).
+
+    Raises
+    ------
+    ValueError
+        ``quality`` outside 1-100.
+
+    Examples
+    --------
+    >>> int(ijg_luma_table(50)[0, 0]), int(ijg_luma_table(90)[0, 0])
+    (16, 3)
+    """
+    q = int(round(float(quality)))
+    if not 1 <= q <= 100:
+        raise ValueError(f"quality={quality!r} is outside 1-100; pass an IJG quality")
+    scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+    return np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255).astype(np.int64).reshape(8, 8)
+
+
 def jpeg_quality_from_tables(luma_table: Any) -> float:
     """Estimate the IJG quality (1-100) that produced a luminance quantisation table.
 
@@ -89,9 +122,7 @@ def jpeg_quality_from_tables(luma_table: Any) -> float:
         raise ValueError(f"luma_table has {t.size} entries; a JPEG quantisation table has 64")
     best_q, best_err = 50, np.inf
     for q in range(1, 101):
-        scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
-        ref = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
-        err = float(np.mean(np.abs(ref - t)))
+        err = float(np.mean(np.abs(ijg_luma_table(q).ravel() - t)))
         if err < best_err:
             best_q, best_err = q, err
     return float(best_q)
@@ -217,10 +248,12 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
         mode = im.mode
         is_jpeg = fmt in ("JPEG", "MPO")
         quality = None
+        luma_table = None
         if is_jpeg:
             q = getattr(im, "quantization", None) or {}
-            if 0 in q:
+            if 0 in q and len(q[0]) == 64:
                 quality = jpeg_quality_from_tables(q[0])
+                luma_table = tuple(int(v) for v in q[0])
         orientation = 1
         try:
             orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -254,6 +287,7 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
         sha256=sha,
         is_jpeg=is_jpeg,
         jpeg_quality=quality,
+        jpeg_luma_table=luma_table,
         orientation=orientation,
         alpha_dropped=alpha,
         converted_from=converted,

@@ -62,6 +62,9 @@ class ImageInfo:
     jpeg_quality : float or None
         Quality estimated from the luminance quantisation table (IJG scale),
         ``None`` when not JPEG.
+    jpeg_luma_table : tuple of 64 int or None
+        The file's luminance quantisation table in natural (row-major) order,
+        ``None`` when not a JPEG file (JPEG-domain maps such as ``adq`` use it).
     orientation : int
         EXIF orientation tag (1 = normal). Pixels are *not* rotated; masks
         are drawn on stored pixels.
@@ -81,6 +84,7 @@ class ImageInfo:
     sha256: str | None = None
     is_jpeg: bool = False
     jpeg_quality: float | None = None
+    jpeg_luma_table: tuple[int, ...] | None = None
     orientation: int = 1
     alpha_dropped: bool = False
     converted_from: str | None = None

@@ -1,0 +1,166 @@
+"""Aligned double-JPEG map: kernels against naive references, known first tables, refusals."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import noisestat
+from noisestat.io import ijg_luma_table
+from noisestat.maps.adq import ZIGZAG, adq_map, analyze_double_jpeg, block_dct, dq_factor
+from noisestat.metrics import evaluate_map
+from noisestat.synth import sample_image
+
+
+def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+def _decode(b: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(b)) as im:
+        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
+
+
+def _write(tmp_path, name: str, b: bytes):
+    p = tmp_path / name
+    p.write_bytes(b)
+    return p
+
+
+def _host(name: str = "chelsea", seed: int = 0) -> np.ndarray:
+    # a never-compressed photo with a little sensor noise
+    rng = np.random.default_rng(seed)
+    a = sample_image(name).astype(np.float64)
+    return np.clip(np.rint(a + rng.normal(0, 1.0, a.shape)), 0, 255).astype(np.uint8)
+
+
+def test_zigzag_is_the_jpeg_scan():
+    # ITU-T T.81 figure 5: the first coefficients of the zigzag sequence
+    assert ZIGZAG[:10].tolist() == [0, 1, 8, 16, 9, 2, 3, 10, 17, 24]
+    assert ZIGZAG[-3:].tolist() == [55, 62, 63]
+    assert sorted(ZIGZAG.tolist()) == list(range(64))
+
+
+def test_block_dct_matches_scipy(rng):
+    from scipy.fft import dctn
+
+    x = rng.normal(0, 30, (37, 45))  # partial blocks are dropped
+    c = block_dct(x)
+    assert c.shape == (4, 5, 8, 8)
+    for a in range(4):
+        for b in range(5):
+            ref = dctn(x[8 * a : 8 * a + 8, 8 * b : 8 * b + 8], norm="ortho")
+            np.testing.assert_allclose(c[a, b], ref, atol=1e-9)
+
+
+def _naive_dq(x: int, q1: int, q2: int) -> float:
+    """(q1 / q2) * #{k : round(q1 k / q2) = x}, a half-way value counting half in each bin."""
+    count = 0.0
+    for k in range(-400, 401):
+        num, den = 2 * q1 * k, q2  # 2 * q1 k / q2 compared with 2x - 1 and 2x + 1, in integers
+        lo, hi = (2 * x - 1) * den, (2 * x + 1) * den
+        if lo < num < hi:
+            count += 1.0
+        elif num in (lo, hi):
+            count += 0.5
+    return q1 / q2 * count
+
+
+@pytest.mark.parametrize(("q1", "q2"), [(3, 2), (5, 3), (7, 10), (6, 4), (9, 9), (2, 8), (13, 5), (11, 16)])
+def test_dq_factor_matches_enumeration(q1, q2):
+    xs = np.arange(-25, 26)
+    got = dq_factor(xs, q1, q2)
+    np.testing.assert_allclose(got, [_naive_dq(int(x), q1, q2) for x in xs], atol=1e-12)
+    period = q1 // math.gcd(q1, q2)  # n(x) repeats every q1 / gcd bins and averages to 1
+    assert dq_factor(np.arange(period), q1, q2).mean() == pytest.approx(1.0)
+    if q2 % q1 == 0:
+        np.testing.assert_allclose(got, 1.0)
+
+
+@pytest.mark.parametrize(("q_first", "q_second"), [(60, 90), (50, 80), (75, 95)])
+def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_second):
+    host = _decode(_jpeg_bytes(_host("chelsea"), q_first)).copy()
+    donor = _host("coffee", 1)
+    mask = np.zeros(host.shape[:2], bool)
+    mask[100:220, 150:330] = True  # never-compressed content pasted before the second save
+    host[mask] = donor[: host.shape[0], : host.shape[1]][mask]
+    path = _write(tmp_path, "dq.jpg", _jpeg_bytes(host, q_second))
+    a = analyze_double_jpeg(path)
+    assert a.table_source == "file"
+    np.testing.assert_array_equal(a.q2, ijg_luma_table(q_second))
+    true_q1 = ijg_luma_table(q_first).ravel()
+    inf = list(a.informative)
+    assert len(inf) >= 6
+    hits = np.sum(a.q1.ravel()[inf] == true_q1[inf])
+    assert hits >= 0.7 * len(inf), (a.q1.ravel()[inf], true_q1[inf])
+    hm = adq_map(path)
+    assert hm.applicable and hm.values.shape == mask.shape
+    m = evaluate_map(hm.values, mask)
+    assert m.auc > 0.95 and m.f1_best > 0.85
+    # blocks whose analysed coefficients are all 0 (flat areas) carry no evidence: 0.5
+    assert hm.values[mask].mean() > 0.8 and hm.values[~mask].mean() < 0.3
+
+
+@pytest.mark.parametrize("quality", [70, 85, 95])
+def test_single_compression_is_not_applicable(tmp_path, quality):
+    path = _write(tmp_path, "s.jpg", _jpeg_bytes(_host("chelsea", 2), quality))
+    hm = adq_map(path)
+    assert not hm.applicable and "no aligned double-compression trace" in hm.note
+    assert not hm.values.any()
+
+
+def test_gray_jpeg_and_array_with_quality(tmp_path):
+    gray = _host("camera")
+    b = _jpeg_bytes(_decode(_jpeg_bytes(gray, 55)), 85)
+    hm = adq_map(_write(tmp_path, "g.jpg", b))
+    assert hm.applicable
+    # the same pixels as an array: not known to be JPEG unless forced with a quality
+    arr = noisestat.load_image(_decode(b))
+    assert not adq_map(arr).applicable
+    info = arr.info.__class__(**{**arr.info.to_dict(), "jpeg_quality": 85.0})
+    forced = adq_map(noisestat.types.LoadedImage(arr.pixels, info), force=True)
+    assert forced.applicable and forced.params["table"] == "IJG quality 85"
+    np.testing.assert_allclose(forced.values, hm.values)
+
+
+def test_off_grid_pixels_are_refused(tmp_path):
+    b = _jpeg_bytes(_decode(_jpeg_bytes(_host("chelsea"), 60)), 90)
+    px = _decode(b)[3:, 5:]  # cropped after the last compression: the grid moved
+    img = noisestat.load_image(px)
+    info = img.info.__class__(**{**img.info.to_dict(), "is_jpeg": True, "jpeg_quality": 90.0})
+    hm = adq_map(noisestat.types.LoadedImage(img.pixels, info))
+    assert not hm.applicable and "lattice" in hm.note
+
+
+def test_not_jpeg_and_bad_parameters(tmp_path):
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    hm = adq_map(img)
+    assert not hm.applicable and "not known to be JPEG" in hm.note
+    with pytest.raises(ValueError, match="quantisation table"):
+        analyze_double_jpeg(img)
+    with pytest.raises(ValueError, match="coefficients"):
+        adq_map(img, coefficients=0)
+    with pytest.raises(ValueError, match="odd"):
+        adq_map(img, median=4)
+    with pytest.raises(TypeError, match="force"):
+        adq_map(img, force="yes")
+    with pytest.raises(ValueError, match="smaller"):
+        adq_map(np.zeros((8, 8), np.uint8))
+
+
+def test_jpeg_file_records_its_table(tmp_path):
+    path = _write(tmp_path, "q.jpg", _jpeg_bytes(_host("chelsea"), 77))
+    info = noisestat.load_image(path).info
+    assert info.jpeg_luma_table == tuple(int(v) for v in ijg_luma_table(77).ravel())
+    assert info.jpeg_quality == 77
+    png = tmp_path / "p.png"
+    Image.fromarray(_host("chelsea")).save(png)
+    assert noisestat.load_image(png).info.jpeg_luma_table is None
+    with pytest.raises(ValueError, match="quality"):
+        ijg_luma_table(0)
