@@ -60,7 +60,7 @@ from noisestat.synth import available_sample_images, make_splice, protocols, sam
 
 POS_MIN, NEG_MAX = 0.75, 0.25
 #: maps the model is fitted with (fusion's default maps plus the slower kurtosis map)
-FIT_MAPS = "median_residual,wavelet_mad,ela,kurtosis"
+FIT_MAPS = "median_residual,wavelet_mad,ela,adq,kurtosis"
 #: natural photographs among the sample images, used as hosts
 HOSTS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
 C_REG = 1.0

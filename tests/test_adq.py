@@ -164,3 +164,14 @@ def test_jpeg_file_records_its_table(tmp_path):
     assert noisestat.load_image(png).info.jpeg_luma_table is None
     with pytest.raises(ValueError, match="quality"):
         ijg_luma_table(0)
+
+
+@pytest.mark.parametrize(("name", "quality"), [("chelsea", 75), ("coffee", 90)])
+def test_large_resampled_single_compression_has_no_trace(tmp_path, name, quality):
+    # a photo upscaled to 3 MP and saved once: the shifted-grid model is off by more than
+    # Poisson noise on 49k blocks; the model-error term keeps that from reading as a trace
+    import cv2
+
+    big = cv2.resize(_host(name, 3), (2048, 1536), interpolation=cv2.INTER_CUBIC)
+    hm = adq_map(_write(tmp_path, "big.jpg", _jpeg_bytes(big, quality)))
+    assert not hm.applicable

@@ -321,3 +321,60 @@ def test_synthetic_benchmark_script(capsys):
     out = capsys.readouterr().out
     row = [ln for ln in out.splitlines() if ln.startswith("objects")]
     assert len(row) == 1 and row[0].split()[1:3] == ["8", "2"]
+
+
+def _jpeg_file(tmp_path, name, img, quality):
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=quality)
+    return path
+
+
+def test_auto_features_use_the_double_jpeg_trace(tmp_path):
+    from PIL import Image
+
+    from noisestat.metrics import confusion
+
+    rng = np.random.default_rng(4)
+    host = np.clip(sample_image("chelsea") + rng.normal(0, 1.0, (300, 451, 3)), 0, 255)
+    first = np.asarray(Image.open(_jpeg_file(tmp_path, "first.jpg", host, 60))).astype(np.float64)
+    sp = make_splice(first, sample_image("coffee"), region="blob", region_fraction=0.12, seed=3)
+    path = _jpeg_file(tmp_path, "double.jpg", sp.image, 90)
+    loc = objects_localizer(path)
+    assert loc.params["features"] == "adq"
+    assert "adq_fg" in loc.objects[0].features
+    assert evaluate_map(loc.heatmap.values, sp.mask).f1_best > 0.8
+    assert confusion(loc.mask, sp.mask).f1 > 0.7
+    # a single compression has no trace: the noise floor is used, and asking for adq is refused
+    single = _jpeg_file(tmp_path, "single.jpg", host, 85)
+    assert objects_localizer(single).params["features"] == "sigma_floor"
+    with pytest.raises(ValueError, match="'adq' does not apply"):
+        objects_localizer(single, features="adq")
+    # arrays are not known to be JPEG: the noise floor
+    assert objects_localizer(np.asarray(Image.open(path))).params["features"] == "sigma_floor"
+
+
+def test_adq_feature_matches_region_means(tmp_path):
+    from PIL import Image
+
+    from noisestat.maps.adq import adq_map
+
+    rng = np.random.default_rng(5)
+    host = np.clip(sample_image("astronaut")[:256, :320] + rng.normal(0, 1.0, (256, 320, 3)), 0, 255)
+    first = np.asarray(Image.open(_jpeg_file(tmp_path, "a.jpg", host, 55))).astype(np.float64)
+    path = _jpeg_file(tmp_path, "b.jpg", first, 85)
+    img = noisestat.load_image(path)
+    seg = segment(img, method="grid", rows=2, cols=2)
+    f = object_features(img, seg, features=("adq",), min_pixels=16)
+    p = adq_map(img).values.astype(np.float64)
+    for i in range(4):
+        m = seg.labels == i + 1
+        r0, c0, r1, c1 = seg.boxes[i]
+        box = np.zeros_like(m)
+        box[r0:r1, c0:c1] = True
+        assert f["adq_fg"][i] == pytest.approx(max(p[m].mean(), 0.01), rel=1e-9)
+        bg = box & ~m
+        if bg.sum() >= 16:
+            assert f["adq_bg"][i] == pytest.approx(max(p[bg].mean(), 0.01), rel=1e-9)
+    assert f["adq_all"][0] == pytest.approx(max(p.mean(), 0.01))

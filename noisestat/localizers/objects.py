@@ -37,7 +37,7 @@ from ._regions import region_sums
 
 __all__ = ["objects_localizer", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
 
-FEATURES = ("sigma_floor", "sigma_p", "sigma_r", "ela")
+FEATURES = ("sigma_floor", "sigma_p", "sigma_r", "ela", "adq")
 
 #: Fixed mapping of an object's dissimilarity to the host to heatmap values
 #: (standardized mode): an object 2.5 units (``z_scale``) from the host,
@@ -47,6 +47,9 @@ VALUE_SCALE = 0.05
 #: ELA feature: mean ELA / (mean gradient magnitude + 4 gray levels). ELA follows
 #: edges; the offset keeps flat regions from dividing by ~0.
 ELA_GRADIENT_OFFSET = 4.0
+#: ADQ feature: region means of the single-compression probability are floored at
+#: this before the log of standardized mode (a region can read 0 exactly).
+ADQ_FLOOR = 0.01
 
 
 def _parse_features(features: Any) -> tuple[str, ...]:
@@ -82,6 +85,7 @@ def object_features(
     floor_block: int = 8,
     floor_percentile: float | None = None,
     floor_mode: str = "auto",
+    adq: Heatmap | None = None,
 ) -> dict[str, np.ndarray]:
     """Noise features of every object's foreground and background.
 
@@ -103,8 +107,12 @@ def object_features(
         the image's ``smooth_percentile`` percentile), as in the paper;
         ``"ela"``: mean error level (:func:`noisestat.maps.ela.ela_map`) over
         the region divided by its mean gradient magnitude plus 4 gray levels
-        (JPEG inputs only).
-        Clipped pixels are left out of every feature.
+        (JPEG inputs only);
+        ``"adq"``: mean over the region of the aligned double-JPEG map
+        (:func:`noisestat.maps.adq.adq_map`, the probability that a block was
+        compressed once), floored at :data:`ADQ_FLOOR` (JPEG inputs with a
+        double-compression trace only).
+        Clipped pixels are left out of every feature but ``"adq"``.
     min_pixels : int
         Regions with fewer usable pixels get NaN (invalid), never a guess.
     floor_percentile : float, optional
@@ -121,6 +129,8 @@ def object_features(
         noise (median ``lambda_min / (trace / 3)`` over tiles at least
         :data:`CHANNEL_INDEPENDENCE_MIN`), else the mean. Chroma-subsampled
         JPEG images have smoothed, quantised chroma and get the mean.
+    adq : Heatmap, optional
+        A precomputed ``adq_map(img)`` for the ``"adq"`` feature.
 
     Returns
     -------
@@ -136,7 +146,8 @@ def object_features(
     Raises
     ------
     ValueError
-        ``floor_mode="decorrelated"`` on an image without 3 channels.
+        ``floor_mode="decorrelated"`` on an image without 3 channels; ``"ela"``
+        or ``"adq"`` where the map does not apply.
     """
     import cv2
 
@@ -191,6 +202,19 @@ def object_features(
             out["ela_fg"] = np.where(fg[:, 0] >= min_pixels, fg[:, 1] / (fg[:, 2] + c * fg[:, 0]), np.nan)
             out["ela_bg"] = np.where(bg[:, 0] >= min_pixels, bg[:, 1] / (bg[:, 2] + c * bg[:, 0]), np.nan)
         out["ela_all"] = np.array([e.sum() / (gmag.sum() * scale + c * e.size)])
+    if "adq" in features:
+        if adq is None:
+            from ..maps.adq import adq_map
+
+            adq = adq_map(img)
+        if not adq.applicable:
+            raise ValueError(f"features: 'adq' does not apply to this image ({adq.note})")
+        pa = adq.values.astype(np.float64)
+        fg, bg = region_sums([ones, pa], seg.labels, seg.boxes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["adq_fg"] = np.where(fg[:, 0] >= min_pixels, np.maximum(fg[:, 1] / fg[:, 0], ADQ_FLOOR), np.nan)
+            out["adq_bg"] = np.where(bg[:, 0] >= min_pixels, np.maximum(bg[:, 1] / bg[:, 0], ADQ_FLOOR), np.nan)
+        out["adq_all"] = np.array([max(float(pa.mean()), ADQ_FLOOR)])
     if "sigma_p" in features:
         from ..noise.pca import estimate_noise_pca
 
@@ -415,9 +439,13 @@ def objects_localizer(
     n_objects : int, default 32
         Target (maximum) number of objects for the segmenter.
     features : str, default "auto"
-        Comma-separated names from ``("sigma_floor", "sigma_p", "sigma_r")``
-        (see :func:`object_features`). ``"auto"``: ``"sigma_floor"`` in
-        standardized mode, ``"sigma_p,sigma_r"`` (the paper's) in paper mode.
+        Comma-separated names from :data:`FEATURES` (see
+        :func:`object_features`). ``"auto"``: in paper mode ``"sigma_p,sigma_r"``
+        (the paper's); in standardized mode ``"adq"`` for a JPEG input whose
+        aligned double-JPEG map applies (a double-compression trace was found:
+        then the trace, not the noise of a compressed image, tells objects
+        apart), else ``"sigma_floor"``. ``params["features"]`` records the
+        choice.
     select : {"auto", "top"}, default "auto"
         ``"auto"``: the mask holds every object whose heatmap value is at least
         0.5 (possibly none, possibly several). ``"top"``: only the most
@@ -482,7 +510,9 @@ def objects_localizer(
     Standardized mode: ``z_i = (log f^fg_i - log f_image) / (z_scale sqrt(d))``
     and ``S_i = (1, z_i)``. The leading 1 is the host direction: ``1 - cos(S_i,
     host) = 1 - 1 / sqrt(1 + |z_i|^2)`` grows with the object's distance from
-    the host whatever its direction (noisier or cleaner). The default feature
+    the host whatever its direction (noisier or cleaner). The ``"adq"``
+    feature is one-sided (``z`` floored at 0): an object more clearly doubly
+    compressed than the image as a whole is not suspicious. The default feature
     is the wavelet-domain noise floor (a low percentile of the 8x8 tile RMS of
     the finest diagonal db4 coefficients of the colour channels, Donoho's
     HH1 noise measure taken per tile), which texture cannot lower.
@@ -511,7 +541,8 @@ def objects_localizer(
         raise TypeError(f"brightness_correction must be True or False, got {brightness_correction!r}")
     if not isinstance(segmenter, str):
         raise TypeError(f"segmenter must be a string, got {segmenter!r}")
-    if features == "auto":
+    auto = isinstance(features, str) and features == "auto"
+    if auto:
         features = "sigma_floor" if mode == "standardized" else "sigma_p,sigma_r"
     feats = _parse_features(features)
     params = dict(mode=mode, segmenter=segmenter, n_objects=n_objects, features=",".join(feats),
@@ -520,9 +551,17 @@ def objects_localizer(
                   floor_mode=floor_mode)
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
+    adq_hm = None
+    if auto and mode == "standardized" and img.info.is_jpeg:
+        from ..maps.adq import adq_map
+
+        adq_hm = adq_map(img)
+        if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
+            feats = ("adq",)
+            params["features"] = "adq"
     seg = _segment(img, segmenter, n_objects)
     t1 = time.perf_counter()
-    f = object_features(img, seg, features=feats, min_pixels=min_pixels, floor_mode=floor_mode)
+    f = object_features(img, seg, features=feats, min_pixels=min_pixels, floor_mode=floor_mode, adq=adq_hm)
     t2 = time.perf_counter()
     n = seg.n_objects
     fg = np.stack([f[f"{k}_fg"] for k in feats], axis=1)
@@ -551,6 +590,9 @@ def objects_localizer(
                 wts = f["area"][idx]
                 ref = np.array([_weighted_median(x[:, k], wts) for k in range(x.shape[1])])
             z = (x - ref) / (z_scale * np.sqrt(x.shape[1]))
+            if "adq" in feats:  # one-sided: only a higher single-compression probability is suspicious
+                j = feats.index("adq")
+                z[:, j] = np.maximum(z[:, j], 0.0)
             s = np.hstack([np.ones((idx.size, 1)), z])
         dm = cosine_dissimilarity(s)
         dm_full[np.ix_(idx, idx)] = dm
