@@ -284,8 +284,9 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
     Poisson weights plus a 10 % model error, :data:`MODEL_ERROR`), ``n``
     smoothed by the rounding error measured on the lattice; the fit must
     lower the single-compression ``chi2`` (``alpha = 0``) by at least
-    :data:`CHI2_GAIN_MIN`, on a frequency with at least :data:`MIN_SPREAD`
-    blocks where ``|x| >= 2``.
+    :data:`CHI2_GAIN_MIN` (and by :data:`OUTER_GAIN_MIN` on the bins ``|x|
+    >= 2`` alone), on a frequency with at least :data:`MIN_SPREAD` blocks
+    where ``|x| >= 2``.
     A coefficient ``x != 0`` then has likelihood ratio ``P(x | double) /
     P(x | single) = alpha n(x) + 1 - alpha``, and a block's log-odds of single
     compression is minus the sum of their logs.
