@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -198,31 +198,29 @@ def _luma_table(img: LoadedImage) -> tuple[np.ndarray, str] | None:
     return None
 
 
-def _luma(img: LoadedImage) -> np.ndarray:
-    px = img.pixels.astype(np.float64) * (255.0 / img.info.white_level)
-    if px.shape[2] == 1:
-        return px[:, :, 0]
-    return px[:, :, 0] * 0.299 + px[:, :, 1] * 0.587 + px[:, :, 2] * 0.114  # JFIF Y
+class _Fit(NamedTuple):
+    q1: int
+    alpha: float
+    chi2_single: float
+    chi2_double: float
+    outer_gain: float  # chi-square gain of the best fit on the bins |x| >= 2 alone
+    n: np.ndarray  # smoothed n(x) of the best q1 (ones for the single-compression model)
 
 
-def _fit_frequency(
-    h: np.ndarray, h0: np.ndarray, xs: np.ndarray, q2: int, sig: float
-) -> tuple[int, float, float, float, float]:
+def _fit_frequency(h: np.ndarray, h0: np.ndarray, xs: np.ndarray, q2: int, sig: float) -> _Fit:
     """Best first step ``q1`` and share ``alpha`` for one frequency's histogram ``h``.
 
     Model: ``h ~ alpha n(x) h0 + (1 - alpha) h0`` over the bins ``x != 0``, fitted by
     least squares weighted by ``1 / (h0 + 1 + (MODEL_ERROR h0)^2)``; ``n`` is smoothed
     by the rounding error (Gaussian, ``sig`` bins). Steps that divide ``q2`` give
-    ``n = 1`` (the single-compression model, ``alpha = 1``). Returns ``(q1, alpha,
-    chi2_single, chi2_best, outer_gain)``, the last the chi-square gain of the best fit
-    on the bins ``|x| >= 2`` alone.
+    ``n = 1`` (the single-compression model, ``alpha = 1``).
     """
     use = xs != 0
     g = _smoothing_kernel(sig)
     w = 1.0 / (h0[use] + 1.0 + (MODEL_ERROR * h0[use]) ** 2)
     a2 = (h0 - h)[use]
     base = float(np.sum(w * a2**2))
-    best_q1, best_alpha, best_err, best_outer = 1, 1.0, base, 0.0
+    best = _Fit(1, 1.0, base, base, 0.0, np.ones(xs.size))
     outer = np.abs(xs[use]) >= 2
     for q1 in range(2, Q1_MAX + 1):
         if q2 % q1 == 0:
@@ -237,10 +235,9 @@ def _fit_frequency(
             continue
         r2 = w * (alpha * a1 + a2) ** 2
         err = float(np.sum(r2))
-        if err < best_err:
-            best_q1, best_alpha, best_err = q1, alpha, err
-            best_outer = float(np.sum((w * a2**2 - r2)[outer]))
-    return best_q1, best_alpha, base, best_err, best_outer
+        if err < best.chi2_double:
+            best = _Fit(q1, alpha, base, err, float(np.sum((w * a2**2 - r2)[outer])), n)
+    return best
 
 
 def _smoothing_kernel(sig: float) -> np.ndarray:
@@ -298,7 +295,7 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
         raise ValueError("analyze_double_jpeg needs the last JPEG quantisation table: pass a JPEG file, or an "
                          "image whose info.jpeg_quality is set (IJG table assumed)")
     q2t, source = found
-    y = _luma(img) - 128.0
+    y = img.gray().astype(np.float64) * (255.0 / img.info.white_level) - 128.0  # JFIF Y = BT.601 luma
     c = block_dct(y)
     cs = block_dct(y[1:, 1:])
     hb, wb = c.shape[:2]
@@ -332,14 +329,14 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
             x0 = np.clip(np.rint(flat_s[:, k] / q2).astype(np.int64), -m, m)
             h0 = np.bincount(x0 + m, minlength=xs.size).astype(np.float64)
             h0 *= h.sum() / max(h0.sum(), 1.0)
-            q1, alpha, chi_single, chi_double, outer_gain = _fit_frequency(h, h0, xs, q2, sig_e / q2)
-            chi2[k] = (chi_single, chi_double)
-            if q2 % q1 == 0 or not _trace_kept(chi_single, chi_double, outer_gain, int(np.sum(np.abs(xq) >= 2))):
+            fit = _fit_frequency(h, h0, xs, q2, sig_e / q2)
+            chi2[k] = (fit.chi2_single, fit.chi2_double)
+            if q2 % fit.q1 == 0 or not _trace_kept(fit.chi2_single, fit.chi2_double, fit.outer_gain,
+                                                   int(np.sum(np.abs(xq) >= 2))):
                 continue
-            alphat[k] = alpha
-            q1t[k] = q1
-            g = _smoothing_kernel(sig_e / q2)
-            ratio = alpha * np.convolve(dq_factor(xs, q1, q2), g, mode="same") + (1.0 - alpha)
+            alphat[k] = fit.alpha
+            q1t[k] = fit.q1
+            ratio = fit.alpha * fit.n + (1.0 - fit.alpha)
             lr = np.log(np.maximum(ratio, RATIO_FLOOR))
             lr[m] = 0.0  # zeroed coefficients carry no information
             log_odds -= lr[np.clip(xq, -m, m) + m]
