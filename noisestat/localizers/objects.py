@@ -274,12 +274,16 @@ class _FloorTiles:
     channel_independence: float  # median lambda_min / (trace / 3); NaN for gray images
 
 
-def _floor_tiles(img: LoadedImage, gray: np.ndarray, block: int, mode: str) -> _FloorTiles:
-    """Tile variance of the finest diagonal db4 coefficients, channel mean or decorrelated."""
+def _floor_tiles(img: LoadedImage, unclipped: np.ndarray, block: int, mode: str) -> _FloorTiles:
+    """Tile variance of the finest diagonal db4 coefficients, channel mean or decorrelated.
+
+    ``unclipped``: (hb, wb) tiles without a clipped luma value (the channel-independence
+    ratio is measured on them).
+    """
     from ..noise.mad import diagonal_coefficients
 
-    h, w = gray.shape
-    hb, wb, half = h // block, w // block, block // 2
+    hb, wb = unclipped.shape
+    half = block // 2
     d = diagonal_coefficients(img.pixels, FLOOR_WAVELET)
     nc = d.shape[2]
     t = d[: hb * half, : wb * half].reshape(hb, half, wb, half, nc)
@@ -293,9 +297,8 @@ def _floor_tiles(img: LoadedImage, gray: np.ndarray, block: int, mode: str) -> _
     ev = np.full((hb, wb, 3), np.nan)
     ev[fin] = np.maximum(np.linalg.eigvalsh(cov[fin]), 0.0)
     mean_var = ev.sum(axis=2) / 3.0  # = mean over channels of the squared coefficients
-    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    unclipped = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level) & (mean_var > 0)
-    rho = float(np.median(ev[unclipped, 0] / mean_var[unclipped])) if unclipped.any() else float("nan")
+    sel = unclipped & (mean_var > 0)
+    rho = float(np.median(ev[sel, 0] / mean_var[sel])) if sel.any() else float("nan")
     if mode == "decorrelated" or (mode == "auto" and rho >= CHANNEL_INDEPENDENCE_MIN):
         return _FloorTiles(ev[:, :, 0], "decorrelated", rho)
     return _FloorTiles(mean_var, "mean", rho)
@@ -357,13 +360,14 @@ def _floor_features(
     nan = np.full(n, np.nan)
     if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
         return nan, nan.copy(), float("nan"), None
-    tiles = _floor_tiles(img, gray, block, mode)
+    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
+    unclipped = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level)
+    tiles = _floor_tiles(img, unclipped, block, mode)
     if q is None:
         q = DECORRELATED_PERCENTILE if tiles.mode == "decorrelated" else 10.0
     rms = np.sqrt(tiles.var) / _white_noise_quantile(tiles.mode, float(q), (block // 2) ** 2,
                                                    img.pixels.shape[2])
-    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    ok = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level) & np.isfinite(rms)
+    ok = unclipped & np.isfinite(rms)
     lab = seg.labels[: hb * block, : wb * block].reshape(hb, block, wb, block)
     lmin, lmax = lab.min(axis=(1, 3)), lab.max(axis=(1, 3))
     ok &= lmin == lmax
