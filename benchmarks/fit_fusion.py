@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from noisestat import __version__  # noqa: E402
-from noisestat._validate import as_image  # noqa: E402
+from noisestat.io import as_image  # noqa: E402
 from noisestat.localizers import fusion  # noqa: E402
 from noisestat.synth import available_sample_images, make_splice, protocols, sample_image  # noqa: E402
 

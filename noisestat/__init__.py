@@ -34,7 +34,7 @@ _LAZY = {
     "methods": "noisestat.registry",
     "localize": "noisestat.registry",
     "get_method": "noisestat.registry",
-    "warmup": "noisestat._numba",
+    "warmup": "noisestat.registry",
     "estimate_noise_pca": "noisestat.noise.pca",
     "estimate_noise_weak_texture": "noisestat.noise.weak_texture",
     "estimate_noise_residual": "noisestat.noise.residual",

@@ -7,24 +7,26 @@
   parallel gufuncs across thread-count changes). Parallel kernels write
   per-row or per-thread buffers that callers merge serially, so results do not
   depend on the number of threads.
-* :func:`register_warmup` / :func:`warmup`: kernels register a tiny call that
-  compiles them; benchmarks and long-running services call :func:`warmup`
-  once before timing.
+* :func:`register_warmup`: kernels register a tiny call that compiles them;
+  :func:`noisestat.warmup` (defined in :mod:`noisestat.registry`, which can
+  import every method) calls them all; benchmarks and long-running services
+  call it once before timing.
+
+This module imports numba and the standard library only: it is the ground
+layer every kernel file stands on.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numba
 
-__all__ = ["FASTMATH", "jit", "pjit", "register_warmup", "warmup"]
+__all__ = ["FASTMATH", "jit", "pjit", "register_warmup", "registered_warmups"]
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
 _WARMUPS: list[Callable[[], object]] = []
-_KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment", "noisestat.maps", "noisestat.localizers")
 
 
 def jit(func=None, **kwargs):
@@ -51,28 +53,10 @@ def register_warmup(func: Callable[[], object]) -> Callable[[], object]:
     return func
 
 
-def warmup() -> float:
-    """Compile every registered kernel (imports all method modules first).
+def registered_warmups() -> tuple[Callable[[], object], ...]:
+    """The functions registered with :func:`register_warmup` so far.
 
-    Returns
-    -------
-    float
-        Seconds spent.
+    :func:`noisestat.warmup` (in :mod:`noisestat.registry`) imports every
+    kernel module first and then calls them.
     """
-    import importlib
-    import pkgutil
-
-    from .registry import load_all
-
-    load_all()
-    for pkg_name in _KERNEL_PACKAGES:  # estimators and segmenters are not registry methods
-        try:
-            pkg = importlib.import_module(pkg_name)
-        except ImportError:
-            continue
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(f"{pkg_name}.{mod.name}")
-    t0 = time.perf_counter()
-    for f in list(_WARMUPS):
-        f()
-    return time.perf_counter() - t0
+    return tuple(_WARMUPS)

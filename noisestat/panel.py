@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_image, check_int
+from ._validate import check_int
+from .io import as_image
 from .types import Localization
 
 __all__ = ["object_panel", "heat_colors"]

@@ -26,12 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from ._numba import registered_warmups
 from .types import Heatmap, LoadedImage, Localization
 
 __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_all",
-           "DEFAULT_METHOD", "heatmap_to_localization", "SCORE_QUANTILE"]
+           "DEFAULT_METHOD", "heatmap_to_localization", "SCORE_QUANTILE", "warmup"]
 
 METHOD_PACKAGES = ("noisestat.maps", "noisestat.localizers")
+#: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
+KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
 #: image-level score of a dense map: this quantile of its heatmap values
 SCORE_QUANTILE = 0.99
@@ -93,6 +96,29 @@ def load_all() -> None:
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{pkg_name}.{mod.name}")
     _LOADED = True
+
+
+def warmup() -> float:
+    """Compile every Numba kernel of the package once.
+
+    Imports every module of the estimator, segmentation and method packages
+    (so that their kernels register a warm-up call), then runs each warm-up.
+    Call it before timing anything.
+
+    Returns
+    -------
+    float
+        Seconds spent compiling (or loading compiled kernels from the cache).
+    """
+    load_all()
+    for pkg_name in KERNEL_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg_name}.{mod.name}")
+    t0 = time.perf_counter()
+    for f in registered_warmups():
+        f()
+    return time.perf_counter() - t0
 
 
 def methods() -> list[str]:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validate import array_to_loaded, as_region_mask, check_choice, check_float, check_int
+from ._validate import check_choice, check_float, check_int
+from .io import array_to_loaded, as_region_mask
 
 __all__ = [
     "clean_texture",

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, check_int
+from .._validate import check_int
 from ..heatmap import robust_z
+from ..io import as_image
 from ..registry import get_method, register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
 from .objects import objects_localizer

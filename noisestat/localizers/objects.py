@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, check_choice, check_float, check_int
+from .._validate import check_choice, check_float, check_int
+from ..io import as_image
 from ..registry import register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail, Segmentation
 from ._dissimilarity import algorithm1, cosine_dissimilarity

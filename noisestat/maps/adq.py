@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validate import as_image, check_int
+from .._validate import check_int
+from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
 
@@ -192,8 +193,6 @@ def _luma_table(img: LoadedImage) -> tuple[np.ndarray, str] | None:
     if img.info.jpeg_luma_table is not None:
         return np.asarray(img.info.jpeg_luma_table, dtype=np.int64).reshape(8, 8), "file"
     if img.info.jpeg_quality is not None:
-        from ..io import ijg_luma_table
-
         return ijg_luma_table(img.info.jpeg_quality), f"IJG quality {img.info.jpeg_quality:g}"
     return None
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, check_int
+from .._validate import check_int
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
+from ..io import as_image
 from ..noise.pca import _bad_integral, _channel_center, _single_thread_blas
 from ..registry import register
 from ..types import Heatmap

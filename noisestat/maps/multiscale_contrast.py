@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, check_int
+from .._validate import check_int
 from ..heatmap import robust_logistic, robust_z
+from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
 

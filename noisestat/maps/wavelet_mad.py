@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, check_choice, check_int
+from .._validate import check_choice, check_int
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
+from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, as_region_mask, check_choice, check_int
+from .._validate import check_choice, check_int
+from ..io import as_image, as_region_mask
 from ..types import NoiseEstimate
 
 __all__ = ["estimate_noise_pca", "JPEG_GRIDS", "JPEG_BLOCK"]

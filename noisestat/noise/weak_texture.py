@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image, as_region_mask, check_float, check_int
+from .._validate import check_float, check_int
+from ..io import as_image, as_region_mask
 from ..types import NoiseEstimate
 from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_image
+from ..io import as_image
 from ..types import LoadedImage, Segmentation
 from ._common import boxes_from_labels, normalize_labels
 from .felzenszwalb import felzenszwalb_labels
@@ -124,7 +124,7 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
     Parameters
     ----------
     image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
-        Input image (validated by :func:`noisestat._validate.as_image`).
+        Input image (validated by :func:`noisestat.io.as_image`).
     method : str, default "slic_merge"
         Backend name, one of :func:`backends`.
     **params
