@@ -31,6 +31,7 @@ __all__ = [
     "Confusion",
     "confusion",
     "threshold_sweep",
+    "metric_curve",
     "roc_auc",
     "average_precision",
     "best_threshold",
@@ -186,7 +187,29 @@ def average_precision(score: Any, truth: Any, *, valid: Any = None) -> float:
     return _ap_from_counts(tp, fp, n_pos)
 
 
-def _metric_curve(tp: np.ndarray, fp: np.ndarray, n_pos: float, n_neg: float, metric: str) -> np.ndarray:
+def metric_curve(tp: np.ndarray, fp: np.ndarray, n_pos: float, n_neg: float, metric: str) -> np.ndarray:
+    """F1 or MCC at every threshold of a sweep, from cumulative counts.
+
+    Parameters
+    ----------
+    tp, fp : ndarray, shape (T,)
+        True and false positives at each threshold (e.g. from
+        :func:`threshold_sweep`).
+    n_pos, n_neg : float
+        Numbers of positive and negative pixels.
+    metric : {"f1", "mcc", "iou"}
+
+    Returns
+    -------
+    ndarray, float64, shape (T,)
+        The metric at each threshold; NaN where it is undefined (a zero
+        denominator), never 0.
+
+    Examples
+    --------
+    >>> metric_curve(np.array([0, 1, 2]), np.array([0, 0, 2]), 2, 2, "f1")
+    array([0.        , 0.66666667, 0.66666667])
+    """
     tp = tp.astype(np.float64)
     fp = fp.astype(np.float64)
     fn = n_pos - tp
@@ -217,7 +240,7 @@ def best_threshold(score: Any, truth: Any, *, metric: str = "f1", valid: Any = N
     thr = np.r_[np.inf, thr]
     tp = np.r_[0, tp]
     fp = np.r_[0, fp]
-    curve = _metric_curve(tp, fp, n_pos, n_neg, metric)
+    curve = metric_curve(tp, fp, n_pos, n_neg, metric)
     if not np.isfinite(curve).any():
         return _NAN, _NAN
     i = int(np.nanargmax(curve))
@@ -338,7 +361,7 @@ def evaluate_map(
     tp_all, fp_all = np.r_[0, tp], np.r_[0, fp]
     best = {}
     for metric in ("f1", "mcc", "iou"):
-        c = _metric_curve(tp_all, fp_all, n_pos, n_neg, metric)
+        c = metric_curve(tp_all, fp_all, n_pos, n_neg, metric)
         defined = np.isfinite(c).any() and n_pos > 0  # no spliced pixels: best F1/IoU/MCC undefined
         best[metric] = (float(np.nanmax(c)), float(thr_all[int(np.nanargmax(c))])) if defined else (_NAN, _NAN)
     conf = confusion(s >= threshold, truth, valid=valid)
@@ -435,7 +458,7 @@ def summarize(results: Sequence[ImageMetrics], *, aggregation: str = "per_image"
         keep = np.r_[np.diff(tp + fp) > 0, True] if tp.size else tp.astype(bool)
         out["auc"] = _auc_from_counts(tp, fp, n_pos, n_neg)
         out["ap"] = _ap_from_counts(tp[keep], fp[keep], n_pos)
-        curve = _metric_curve(np.r_[0, tp], np.r_[0, fp], n_pos, n_neg, "f1")
+        curve = metric_curve(np.r_[0, tp], np.r_[0, fp], n_pos, n_neg, "f1")
         out["f1_best"] = float(np.nanmax(curve)) if np.isfinite(curve).any() else _NAN
     else:
         out["auc"] = out["ap"] = out["f1_best"] = _NAN

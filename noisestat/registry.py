@@ -34,7 +34,7 @@ __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_
 
 METHOD_PACKAGES = ("noisestat.maps", "noisestat.localizers")
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
-KERNEL_PACKAGES = ("noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
+KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
 #: image-level score of a dense map: this quantile of its heatmap values
 SCORE_QUANTILE = 0.99

@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from ._validate import check_choice, check_float, check_int
 from .io import array_to_loaded, as_region_mask
+from .types import readonly
 
 __all__ = [
     "clean_texture",
@@ -135,12 +136,6 @@ def clean_texture(
 # --------------------------------------------------------------------------- #
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a).view()  # a view: never freezes the caller's own array
-    a.flags.writeable = False
-    return a
-
-
 @dataclass(frozen=True)
 class Splice:
     """A synthetic splice and its exact ground truth.
@@ -164,8 +159,8 @@ class Splice:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "image", _readonly(self.image))
-        object.__setattr__(self, "mask", _readonly(self.mask))
+        object.__setattr__(self, "image", readonly(np.ascontiguousarray(self.image)))
+        object.__setattr__(self, "mask", readonly(np.ascontiguousarray(self.mask)))
 
     @property
     def fraction(self) -> float:

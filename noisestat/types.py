@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "readonly",
     "ImageInfo",
     "LoadedImage",
     "NoiseEstimate",
@@ -23,7 +24,19 @@ __all__ = [
 ]
 
 
-def _readonly(a: np.ndarray | None) -> np.ndarray | None:
+def readonly(a: Any) -> Any:
+    """A read-only view of ``a`` (``None`` stays ``None``).
+
+    Always a view: the caller's own array is never frozen. An array that is
+    read-only already is returned as it is.
+
+    Examples
+    --------
+    >>> x = np.zeros(3)
+    >>> v = readonly(x)
+    >>> v.flags.writeable, x.flags.writeable
+    (False, True)
+    """
     if a is None:
         return None
     a = np.asarray(a)
@@ -109,7 +122,7 @@ class LoadedImage:
     info: ImageInfo
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pixels", _readonly(self.pixels))
+        object.__setattr__(self, "pixels", readonly(self.pixels))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -206,8 +219,8 @@ class Heatmap:
             raise ValueError(
                 f"Heatmap.raw shape {np.asarray(self.raw).shape} != values shape {v.shape}"
             )
-        object.__setattr__(self, "values", _readonly(v.astype(np.float32, copy=False)))
-        object.__setattr__(self, "raw", _readonly(np.asarray(self.raw, dtype=np.float32)))
+        object.__setattr__(self, "values", readonly(v.astype(np.float32, copy=False)))
+        object.__setattr__(self, "raw", readonly(np.asarray(self.raw, dtype=np.float32)))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -265,10 +278,10 @@ class Localization:
         m = np.asarray(self.mask, dtype=bool)
         if m.shape != self.heatmap.shape:
             raise ValueError(f"mask shape {m.shape} != heatmap shape {self.heatmap.shape}")
-        object.__setattr__(self, "mask", _readonly(m))
+        object.__setattr__(self, "mask", readonly(m))
         if self.reliability is not None:
             object.__setattr__(
-                self, "reliability", _readonly(np.asarray(self.reliability, dtype=np.float32))
+                self, "reliability", readonly(np.asarray(self.reliability, dtype=np.float32))
             )
 
     @property
@@ -296,8 +309,8 @@ class Segmentation:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _readonly(np.asarray(self.labels, dtype=np.int32)))
-        object.__setattr__(self, "boxes", _readonly(np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)))
+        object.__setattr__(self, "labels", readonly(np.asarray(self.labels, dtype=np.int32)))
+        object.__setattr__(self, "boxes", readonly(np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)))
 
     @property
     def n_objects(self) -> int:

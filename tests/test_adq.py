@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 import noisestat
+from noisestat.blocks.dct import ZIGZAG, block_dct
 from noisestat.io import ijg_luma_table
-from noisestat.maps.adq import ZIGZAG, adq_map, analyze_double_jpeg, block_dct, dq_factor
+from noisestat.maps.adq import adq_map, analyze_double_jpeg, dq_factor
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from noisestat.bench.calibrate import calibrate, metric_curve
+from noisestat.bench.calibrate import calibrate, row_metric_curve
 from noisestat.bench.protocols import build_synthetic
 from noisestat.bench.rows import read_rows
 from noisestat.bench.run import run_bench
@@ -102,7 +102,7 @@ def test_calibrate_and_apply_to_other_data(two_datasets, tmp_path):
     sp = [r for r in res.rows if r["label"] == "spliced"]
     # the stored curves reproduce the fixed-threshold F1 at t = 0.5 exactly
     for r in sp:
-        c = metric_curve(r)
+        c = row_metric_curve(r)
         assert c[50] == pytest.approx(r["as_is_f1"], abs=1e-12, nan_ok=True)
         assert np.nanmax(c) <= r["as_is_f1_best"] + 1e-12
     doc = calibrate(tmp_path / "ra", metric="f1")
@@ -120,7 +120,7 @@ def test_calibrate_and_apply_to_other_data(two_datasets, tmp_path):
     k = round(t["threshold"] * 100)
     for r in rb.rows:
         if r["label"] == "spliced":
-            assert metric_curve(r)[k] == pytest.approx(r["as_is_f1"], abs=1e-12, nan_ok=True)
+            assert row_metric_curve(r)[k] == pytest.approx(r["as_is_f1"], abs=1e-12, nan_ok=True)
 
 
 def test_cli_calibrate(two_datasets, tmp_path, capsys):

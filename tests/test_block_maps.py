@@ -1,4 +1,4 @@
-"""Block noise maps: block_pca, wavelet_mad (kernels of noisestat.maps._block_kernels).
+"""Block noise maps: block_pca, wavelet_mad (kernels of noisestat.maps._block_pca_kernels, noisestat.maps._wavelet_mad_kernels and noisestat.blocks).
 
 Every kernel is checked against a slow plain-numpy reference written here from
 the papers' equations; the maps against known added noise.
@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from noisestat.maps import _block_kernels as K
+from noisestat.blocks.tiling import block_index, block_starts, expand_grid
+from noisestat.blocks.wavelets import daubechies_highpass
+from noisestat.maps._block_pca_kernels import phz_blocks, phz_variance
+from noisestat.maps._wavelet_mad_kernels import block_mad_sigma, hh_subband
 from noisestat.maps.block_pca import block_pca_map
 from noisestat.maps.wavelet_mad import wavelet_mad_map
 from noisestat.synth import clean_texture
@@ -105,25 +108,25 @@ def noisy_halves(shape, s_left, s_right, seed):
 @pytest.mark.parametrize("n,b", [(64, 16), (70, 16), (13, 16), (31, 8), (8, 8)])
 def test_tiling_matches_enumeration(n, b):
     starts, idx = ref_tiling(n, b)
-    np.testing.assert_array_equal(K.block_starts(n, b), starts)
-    np.testing.assert_array_equal(K.block_index(n, b), idx)
+    np.testing.assert_array_equal(block_starts(n, b), starts)
+    np.testing.assert_array_equal(block_index(n, b), idx)
     # every sample lies inside the block it is assigned to
     bb = min(b, n)
-    s = K.block_starts(n, b)[K.block_index(n, b)]
+    s = block_starts(n, b)[block_index(n, b)]
     t = np.arange(n)
     assert np.all((s <= t) & (t < s + bb))
 
 
 def test_block_index_with_stride_and_expand_grid(rng):
     h, w = 37, 30  # odd height: the subband has 19 rows
-    ri = K.block_index(h, 8, stride=2)
-    ci = K.block_index(w, 8, stride=2)
+    ri = block_index(h, 8, stride=2)
+    ci = block_index(w, 8, stride=2)
     _, sub_r = ref_tiling(19, 8)
     _, sub_c = ref_tiling(15, 8)
     np.testing.assert_array_equal(ri, sub_r[np.arange(h) // 2])
     np.testing.assert_array_equal(ci, sub_c[np.arange(w) // 2])
     grid = rng.normal(size=(ri.max() + 1, ci.max() + 1))
-    out = K.expand_grid(grid, ri, ci)
+    out = expand_grid(grid, ri, ci)
     expected = np.array([[grid[ri[y], ci[x]] for x in range(w)] for y in range(h)], np.float32)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, expected)
@@ -152,7 +155,7 @@ def test_phz_variance_matches_reference(name):
     region, clip = _phz_cases()[name]
     clip = np.zeros(region.shape, bool) if clip is None else clip
     for m, max_clipped, min_count in [(5, 2, 50), (4, 1, 32)]:
-        got, n_got = K.phz_variance(region.astype(np.float32), clip.astype(np.uint8), m, max_clipped, min_count)
+        got, n_got = phz_variance(region.astype(np.float32), clip.astype(np.uint8), m, max_clipped, min_count)
         exp, n_exp = ref_phz(region.astype(np.float32), clip, m, max_clipped, min_count)
         assert n_got == n_exp
         if math.isnan(exp):
@@ -168,9 +171,9 @@ def test_phz_variance_matches_reference(name):
 def test_phz_too_few_patches_is_nan():
     region = np.full((20, 20), 255.0, np.float32)
     clip = np.ones(region.shape, np.uint8)
-    var, n = K.phz_variance(region, clip, 5, 2, 50)
+    var, n = phz_variance(region, clip, 5, 2, 50)
     assert math.isnan(var) and n == 0
-    var, n = K.phz_variance(np.zeros((4, 9), np.float32), np.zeros((4, 9), np.uint8), 5, 2, 1)
+    var, n = phz_variance(np.zeros((4, 9), np.float32), np.zeros((4, 9), np.uint8), 5, 2, 1)
     assert math.isnan(var) and n == 0  # region smaller than a patch
 
 
@@ -179,7 +182,7 @@ def test_phz_recovers_sigma_of_pure_noise(rng):
     # biased low, and the upper bound 3.1 Q(0.0005) is close to sigma^2 when d = 25
     for s in (2.0, 7.0):
         region = rng.normal(120, s, (200, 200)).astype(np.float32)
-        var, n = K.phz_variance(region, np.zeros(region.shape, np.uint8), 5, 2, 50)
+        var, n = phz_variance(region, np.zeros(region.shape, np.uint8), 5, 2, 50)
         assert n == 196 * 196
         assert 0.88 * s < math.sqrt(var) < 1.01 * s
 
@@ -188,8 +191,8 @@ def test_phz_blocks_equals_per_block_reference(rng):
     img = (clean_texture((70, 100), seed=9) + rng.normal(0, 3, (70, 100))).astype(np.float32)
     clip = np.zeros(img.shape, np.uint8)
     clip[:10, :20] = 1
-    rs, cs = K.block_starts(70, 32), K.block_starts(100, 32)
-    var, cnt = K.phz_blocks(img, clip, rs, cs, 32, 32, 5, 2, 50)
+    rs, cs = block_starts(70, 32), block_starts(100, 32)
+    var, cnt = phz_blocks(img, clip, rs, cs, 32, 32, 5, 2, 50)
     assert var.shape == (3, 4)
     for i, r in enumerate(rs):
         for j, c in enumerate(cs):
@@ -205,7 +208,7 @@ def test_phz_blocks_equals_per_block_reference(rng):
 
 @pytest.mark.parametrize("n_moments", [1, 2, 4, 8])
 def test_daubechies_filter_properties(n_moments):
-    g = K.daubechies_highpass(n_moments)
+    g = daubechies_highpass(n_moments)
     length = 2 * n_moments
     assert g.shape == (length,)
     # orthonormal with its even shifts
@@ -221,10 +224,10 @@ def test_daubechies_filter_properties(n_moments):
 
 
 def test_daubechies_closed_forms():
-    np.testing.assert_allclose(np.abs(K.daubechies_highpass(1)), [2**-0.5, 2**-0.5])
+    np.testing.assert_allclose(np.abs(daubechies_highpass(1)), [2**-0.5, 2**-0.5])
     r3 = math.sqrt(3.0)
     h2 = np.array([1 + r3, 3 + r3, 3 - r3, 1 - r3]) / (4 * math.sqrt(2.0))  # Daubechies (1988) D4
-    g = K.daubechies_highpass(2)
+    g = daubechies_highpass(2)
     h = (g * (-1.0) ** np.arange(4))[::-1]
     assert np.allclose(h, h2) or np.allclose(h, h2[::-1])
 
@@ -234,8 +237,8 @@ def test_daubechies_closed_forms():
 def test_hh_subband_matches_reference(shape, n_moments, rng):
     img = rng.normal(100, 20, shape).astype(np.float32)
     img[: shape[0] // 3] = 255.0  # a clipped, constant band
-    g = K.daubechies_highpass(n_moments)
-    got = K.hh_subband(img, g)
+    g = daubechies_highpass(n_moments)
+    got = hh_subband(img, g)
     exp = ref_hh(img, g)
     assert got.shape == exp.shape == ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
     np.testing.assert_allclose(got, exp, rtol=1e-5, atol=1e-3)
@@ -244,15 +247,15 @@ def test_hh_subband_matches_reference(shape, n_moments, rng):
 def test_hh_subband_of_white_noise_has_the_noise_variance(rng):
     img = rng.normal(0, 5.0, (256, 256)).astype(np.float32)
     for nm in (1, 8):
-        sub = K.hh_subband(img, K.daubechies_highpass(nm))
+        sub = hh_subband(img, daubechies_highpass(nm))
         assert sub[8:-8, 8:-8].std() == pytest.approx(5.0, rel=0.03)
 
 
 def test_block_mad_sigma_matches_reference(rng):
     sub = rng.normal(0, 3, (19, 30)).astype(np.float32)
     sub[:4, :4] = 0.0  # constant block part
-    rs, cs = K.block_starts(19, 8), K.block_starts(30, 8)
-    got = K.block_mad_sigma(sub, rs, cs, 8, 8)
+    rs, cs = block_starts(19, 8), block_starts(30, 8)
+    got = block_mad_sigma(sub, rs, cs, 8, 8)
     exp = np.array([[np.median(np.abs(sub[r : r + 8, c : c + 8].astype(np.float64))) / 0.6745
                      for c in cs] for r in rs])
     np.testing.assert_allclose(got, exp, rtol=1e-12)

@@ -8,8 +8,9 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.fft import dct
 
+from noisestat.blocks.dct import dct_bank, dct_matrix
 from noisestat.maps import kurtosis as kmod
-from noisestat.maps._kurtosis_kernels import box_preblur, dct_bank, dct_matrix, kurtosis_stats
+from noisestat.maps._kurtosis_kernels import box_preblur, kurtosis_stats
 from noisestat.maps.kurtosis import kurtosis_map, local_noise_variance
 from noisestat.synth import clean_texture
 

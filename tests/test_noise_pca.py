@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from noisestat.blocks import patches
 from noisestat.noise import pca
 from noisestat.noise.pca import estimate_noise_pca
 from noisestat.synth import clean_texture
@@ -62,7 +63,7 @@ def ref_sigma(x):
 
 
 def _bad_ii(px, white=255.0, mask=None):
-    return pca._bad_integral(np.ascontiguousarray(px, np.float32), white, mask)
+    return patches.unusable_integral(np.ascontiguousarray(px, np.float32), white, mask)
 
 
 # --------------------------------------------------------------------------- #
@@ -97,7 +98,7 @@ def test_patch_covariance_matches_reference(shape, r, stride, grid):
     assert oy.size == x.shape[0]
     got = np.stack([px32[y : y + r, xx : xx + r].reshape(-1) for y, xx in zip(oy, ox)])
     np.testing.assert_array_equal(got, x)  # same patches, same order, same layout
-    cov = pca.patch_covariance(px32, oy, ox, r, pca._channel_center(px32, mask))
+    cov = pca.patch_covariance(px32, oy, ox, r, patches.channel_center(px32, mask))
     mu = x.mean(axis=0)
     ref = (x - mu).T @ (x - mu) / x.shape[0]
     np.testing.assert_allclose(cov, ref, rtol=1e-5, atol=1e-3)
@@ -108,7 +109,7 @@ def test_patch_covariance_many_blocks_and_large_offset(rng):
     px = (200.0 + rng.normal(0, 3.0, (140, 150, 3))).astype(np.float32)
     oy, ox = pca.patch_origins(_bad_ii(px), 4, 1, "any")
     assert oy.size > 2 * pca._BLOCK_PATCHES
-    cov = pca.patch_covariance(px, oy, ox, 4, pca._channel_center(px, None))
+    cov = pca.patch_covariance(px, oy, ox, 4, patches.channel_center(px, None))
     x = ref_patch_matrix(px, 4, 1)
     ref = np.cov(x.T, bias=True)
     np.testing.assert_allclose(cov, ref, rtol=1e-5, atol=1e-4)

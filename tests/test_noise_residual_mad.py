@@ -10,6 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import norm
 
 import noisestat
+from noisestat.blocks import wavelets
 from noisestat.noise import mad as madmod
 from noisestat.noise import residual as resmod
 from noisestat.synth import clean_texture
@@ -134,9 +135,9 @@ def test_residual_rgb_is_rms_of_channels(rng):
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize("wavelet", madmod.WAVELETS)
+@pytest.mark.parametrize("wavelet", wavelets.WAVELETS)
 def test_daubechies_filters_properties(wavelet):
-    h, g = madmod.daubechies_filters(wavelet)
+    h, g = wavelets.daubechies_filters(wavelet)
     n = h.size // 2
     assert h.sum() == pytest.approx(math.sqrt(2), abs=1e-10)
     for m in range(n):  # orthonormal to even shifts
@@ -149,7 +150,7 @@ def test_daubechies_filters_properties(wavelet):
 
 
 def test_db2_closed_form():
-    h, _ = madmod.daubechies_filters("db2")
+    h, _ = wavelets.daubechies_filters("db2")
     s3 = math.sqrt(3)
     expect = np.array([1 + s3, 3 + s3, 3 - s3, 1 - s3]) / (4 * math.sqrt(2))
     np.testing.assert_allclose(h, expect, atol=1e-12)
@@ -159,13 +160,13 @@ def test_db2_closed_form():
 @pytest.mark.parametrize("shape", [(16, 16), (35, 22), (41, 33)])
 def test_diagonal_subband_matches_reference(wavelet, shape, rng):
     x = rng.uniform(0, 255, shape)
-    _, g = madmod.daubechies_filters(wavelet)
-    np.testing.assert_allclose(madmod.diagonal_subband(x, wavelet), ref_hh(x, g), rtol=1e-12, atol=1e-9)
+    _, g = wavelets.daubechies_filters(wavelet)
+    np.testing.assert_allclose(wavelets.diagonal_subband(x, wavelet), ref_hh(x, g), rtol=1e-12, atol=1e-9)
 
 
 def test_haar_subband_is_block_difference(rng):
     x = rng.uniform(0, 255, (9, 7))
-    hh = madmod.diagonal_subband(x)
+    hh = wavelets.diagonal_subband(x)
     a, b, c, d = x[0:8:2, 0:6:2], x[0:8:2, 1:7:2], x[1:9:2, 0:6:2], x[1:9:2, 1:7:2]
     np.testing.assert_allclose(hh, (a - b - c + d) / 2, rtol=1e-12)
 
@@ -176,7 +177,7 @@ def test_mad_matches_reference(wavelet, rng):
     mask = np.ones((45, 38), bool)
     mask[30:, :] = False
     est = madmod.estimate_noise_mad(img, mask=mask, wavelet=wavelet, min_coeffs=1)
-    _, g = madmod.daubechies_filters(wavelet)
+    _, g = wavelets.daubechies_filters(wavelet)
     per, total = [], 0
     L = g.size
     for c in range(3):
@@ -271,7 +272,7 @@ def test_parameter_errors():
     with pytest.raises(TypeError, match="min_coeffs"):
         madmod.estimate_noise_mad(img, min_coeffs=2.5)
     with pytest.raises(ValueError, match="too small"):
-        madmod.diagonal_subband(np.zeros((3, 3)), "db2")
+        wavelets.diagonal_subband(np.zeros((3, 3)), "db2")
 
 
 def test_lazy_exports():

@@ -11,7 +11,7 @@ from scipy.stats import gamma
 
 import noisestat
 from noisestat.noise import weak_texture as wt
-from noisestat.noise._wt_kernels import find_runs, gather_patches, patch_texture, select_below
+from noisestat.noise._weak_texture_kernels import find_runs, gather_patches, patch_texture, select_below
 from noisestat.synth import clean_texture
 
 # --------------------------------------------------------------------------- #

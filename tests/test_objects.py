@@ -34,7 +34,7 @@ def _naive_floor(px, labels, boxes, block, q, white, mode="mean"):
     ``"decorrelated"``: smallest eigenvalue of the 3 x 3 colour covariance of the
     tile's coefficients. Returns the un-normalised percentiles of the tile RMS.
     """
-    from noisestat.noise.mad import daubechies_filters
+    from noisestat.blocks.wavelets import daubechies_filters
 
     g = daubechies_filters("db4")[1]
     gg = np.outer(g, g)

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import _metric_curve
+from ..metrics import metric_curve
 from ._task import CURVE_THRESHOLDS
 from .rows import current_rows
 from .summary import group_rows
 
-__all__ = ["parse_curve", "metric_curve", "calibrate", "THRESHOLDS_FORMAT"]
+__all__ = ["parse_curve", "row_metric_curve", "calibrate", "THRESHOLDS_FORMAT"]
 
 THRESHOLDS_FORMAT = "noisestat.thresholds"
 
@@ -45,13 +45,13 @@ def parse_curve(text: str) -> tuple[np.ndarray, np.ndarray]:
     return p, n
 
 
-def metric_curve(row: dict[str, Any], *, metric: str = "f1", orientation: str = "as_is") -> np.ndarray:
+def row_metric_curve(row: dict[str, Any], *, metric: str = "f1", orientation: str = "as_is") -> np.ndarray:
     """Per-image ``metric`` at each candidate threshold (NaN where undefined)."""
     if metric not in ("f1", "mcc"):
         raise ValueError(f"metric={metric!r} is not supported; choose 'f1' or 'mcc'")
     tp, fp = parse_curve(row[f"curve_{orientation}"])
     n_pos = float(row["n_positive"])
-    return _metric_curve(tp, fp, n_pos, float(row["n_pixels"]) - n_pos, metric)
+    return metric_curve(tp, fp, n_pos, float(row["n_pixels"]) - n_pos, metric)
 
 
 def calibrate(
@@ -118,7 +118,7 @@ def calibrate(
     result: dict[str, Any] = {}
     used: set[str] = set()
     for cfg, rs in groups.items():
-        curves = np.array([metric_curve(r, metric=metric, orientation=orientation) for r in rs])
+        curves = np.array([row_metric_curve(r, metric=metric, orientation=orientation) for r in rs])
         n_def = np.isfinite(curves).sum(axis=0)
         with np.errstate(invalid="ignore"):
             means = np.where(n_def > 0, np.nansum(curves, axis=0) / np.maximum(n_def, 1), np.nan)

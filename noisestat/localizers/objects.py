@@ -281,7 +281,7 @@ def _floor_tiles(img: LoadedImage, unclipped: np.ndarray, block: int, mode: str)
     ``unclipped``: (hb, wb) tiles without a clipped luma value (the channel-independence
     ratio is measured on them).
     """
-    from ..noise.mad import diagonal_coefficients
+    from ..blocks.wavelets import diagonal_coefficients
 
     hb, wb = unclipped.shape
     half = block // 2
@@ -333,7 +333,7 @@ def _floor_features(
     """Noise floor per region: a percentile of the tile RMS of diagonal-wavelet coefficients.
 
     The finest diagonal db4 subband of every colour channel
-    (:func:`noisestat.noise.mad.diagonal_coefficients`) is cut into tiles of
+    (:func:`noisestat.blocks.wavelets.diagonal_coefficients`) is cut into tiles of
     ``block x block`` pixels (aligned with the JPEG grid for 8). Per tile,
     the noise variance is either the mean over channels of the squared
     coefficients (``"mean"``: the per-channel noise level for white noise;
@@ -352,7 +352,7 @@ def _floor_features(
     two objects are skipped (a coefficient reaches 2 pixels before and 4
     after its tile).
     """
-    from ..noise.mad import daubechies_filters
+    from ..blocks.wavelets import daubechies_filters
 
     h, w = gray.shape
     block = max(2, block - block % 2)

@@ -31,36 +31,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from noisestat._numba import jit, register_warmup
+from .._numba import jit, register_warmup
+from ..blocks.dct import dct_matrix
 
-__all__ = ["dct_matrix", "dct_bank", "kurtosis_stats", "box_preblur"]
-
-
-def dct_matrix(fz: int) -> np.ndarray:
-    """Orthonormal 1-D DCT-II matrix: row ``u`` is ``alpha_u cos(pi (2 i + 1) u / (2 fz))``."""
-    i = np.arange(fz)
-    c = np.empty((fz, fz))
-    for u in range(fz):
-        alpha = np.sqrt((1.0 if u == 0 else 2.0) / fz)
-        c[u] = alpha * np.cos(np.pi * (2 * i + 1) * u / (2 * fz))
-    return c
-
-
-def dct_bank(fz: int) -> np.ndarray:
-    """The ``fz*fz - 1`` AC basis images of the orthonormal fz x fz DCT-II.
-
-    Returns
-    -------
-    ndarray, shape (fz*fz - 1, fz, fz), float64
-        Band ``k`` (row-major over frequencies ``(u, v) != (0, 0)``) is
-        ``c_u[i] * c_v[j]`` with ``c_u[i] = alpha_u cos(pi (2 i + 1) u / (2 fz))``,
-        ``alpha_0 = sqrt(1/fz)``, ``alpha_u = sqrt(2/fz)``. Each band has unit
-        norm and zero sum, so white noise of variance s^2 has variance s^2 in
-        every band.
-    """
-    c = dct_matrix(fz)
-    bank = np.einsum("ui,vj->uvij", c, c).reshape(fz * fz, fz, fz)
-    return np.ascontiguousarray(bank[1:])
+__all__ = ["kurtosis_stats", "box_preblur"]
 
 
 @jit

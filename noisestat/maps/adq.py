@@ -15,27 +15,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._validate import check_int
+from ..blocks.dct import ZIGZAG, block_dct
 from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
 
-__all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "block_dct", "dq_factor", "ZIGZAG"]
+__all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "dq_factor"]
 
 
-def _zigzag() -> np.ndarray:
-    order = sorted(((r, c) for r in range(8) for c in range(8)),
-                   key=lambda rc: (rc[0] + rc[1], rc[1] if (rc[0] + rc[1]) % 2 == 0 else rc[0]))
-    return np.array([r * 8 + c for r, c in order], dtype=np.int64)
-
-
-#: JPEG zigzag scan: ``ZIGZAG[k]`` is the natural (row-major) index of the k-th coefficient.
-ZIGZAG = _zigzag()
 #: Largest first-compression step tried per frequency (IJG quality 25 has steps up to 40
 #: on the first 16 frequencies).
 Q1_MAX = 48
@@ -75,42 +67,6 @@ OUTER_GAIN_MIN = 10.0
 def _trace_kept(chi_single: float, chi_double: float, outer_gain: float, spread: int) -> bool:
     """Whether a frequency's double-compression fit is trusted (see the constants above)."""
     return spread >= MIN_SPREAD and chi_single - chi_double >= CHI2_GAIN_MIN and outer_gain >= OUTER_GAIN_MIN
-
-
-@lru_cache(maxsize=1)
-def _dct_matrix() -> np.ndarray:
-    u = np.arange(8)[:, None]
-    x = np.arange(8)[None, :]
-    d = np.cos((2 * x + 1) * u * np.pi / 16.0) * np.sqrt(2.0 / 8.0)
-    d[0] /= np.sqrt(2.0)
-    return d
-
-
-def block_dct(plane: np.ndarray) -> np.ndarray:
-    """Orthonormal 8x8 block DCT-II (the JPEG transform) on the grid anchored at (0, 0).
-
-    Parameters
-    ----------
-    plane : ndarray, shape (H, W)
-        Pixel values (for JPEG, level-shifted by -128). Rows and columns past
-        the last full block are ignored.
-
-    Returns
-    -------
-    ndarray, float64, shape (H // 8, W // 8, 8, 8)
-        ``C[a, b, u, v]``: coefficient ``(u, v)`` of block ``(a, b)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(float(block_dct(np.full((8, 8), 2.0))[0, 0, 0, 0]), 9)  # DC = 8 * mean
-    16.0
-    """
-    x = np.asarray(plane, dtype=np.float64)
-    hb, wb = x.shape[0] // 8, x.shape[1] // 8
-    b = x[: hb * 8, : wb * 8].reshape(hb, 8, wb, 8)
-    d = _dct_matrix()
-    return np.einsum("ux,axby,vy->abuv", d, b, d, optimize=True)
 
 
 def dq_factor(x: np.ndarray, q1: int, q2: int) -> np.ndarray:

@@ -116,7 +116,8 @@ def block_pca_map(
     >>> bool(np.median(hm.raw[:, 64:]) > 2 * np.median(hm.raw[:, :64]))
     True
     """
-    from . import _block_kernels as K
+    from ..blocks.tiling import block_index, block_starts, expand_grid
+    from ._block_pca_kernels import phz_blocks
 
     block = check_int(block, "block", minimum=8)
     fine_block = check_int(fine_block, "fine_block", minimum=8)
@@ -147,9 +148,9 @@ def block_pca_map(
         if wgt == 0.0:
             continue
         bh, bw = min(side, h), min(side, w)
-        rs = K.block_starts(h, bh)
-        cs = K.block_starts(w, bw)
-        var, _ = K.phz_blocks(gray, clipped, rs, cs, bh, bw, patch, max_clipped, min_count)
+        rs = block_starts(h, bh)
+        cs = block_starts(w, bw)
+        var, _ = phz_blocks(gray, clipped, rs, cs, bh, bw, patch, max_clipped, min_count)
         sigma = np.sqrt(var)
         ok = np.isfinite(sigma)
         n_blocks += sigma.size
@@ -158,7 +159,7 @@ def block_pca_map(
             return _not_applicable(img.shape, sides, weights, patch, t0,
                                    "no block has enough unclipped patches for a PCA noise estimate")
         sigma = np.where(ok, sigma, np.median(sigma[ok])) * scale
-        raw += np.float32(wgt) * K.expand_grid(sigma, K.block_index(h, bh), K.block_index(w, bw))
+        raw += np.float32(wgt) * expand_grid(sigma, block_index(h, bh), block_index(w, bw))
     t2 = time.perf_counter()
     floor = 1e-3 * scale
     values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)

@@ -56,7 +56,8 @@ def local_noise_variance(
         Windows in which every band is flat (constant or saturated areas);
         their variance is ``var_floor``.
     """
-    from ._kurtosis_kernels import dct_matrix, kurtosis_stats
+    from ..blocks.dct import dct_matrix
+    from ._kurtosis_kernels import kurtosis_stats
 
     plane = np.ascontiguousarray(plane, dtype=np.float32)
     sqk, vfit, vharm = kurtosis_stats(plane, dct_matrix(filter_size), radius, STRIP_ROWS, float(var_floor))

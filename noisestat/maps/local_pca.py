@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_int
+from ..blocks.patches import channel_center, single_thread_blas, unusable_integral
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
-from ..noise.pca import _bad_integral, _channel_center, _single_thread_blas
 from ..registry import register
 from ..types import Heatmap
 
@@ -170,11 +170,11 @@ def window_sigmas(
     the last origin; a single window covers everything when the image is
     smaller). ``sigma`` is NaN where ``n <= d``.
     """
-    from ..noise._pca_kernels import gather_cell_row
+    from ..blocks.patches import gather_cell_row
 
     h, w, nc = px.shape
     d = r * r * nc
-    bad_ii = _bad_integral(px, white, None)
+    bad_ii = unusable_integral(px, white, None)
     valid = (bad_ii[r:, r:] - bad_ii[:-r, r:] - bad_ii[r:, :-r] + bad_ii[:-r, :-r]) == 0
     valid = np.ascontiguousarray(valid, dtype=np.uint8)
     oh, ow = valid.shape  # origins
@@ -183,12 +183,12 @@ def window_sigmas(
     m = window // step
     my, mx = min(m, ncy), min(m, ncx)
     nwy, nwx = ncy - my + 1, ncx - mx + 1
-    center = _channel_center(px, None)
+    center = channel_center(px, None)
     buf = np.empty((ncx, step * step, d + 1), np.float32)
     sigma = np.full((nwy, nwx), np.nan)
     count = np.zeros((nwy, nwx), np.int64)
     rows: list[np.ndarray] = []  # the last my cell rows of column-box-summed Grams
-    with _single_thread_blas():
+    with single_thread_blas():
         for a in range(ncy):
             gather_cell_row(px, valid, r, step, a, center, buf)
             g = np.matmul(buf.transpose(0, 2, 1), buf).astype(np.float64)  # (ncx, d+1, d+1)

@@ -92,7 +92,9 @@ def wavelet_mad_map(image: Any, *, wavelet: str = "db8", block: int = 8) -> Heat
     >>> round(float(np.median(hm.raw[:, :64])))
     2
     """
-    from . import _block_kernels as K
+    from ..blocks.tiling import block_index, block_starts, expand_grid
+    from ..blocks.wavelets import daubechies_highpass
+    from ._wavelet_mad_kernels import block_mad_sigma, hh_subband
 
     wavelet = check_choice(wavelet, "wavelet", tuple(_WAVELETS))
     block = check_int(block, "block", minimum=2)
@@ -103,12 +105,12 @@ def wavelet_mad_map(image: Any, *, wavelet: str = "db8", block: int = 8) -> Heat
     if not gray.flags.writeable:  # one compiled kernel variant (numba types read-only arrays apart)
         gray = gray.copy()
     t1 = time.perf_counter()
-    sub = K.hh_subband(gray, K.daubechies_highpass(_WAVELETS[wavelet]))
+    sub = hh_subband(gray, daubechies_highpass(_WAVELETS[wavelet]))
     hs, ws = sub.shape
-    sigma = K.block_mad_sigma(sub, K.block_starts(hs, block), K.block_starts(ws, block),
+    sigma = block_mad_sigma(sub, block_starts(hs, block), block_starts(ws, block),
                               min(block, hs), min(block, ws))
     t2 = time.perf_counter()
-    raw = K.expand_grid(sigma, K.block_index(h, block, stride=2), K.block_index(w, block, stride=2))
+    raw = expand_grid(sigma, block_index(h, block, stride=2), block_index(w, block, stride=2))
     floor = 1e-3 * img.info.white_level / 255.0
     values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
     return Heatmap(

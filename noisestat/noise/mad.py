@@ -3,195 +3,22 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .._validate import check_choice, check_int
+from ..blocks.wavelets import WAVELETS, daubechies_filters, diagonal_subband, filter_down
 from ..io import as_image, as_region_mask
 from ..types import NoiseEstimate
 from ._common import ZERO_NOTE, rms_of_channels, unusable_pixels
 
-__all__ = ["estimate_noise_mad", "daubechies_filters", "diagonal_subband", "diagonal_coefficients", "diagonal_energy"]
+__all__ = ["estimate_noise_mad", "MAD_GAUSS", "MIN_COEFFS"]
 
-WAVELETS = ("haar", "db2", "db3", "db4", "db6", "db8")
 #: Phi^{-1}(3/4): median(|X|) / MAD_GAUSS = sigma for X ~ N(0, sigma**2) (Donoho's 0.6745)
 MAD_GAUSS = 0.6744897501960817
 #: default fewest subband coefficients per channel for a reliable estimate
 MIN_COEFFS = 256
-
-
-@lru_cache(maxsize=16)
-def _daub(n: int) -> tuple[np.ndarray, np.ndarray]:
-    if n == 1:
-        h = np.array([1.0, 1.0]) / math.sqrt(2.0)
-    else:
-        # |Q(e^{iw})|^2 = P(y), y = sin^2(w/2), P(y) = sum_k C(n-1+k, k) y^k (Daubechies 1988).
-        pc = [math.comb(n - 1 + k, k) for k in range(n)]
-        ys = np.roots(pc[::-1])  # np.roots wants the highest power first
-        zs = []
-        for y in ys:
-            # y = (2 - z - 1/z) / 4  ->  z^2 - (2 - 4y) z + 1 = 0; keep the root inside the unit circle
-            r = np.roots([1.0, -(2.0 - 4.0 * y), 1.0])
-            zs.append(r[np.argmin(np.abs(r))])
-        poly = np.array([1.0 + 0j])
-        for _ in range(n):
-            poly = np.convolve(poly, [1.0, 1.0])
-        for z in zs:
-            poly = np.convolve(poly, [1.0, -z])
-        h = np.real(poly)
-        h = h * (math.sqrt(2.0) / h.sum())
-    g = h[::-1] * (-1.0) ** np.arange(h.size)
-    return h, g
-
-
-def daubechies_filters(wavelet: str = "haar") -> tuple[np.ndarray, np.ndarray]:
-    """Orthonormal Daubechies analysis filters.
-
-    Parameters
-    ----------
-    wavelet : {"haar", "db2", "db3", "db4", "db6", "db8"}, default "haar"
-        ``"haar"`` is ``db1``; ``dbN`` has ``N`` vanishing moments and ``2N`` taps.
-
-    Returns
-    -------
-    h, g : ndarray, float64, shape (2N,)
-        Low-pass ``h`` (``sum h = sqrt 2``, ``sum h**2 = 1``) and high-pass
-        ``g[k] = (-1)**k h[2N-1-k]``, computed by spectral factorisation of
-        Daubechies' polynomial (minimum-phase roots).
-
-    Examples
-    --------
-    >>> h, g = daubechies_filters("db2")
-    >>> np.round(h * 4 * np.sqrt(2), 4)  # (1+sqrt3, 3+sqrt3, 3-sqrt3, 1-sqrt3)
-    array([ 2.7321,  4.7321,  1.2679, -0.7321])
-    """
-    wavelet = check_choice(wavelet, "wavelet", WAVELETS)
-    n = 1 if wavelet == "haar" else int(wavelet[2:])
-    h, g = _daub(n)
-    return h.copy(), g.copy()
-
-
-def _filter_down(x: np.ndarray, f: np.ndarray, axis: int) -> np.ndarray:
-    """``y[i] = sum_k f[k] x[2 i + k]`` along ``axis`` ("valid" positions only)."""
-    n = (x.shape[axis] - f.size) // 2 + 1
-    out = None
-    for k, fk in enumerate(f):
-        sl = [slice(None)] * x.ndim
-        sl[axis] = slice(k, k + 2 * (n - 1) + 1, 2)
-        term = fk * x[tuple(sl)]
-        out = term if out is None else out + term
-    assert out is not None
-    return out
-
-
-def diagonal_subband(channel: np.ndarray, wavelet: str = "haar") -> np.ndarray:
-    """Finest-scale diagonal (HH) wavelet coefficients of a 2-D array, valid positions only.
-
-    ``HH[i, j] = sum_{k, l} g[k] g[l] x[2i + k, 2j + l]`` with the high-pass
-    filter ``g`` of :func:`daubechies_filters`: no border extension, so
-    every coefficient depends only on image pixels. For Haar this is
-    ``(a - b - c + d) / 2`` of each 2 x 2 block ``[[a, b], [c, d]]``.
-
-    Parameters
-    ----------
-    channel : ndarray, shape (H, W)
-    wavelet : str, default "haar"
-
-    Returns
-    -------
-    ndarray, float64, shape ((H - 2N) // 2 + 1, (W - 2N) // 2 + 1)
-
-    Examples
-    --------
-    >>> diagonal_subband(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    array([[0.]])
-    """
-    _, g = daubechies_filters(wavelet)
-    x = np.asarray(channel, dtype=np.float64)
-    if x.ndim != 2 or min(x.shape) < g.size:
-        raise ValueError(
-            f"channel of shape {x.shape} is too small for wavelet={wavelet!r}; "
-            f"need a 2-D array of at least {g.size}x{g.size}"
-        )
-    return _filter_down(_filter_down(x, g, 0), g, 1)
-
-
-def diagonal_coefficients(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
-    """Finest-scale diagonal coefficients of every channel on the 2 x 2 pixel-block grid.
-
-    Parameters
-    ----------
-    pixels : ndarray, shape (H, W) or (H, W, C)
-        Clean float pixels (channel-last), H and W at least the wavelet's
-        support (``2N``).
-    wavelet : str, default "haar"
-        See :func:`daubechies_filters`.
-
-    Returns
-    -------
-    ndarray, float64, shape (H // 2, W // 2, C)
-        ``D[b, c, ch] = HH_ch[k, l]`` (:func:`diagonal_subband` of channel
-        ``ch``) for the coefficient whose support (``2N x 2N`` pixels, rows
-        ``2k .. 2k + 2N - 1``) is centred on the pixel block ``(2b, 2b + 1) x
-        (2c, 2c + 1)``: ``k = b - (N - 1) // 2``, likewise ``l`` (exact for
-        Haar, within half a block for longer filters). Blocks near the border
-        without a full coefficient are NaN. A 2-D input gives C = 1.
-
-    Examples
-    --------
-    >>> x = np.array([[0.0, 2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
-    >>> diagonal_coefficients(x)[..., 0]  # Haar HH of the top-left block is (0 - 2 - 2 + 0) / 2
-    array([[-2.,  0.],
-           [ 0.,  0.]])
-    """
-    x = np.asarray(pixels)
-    planes = [x] if x.ndim == 2 else [x[:, :, c] for c in range(x.shape[2])]
-    _, g = daubechies_filters(wavelet)
-    h, w = x.shape[0] // 2, x.shape[1] // 2
-    out = np.full((h, w, len(planes)), np.nan)
-    off = (g.size // 2 - 1) // 2
-    for i, plane in enumerate(planes):
-        hh = diagonal_subband(plane, wavelet)
-        kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
-        out[off : off + kh, off : off + kw, i] = hh[:kh, :kw]
-    return out
-
-
-def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:
-    """Squared finest-scale diagonal coefficients on the 2 x 2 pixel-block grid, mean over channels.
-
-    Parameters
-    ----------
-    pixels : ndarray, shape (H, W) or (H, W, C)
-        Clean float pixels (channel-last), H and W at least the wavelet's
-        support (``2N``). With C channels the squared coefficients are
-        averaged over the channels.
-    wavelet : str, default "haar"
-        See :func:`daubechies_filters`.
-
-    Returns
-    -------
-    ndarray, float64, shape (H // 2, W // 2)
-        The mean over channels of the squares of
-        :func:`diagonal_coefficients` (same grid; NaN near the border).
-
-    Notes
-    -----
-    For i.i.d. noise of standard deviation ``sigma``, ``E`` has expectation
-    ``sigma ** 2`` (orthonormal filters), so the root mean square of ``E``
-    over a region estimates the noise level there.
-
-    Examples
-    --------
-    >>> x = np.array([[0.0, 2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
-    >>> diagonal_energy(x)  # Haar HH of the top-left block is (0 - 2 - 2 + 0) / 2 = -2
-    array([[4., 0.],
-           [0., 0.]])
-    """
-    d = diagonal_coefficients(pixels, wavelet)
-    return np.mean(d * d, axis=2)
 
 
 def estimate_noise_mad(
@@ -278,7 +105,7 @@ def estimate_noise_mad(
         ch = px[:, :, c]
         bad = unusable_pixels(ch, white, region)
         hh = diagonal_subband(ch, wavelet)
-        nbad = _filter_down(_filter_down(bad.astype(np.float64), ones, 0), ones, 1)
+        nbad = filter_down(filter_down(bad.astype(np.float64), ones, 0), ones, 1)
         coef = hh[nbad == 0]
         counts.append(int(coef.size))
         if coef.size == 0:

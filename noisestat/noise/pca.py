@@ -7,23 +7,21 @@ their median and take that mean as sigma^2.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from .._validate import check_choice, check_int
+from ..blocks.dct import JPEG_BLOCK
+from ..blocks.patches import channel_center, single_thread_blas, unusable_integral
 from ..io import as_image, as_region_mask
 from ..types import NoiseEstimate
 
-__all__ = ["estimate_noise_pca", "JPEG_GRIDS", "JPEG_BLOCK"]
+__all__ = ["estimate_noise_pca", "JPEG_GRIDS"]
 
 #: accepted values of ``jpeg_grid``
 JPEG_GRIDS = ("any", "aligned", "avoid")
-#: side of a JPEG DCT block
-JPEG_BLOCK = 8
 #: joint sigma below this fraction of every per-channel sigma is reported in the note
 _COLLAPSE_RATIO = 0.5
 #: patches gathered per float32 BLAS product
@@ -191,7 +189,7 @@ def estimate_noise_pca(
         "min_patches": min_patches,
         "masked": region is not None,
     }
-    bad_ii = _bad_integral(px, img.info.white_level, region)
+    bad_ii = unusable_integral(px, img.info.white_level, region)
 
     r, s, fb, oy, ox, d, need = _select_patches(bad_ii, nc, patch_size, stride, jpeg_grid, min_patches)
     n = int(oy.size)
@@ -212,7 +210,7 @@ def estimate_noise_pca(
             note=f"no estimate: {why}; pass a larger region",
         )
 
-    center = _channel_center(px, region)
+    center = channel_center(px, region)
     cov = patch_covariance(px, oy, ox, r, center)
     sigma, k = chen_sigma(np.linalg.eigvalsh(cov))
     per = []
@@ -303,19 +301,6 @@ def chen_sigma(eigenvalues: np.ndarray) -> tuple[float, int]:
     raise AssertionError("unreachable: k = 1 always satisfies the rule")  # pragma: no cover
 
 
-def _bad_integral(px: np.ndarray, white: float, region: np.ndarray | None) -> np.ndarray:
-    """Integral image (H+1, W+1) of 'unusable pixel' counts (clipped or outside the region)."""
-    from ._pca_kernels import bad_pixel_map
-
-    h, w = px.shape[:2]
-    allowed = np.ones((h, w), np.uint8) if region is None else region.view(np.uint8)
-    bad = bad_pixel_map(px, np.float32(white), np.ascontiguousarray(allowed))
-    ii = np.zeros((h + 1, w + 1), np.int32)
-    np.cumsum(bad, axis=0, dtype=np.int32, out=ii[1:, 1:])
-    np.cumsum(ii[1:, 1:], axis=1, out=ii[1:, 1:])
-    return ii
-
-
 def axis_origins(length: int, r: int, stride: int, jpeg_grid: str) -> np.ndarray:
     """Patch origins along one axis of ``length`` pixels (see ``jpeg_grid``)."""
     last = length - r
@@ -345,36 +330,6 @@ def patch_origins(bad_ii: np.ndarray, r: int, stride: int, jpeg_grid: str) -> tu
     return np.ascontiguousarray(ys[iy]), np.ascontiguousarray(xs[ix])
 
 
-def _channel_center(px: np.ndarray, region: np.ndarray | None) -> np.ndarray:
-    """Rounded per-channel mean (float32): subtracting it keeps float32 products accurate.
-
-    Any value near the mean does (the covariance does not depend on it), so
-    large inputs are subsampled.
-    """
-    step = max(1, int(math.sqrt(px.shape[0] * px.shape[1] / 250_000)))
-    if step > 1:
-        px = px[::step, ::step]
-        region = None if region is None else region[::step, ::step]
-    sel = px if region is None else px[region]
-    m = sel.reshape(-1, px.shape[2]).mean(axis=0, dtype=np.float64) if sel.size else np.zeros(px.shape[2])
-    return np.round(m).astype(np.float32)
-
-
-def _single_thread_blas() -> AbstractContextManager[Any]:
-    """Limit BLAS to one thread for a loop of many medium-sized products.
-
-    Multi-threaded OpenBLAS, called ~100 times in a row on a machine whose
-    cores are busy, was measured 10-30x slower than single-threaded (idle
-    threads spin and are descheduled); single-threaded it costs ~15 % on an
-    idle machine. Uses threadpoolctl (a scikit-learn dependency) when present.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def patch_covariance(px: np.ndarray, oy: np.ndarray, ox: np.ndarray, r: int, center: np.ndarray) -> np.ndarray:
     """Covariance (d x d, float64, divided by n) of the patches with origins ``(oy, ox)``.
 
@@ -382,7 +337,7 @@ def patch_covariance(px: np.ndarray, oy: np.ndarray, ox: np.ndarray, r: int, cen
     column of ones) and multiplied by float32 BLAS; the block products are
     accumulated in float64.
     """
-    from ._pca_kernels import gather_patches
+    from ..blocks.patches import gather_patches
 
     nc = px.shape[2]
     d = r * r * nc
@@ -390,7 +345,7 @@ def patch_covariance(px: np.ndarray, oy: np.ndarray, ox: np.ndarray, r: int, cen
     acc = np.zeros((d + 1, d + 1), np.float64)
     buf = np.empty((min(_BLOCK_PATCHES, n), d + 1), np.float32)
     center = np.ascontiguousarray(center, dtype=np.float32)
-    with _single_thread_blas():
+    with single_thread_blas():
         for start in range(0, n, _BLOCK_PATCHES):
             cnt = min(_BLOCK_PATCHES, n - start)
             b = buf[:cnt]

@@ -122,7 +122,7 @@ def _moments_gather(img: np.ndarray, keep: np.ndarray, p: int) -> tuple[np.ndarr
     """``sum x x^T``, ``sum x`` and count over the kept patches: gather blocks + BLAS syrk."""
     from scipy.linalg.blas import dsyrk
 
-    from ._wt_kernels import gather_patches
+    from ._weak_texture_kernels import gather_patches
 
     d = p * p
     counts = keep.sum(axis=1, dtype=np.int64)
@@ -161,7 +161,7 @@ def _moments_runs(
     img: np.ndarray, runs: tuple[np.ndarray, np.ndarray, np.ndarray], p: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Same as :func:`_moments_gather` from horizontal runs of patches (row prefix sums)."""
-    from ._wt_kernels import run_moments
+    from ._weak_texture_kernels import run_moments
 
     ri, rs, re = runs
     ou, ov = _offsets(p)
@@ -187,7 +187,7 @@ def _second_moments(img: np.ndarray, sel: np.ndarray, p: int) -> tuple[np.ndarra
     horizontal runs of selected patches (cost ~ H W p**2 * 1.75 + runs p**4),
     which wins for large, contiguous selections such as the first pass.
     """
-    from ._wt_kernels import find_runs
+    from ._weak_texture_kernels import find_runs
 
     n = int(np.count_nonzero(sel))
     if n == 0:
@@ -219,7 +219,7 @@ def _channel(
     Returns ``(sigma**2 or NaN, patches used, valid patches, relative change
     of sigma in the last re-estimate (0 when there was none))``.
     """
-    from ._wt_kernels import patch_texture, select_below
+    from ._weak_texture_kernels import patch_texture, select_below
 
     d = p * p
     tex, keep = patch_texture(img, bad, p)

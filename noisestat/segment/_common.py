@@ -369,7 +369,7 @@ def noise_stats(labels: np.ndarray, image: LoadedImage) -> np.ndarray:
     coefficient of their 2 x 2 block (mean over colour channels, gray levels
     on a 0-255 scale) and the pixel count. ``labels`` is full size.
     """
-    from ..noise.mad import diagonal_energy
+    from ..blocks.wavelets import diagonal_energy
 
     h, w = image.shape
     m = int(labels.max()) + 1

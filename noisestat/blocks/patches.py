@@ -1,8 +1,8 @@
-"""Numba kernels of the Chen-Zhu-Heng (2015) PCA noise estimator.
+"""Image patches for the PCA noise estimators: gathering kernels, unusable-pixel integrals, BLAS threads.
 
-Private module: the kernels see only clean, C-contiguous float32 pixels of
-shape (H, W, C) and int64 index arrays prepared by :mod:`noisestat.noise.pca`
-and :mod:`noisestat.maps.local_pca`.
+Shared by :func:`noisestat.noise.pca.estimate_noise_pca` and the
+``local_pca`` map. The kernels see only clean, C-contiguous float32 pixels of
+shape (H, W, C) and int64 index arrays.
 
 Patch vectors are stacked pixel-major with the channels interleaved: element
 ``(i * r + j) * C + c`` of the vector of the patch with origin ``(y, x)`` is
@@ -12,11 +12,17 @@ the ``[c::C, c::C]`` sub-block of the joint one.
 
 from __future__ import annotations
 
+import contextlib
+import math
+from contextlib import AbstractContextManager
+from typing import Any
+
 import numpy as np
 
 from .._numba import jit, register_warmup
 
-__all__ = ["gather_patches", "bad_pixel_map", "gather_cell_row"]
+__all__ = ["gather_patches", "gather_cell_row", "bad_pixel_map", "unusable_integral", "channel_center",
+           "single_thread_blas"]
 
 
 @jit
@@ -42,7 +48,6 @@ def gather_patches(px, oy, ox, start, count, r, center, buf):  # pragma: no cove
                     m += 1
         buf[k, d] = 1.0
 
-
 @jit
 def bad_pixel_map(px, white, allowed):  # pragma: no cover - compiled
     """uint8 map: 1 where any channel is clipped (<= 0 or >= white) or ``allowed`` is 0."""
@@ -59,7 +64,6 @@ def bad_pixel_map(px, white, allowed):  # pragma: no cover - compiled
                     out[y, x] = 1
                     break
     return out
-
 
 @jit
 def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - compiled
@@ -95,6 +99,57 @@ def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - c
                             m += 1
                 row[d] = 1.0
 
+def unusable_integral(px: np.ndarray, white: float, region: np.ndarray | None) -> np.ndarray:
+    """Integral image of the unusable pixels: clipped in any channel (``<= 0`` or ``>= white``) or outside ``region``.
+
+    Parameters
+    ----------
+    px : ndarray, float32, shape (H, W, C), C-contiguous
+    white : float
+        Saturation value of the data.
+    region : ndarray of bool, shape (H, W), or None
+
+    Returns
+    -------
+    ndarray, int32, shape (H + 1, W + 1)
+        ``ii[y, x]`` = number of unusable pixels in ``px[:y, :x]``, so a
+        patch's count is four look-ups.
+    """
+    h, w = px.shape[:2]
+    allowed = np.ones((h, w), np.uint8) if region is None else region.view(np.uint8)
+    bad = bad_pixel_map(px, np.float32(white), np.ascontiguousarray(allowed))
+    ii = np.zeros((h + 1, w + 1), np.int32)
+    np.cumsum(bad, axis=0, dtype=np.int32, out=ii[1:, 1:])
+    np.cumsum(ii[1:, 1:], axis=1, out=ii[1:, 1:])
+    return ii
+
+def channel_center(px: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """Rounded per-channel mean (float32): subtracting it keeps float32 products accurate.
+
+    Any value near the mean does (the covariance does not depend on it), so
+    large inputs are subsampled.
+    """
+    step = max(1, int(math.sqrt(px.shape[0] * px.shape[1] / 250_000)))
+    if step > 1:
+        px = px[::step, ::step]
+        region = None if region is None else region[::step, ::step]
+    sel = px if region is None else px[region]
+    m = sel.reshape(-1, px.shape[2]).mean(axis=0, dtype=np.float64) if sel.size else np.zeros(px.shape[2])
+    return np.round(m).astype(np.float32)
+
+def single_thread_blas() -> AbstractContextManager[Any]:
+    """Limit BLAS to one thread for a loop of many medium-sized products.
+
+    Multi-threaded OpenBLAS, called ~100 times in a row on a machine whose
+    cores are busy, was measured 10-30x slower than single-threaded (idle
+    threads spin and are descheduled); single-threaded it costs ~15 % on an
+    idle machine. Uses threadpoolctl (a scikit-learn dependency) when present.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 @register_warmup
 def _warmup() -> None:

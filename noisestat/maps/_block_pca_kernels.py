@@ -1,37 +1,24 @@
-"""Numba kernels shared by the block-wise noise maps.
+"""Numba kernels of the block PCA noise map (Pyatykh, Hesser & Zheng 2013).
 
-Private module: the public wrappers (:mod:`noisestat.maps.block_pca`,
-:mod:`noisestat.maps.wavelet_mad`) validate their inputs; the kernels here only
-ever see C-contiguous float arrays on the 0-255 scale.
+Private module: the public wrapper (:mod:`noisestat.maps.block_pca`)
+validates its inputs; the kernels here only ever see C-contiguous float arrays
+on the 0-255 scale. :func:`phz_variance` / :func:`phz_blocks` estimate the
+noise variance of one region / of every block of the tiling of
+:mod:`noisestat.blocks.tiling`.
 
-Contents
---------
-* :func:`block_starts`, :func:`block_index` -- the block tiling used by every
-  block map: non-overlapping blocks of side ``b`` from the origin; when the
-  side is not a multiple of ``b`` one more block, aligned with the far edge
-  (it overlaps its neighbour), covers the remainder. Pixel ``t`` belongs to
-  block ``min(t // b, n_blocks - 1)``.
-* :func:`phz_variance` / :func:`phz_blocks` -- the Pyatykh, Hesser & Zheng
-  (2013) PCA noise-variance estimator on one region / on every block.
-* :func:`daubechies_highpass`, :func:`hh_subband` -- the finest diagonal (HH)
-  subband of a one-level orthonormal wavelet transform.
-* :func:`block_mad_sigma` -- ``median(|x|) / 0.6745`` per block.
-* :func:`expand_grid` -- block values back to full resolution.
-
-Parallel kernels write one output element (a block or a row) per iteration
-and never reduce across threads, so results do not depend on the number of
-threads.
+Parallel kernels write one output element (a block) per iteration and never
+reduce across threads, so results do not depend on the number of threads.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 from numba import prange
 
-from noisestat._numba import jit, pjit, register_warmup
+from .._numba import jit, pjit, register_warmup
+from ..blocks.tiling import block_starts
 
 __all__ = [
     "PHZ_LEVEL_STEP",
@@ -43,17 +30,9 @@ __all__ = [
     "PHZ_MAX_ITER",
     "PHZ_TOL",
     "PHZ_ZERO",
-    "MAD_TO_SIGMA",
-    "block_starts",
-    "block_index",
     "phz_levels",
     "phz_variance",
     "phz_blocks",
-    "daubechies_highpass",
-    "reflect_index",
-    "hh_subband",
-    "block_mad_sigma",
-    "expand_grid",
 ]
 
 # Pyatykh, Hesser & Zheng (2013): constants of the published method (paper and authors' program)
@@ -66,46 +45,6 @@ PHZ_DIFF_THRESHOLD = 49.0  # T of the check lambda_m - lambda_1 < T sigma^2 / sq
 PHZ_MAX_ITER = 10  # fixed-point iterations on sigma^2
 PHZ_TOL = 1e-6  # convergence tolerance on sigma^2 (0-255 scale)
 PHZ_ZERO = 1e-6  # an eigenvalue below this (0-255 scale) means "no noise"
-
-#: 1 / Phi^-1(3/4): median(|x|) of N(0, s^2) samples is 0.6745 s
-MAD_TO_SIGMA = 0.6745
-
-
-# --------------------------------------------------------------------------- #
-# Block tiling
-# --------------------------------------------------------------------------- #
-
-
-def block_starts(n: int, b: int) -> np.ndarray:
-    """Start offsets of the blocks of side ``b`` tiling ``n`` samples (see module doc).
-
-    ``b`` larger than ``n`` gives a single block of side ``n`` (starting at 0).
-    """
-    b = min(b, n)
-    q, r = divmod(n, b)
-    starts = [i * b for i in range(q)]
-    if r:
-        starts.append(n - b)
-    return np.asarray(starts, dtype=np.int64)
-
-
-def block_index(n: int, b: int, *, stride: int = 1) -> np.ndarray:
-    """Block index of each of ``n`` full-resolution samples.
-
-    The blocks tile a grid of ``ceil(n / stride)`` samples (``stride = 2`` for
-    a wavelet subband); full-resolution sample ``t`` lies at grid position
-    ``t // stride``.
-    """
-    ng = -(-n // stride)
-    b = min(b, ng)
-    nb = block_starts(ng, b).size
-    t = np.arange(n, dtype=np.int64) // stride
-    return np.minimum(t // b, nb - 1)
-
-
-# --------------------------------------------------------------------------- #
-# Pyatykh, Hesser & Zheng (2013) PCA noise variance
-# --------------------------------------------------------------------------- #
 
 
 @jit
@@ -340,145 +279,10 @@ def phz_blocks(img, clipped, rstarts, cstarts, bh, bw, m, max_clipped, min_count
     return var, cnt
 
 
-# --------------------------------------------------------------------------- #
-# Wavelet HH subband and block MAD
-# --------------------------------------------------------------------------- #
-
-
-@lru_cache(maxsize=8)
-def daubechies_highpass(n_moments: int) -> np.ndarray:
-    """Decomposition high-pass filter of the orthonormal Daubechies wavelet ``db<n>``.
-
-    The high-pass ``g[k] = (-1)^k h[L-1-k]`` of the extremal-phase low-pass
-    ``h`` (``sum(h) = sqrt(2)``), built by the package's one construction
-    (:func:`noisestat.noise.mad.daubechies_filters`: Daubechies' polynomial,
-    Ten Lectures on Wavelets Sec. 6.1). ``n_moments = 1`` is the Haar wavelet.
-
-    Returns
-    -------
-    ndarray, shape (2 * n_moments,), float64 (read-only)
-    """
-    from ..noise.mad import _daub
-
-    nm = int(n_moments)
-    if nm < 1:
-        raise ValueError(f"n_moments={nm}; use a value >= 1")
-    g = _daub(nm)[1].copy()
-    g.flags.writeable = False
-    return g
-
-
-def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
-    """Half-sample symmetric extension (``d c b a | a b c d``; numpy 'symmetric')."""
-    p = 2 * n
-    t = np.mod(idx, p)
-    return np.where(t >= n, p - 1 - t, t).astype(np.int64)
-
-
-def _tap_table(n: int, length: int) -> np.ndarray:
-    """Input indices of HH taps: row ``k`` holds ``refl(2k + L/2 - i)`` for i < L."""
-    ns = (n + 1) // 2
-    k = np.arange(ns, dtype=np.int64)[:, None]
-    i = np.arange(length, dtype=np.int64)[None, :]
-    return np.ascontiguousarray(reflect_index(2 * k + length // 2 - i, n))
-
-
-def hh_subband(img: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Finest diagonal subband of a one-level separable wavelet transform.
-
-    ``HH[k, l] = sum_{i,j} g[i] g[j] x(2k + L/2 - i, 2l + L/2 - j)`` with ``x``
-    extended half-sample symmetrically, ``L = len(g)``. Coefficient ``(k, l)``
-    is centred on image pixel ``(2k + 1/2, 2l + 1/2)``; the subband has shape
-    ``((H + 1) // 2, (W + 1) // 2)``.
-
-    Parameters
-    ----------
-    img : ndarray, shape (H, W), float32, C-contiguous
-    g : ndarray, shape (L,), float64
-        Decomposition high-pass filter.
-
-    Returns
-    -------
-    ndarray, shape ((H + 1) // 2, (W + 1) // 2), float32
-    """
-    h, w = img.shape
-    g = np.ascontiguousarray(g, dtype=np.float64)
-    return _hh_kernel(img, g, _tap_table(h, g.size), _tap_table(w, g.size))
-
-
-@pjit
-def _hh_kernel(img, g, rtab, ctab):
-    h, w = img.shape
-    nt = g.size
-    hs = rtab.shape[0]
-    ws = ctab.shape[0]
-    tmp = np.empty((h, ws), np.float32)
-    for r in prange(h):
-        for q in range(ws):
-            acc = 0.0
-            for j in range(nt):
-                acc += g[j] * img[r, ctab[q, j]]
-            tmp[r, q] = acc
-    out = np.empty((hs, ws), np.float32)
-    for k in prange(hs):
-        row = np.zeros(ws)
-        for i in range(nt):
-            gi = g[i]
-            rr = rtab[k, i]
-            for q in range(ws):
-                row[q] += gi * tmp[rr, q]
-        for q in range(ws):
-            out[k, q] = row[q]
-    return out
-
-
-@pjit
-def block_mad_sigma(sub, rstarts, cstarts, bh, bw):
-    """``median(|sub[r:r+bh, c:c+bw]|) / 0.6745`` for every block start (r, c).
-
-    Returns
-    -------
-    ndarray, shape (len(rstarts), len(cstarts)), float64
-    """
-    nr = rstarts.size
-    nc = cstarts.size
-    out = np.empty((nr, nc))
-    for i in prange(nr):
-        buf = np.empty(bh * bw)
-        r = rstarts[i]
-        for j in range(nc):
-            c = cstarts[j]
-            t = 0
-            for y in range(r, r + bh):
-                for x in range(c, c + bw):
-                    buf[t] = abs(sub[y, x])
-                    t += 1
-            out[i, j] = np.median(buf) / MAD_TO_SIGMA
-    return out
-
-
-@pjit
-def expand_grid(grid, ridx, cidx):
-    """``out[y, x] = grid[ridx[y], cidx[x]]`` as float32 (block values at full resolution)."""
-    h = ridx.size
-    w = cidx.size
-    out = np.empty((h, w), np.float32)
-    for y in prange(h):
-        row = grid[ridx[y]]
-        for x in range(w):
-            out[y, x] = row[cidx[x]]
-    return out
-
-
 @register_warmup
 def _warmup() -> None:
     rng = np.random.default_rng(0)
     img = np.ascontiguousarray(rng.normal(128.0, 3.0, (24, 20)).astype(np.float32))
     clip = np.zeros(img.shape, np.uint8)
-    rs = block_starts(24, 16)
-    cs = block_starts(20, 16)
-    phz_blocks(img, clip, rs, cs, 16, 16, 5, 2, 50)
+    phz_blocks(img, clip, block_starts(24, 16), block_starts(20, 16), 16, 16, 5, 2, 50)
     phz_variance(img, clip, 5, 2, 50)
-    sub = hh_subband(img, daubechies_highpass(1))
-    g = block_mad_sigma(sub, block_starts(sub.shape[0], 8), block_starts(sub.shape[1], 8), 8, 8)
-    expand_grid(g, block_index(24, 8, stride=2), block_index(20, 8, stride=2))
