@@ -14,7 +14,7 @@ no side effects.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .types import (
@@ -26,6 +26,18 @@ from .types import (
     ObjectDetail,
     Segmentation,
 )
+
+if TYPE_CHECKING:  # static view of the lazy names below, for IDEs and type checkers
+    from .io import load_image as load_image
+    from .io import load_mask as load_mask
+    from .noise.mad import estimate_noise_mad as estimate_noise_mad
+    from .noise.pca import estimate_noise_pca as estimate_noise_pca
+    from .noise.residual import estimate_noise_residual as estimate_noise_residual
+    from .noise.weak_texture import estimate_noise_weak_texture as estimate_noise_weak_texture
+    from .registry import get_method as get_method
+    from .registry import localize as localize
+    from .registry import methods as methods
+    from .registry import warmup as warmup
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {

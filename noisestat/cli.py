@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
+from .io import DEFAULT_MAX_PIXELS, MASK_CONVENTIONS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--param", "-p", action="append", metavar="NAME=VALUE", help="method parameter (repeatable)")
     q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
-    q.add_argument("--max-pixels", type=int, default=250_000_000, help="refuse larger images")
+    q.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     q.add_argument("--panel", action="store_true",
                    help="also write <stem>.panel.png: image with object outlines, heatmap, dissimilarity matrix")
     q.set_defaults(func=_cmd_localize)
@@ -238,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--threshold", type=float, default=0.5)
     q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
                    help="'best' = better of map and inverted map per image (by AUC)")
-    q.add_argument("--mask-convention", default="nonzero", help="nonzero | inverted | threshold")
+    q.add_argument("--mask-convention", default="nonzero", choices=MASK_CONVENTIONS,
+                   help="how mask files mark spliced pixels (default nonzero)")
     q.set_defaults(func=_cmd_evaluate)
 
     q = sub.add_parser("sample", help="write the bundled synthetic sample splice and its mask")

@@ -34,6 +34,7 @@ from .types import ImageInfo, LoadedImage
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MASK_CONVENTIONS",
     "load_image",
     "load_mask",
     "as_image",

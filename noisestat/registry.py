@@ -30,9 +30,13 @@ from ._numba import registered_warmups
 from .types import Heatmap, LoadedImage, Localization
 
 __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_all",
-           "DEFAULT_METHOD", "heatmap_to_localization", "SCORE_QUANTILE", "warmup"]
+           "DEFAULT_METHOD", "heatmap_to_localization", "SCORE_QUANTILE", "warmup",
+           "SegmenterSpec", "register_segmenter", "add_segmenter", "segmenters", "get_segmenter",
+           "check_keywords"]
 
 METHOD_PACKAGES = ("noisestat.maps", "noisestat.localizers")
+#: packages whose public modules register segmentation backends
+SEGMENTER_PACKAGES = ("noisestat.segment",)
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
 KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
@@ -71,14 +75,10 @@ def register(name: str, *, kind: str = "map", description: str | None = None):
             for p in sig.parameters.values()
             if p.kind is inspect.Parameter.KEYWORD_ONLY
         }
-        desc = description
-        if desc is None:
-            doc = inspect.getdoc(func) or ""
-            desc = doc.splitlines()[0] if doc else ""
-        if name in _REGISTRY and _REGISTRY[name].func is not func:
-            prev = _REGISTRY[name]
-            if (prev.module, prev.func.__qualname__) != (func.__module__, func.__qualname__):
-                raise RuntimeError(f"method name {name!r} registered twice ({prev.module}, {func.__module__})")
+        desc = _first_doc_line(func) if description is None else description
+        prev = _REGISTRY.get(name)
+        if prev is not None and not _same_function(prev.func, func):
+            raise RuntimeError(f"method name {name!r} registered twice ({prev.module}, {func.__module__})")
         _REGISTRY[name] = MethodSpec(name, func, kind, params, desc, func.__module__)
         return func
 
@@ -90,11 +90,7 @@ def load_all() -> None:
     global _LOADED
     if _LOADED:
         return
-    for pkg_name in METHOD_PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{mod.name}")
+    _import_public_modules(METHOD_PACKAGES)
     _LOADED = True
 
 
@@ -140,6 +136,143 @@ def get_method(name: str) -> MethodSpec:
         ) from None
 
 
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A registered segmentation backend (see :func:`noisestat.segment.segment`)."""
+
+    name: str
+    func: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    var_keyword: bool = False  # the backend takes **params: names are not checked
+    description: str = ""
+    module: str = ""
+
+
+_SEGMENTERS: dict[str, SegmenterSpec] = {}
+_SEGMENTERS_LOADED = False
+
+
+def add_segmenter(name: str, func: Callable[..., Any], *, replace: bool = False) -> SegmenterSpec:
+    """Register ``func`` as segmentation backend ``name`` (the function form of :func:`register_segmenter`).
+
+    Parameters
+    ----------
+    name : str
+        Backend name (non-empty, no surrounding spaces).
+    func : callable
+        ``func(image: LoadedImage, **params) -> labels`` or ``-> (labels, info)``;
+        parameters keyword-only with defaults.
+    replace : bool, default False
+        Allow replacing another function registered under the same name.
+
+    Returns
+    -------
+    SegmenterSpec
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a string or ``func`` is not callable.
+    ValueError
+        Empty name, or the name is taken and ``replace`` is False.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r} ({type(name).__name__})")
+    if not name or name != name.strip():
+        raise ValueError(f"name={name!r} must be a non-empty string without surrounding spaces")
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {func!r} ({type(func).__name__})")
+    prev = _SEGMENTERS.get(name)
+    if prev is not None and not replace and not _same_function(prev.func, func):
+        raise ValueError(
+            f"name={name!r} is already a registered segmentation backend; "
+            f"choose another name or pass replace=True"
+        )
+    params, var_kw = _keyword_defaults(func)
+    spec = SegmenterSpec(name, func, params, var_kw, _first_doc_line(func), getattr(func, "__module__", ""))
+    _SEGMENTERS[name] = spec
+    return spec
+
+
+def register_segmenter(name: str):
+    """Decorator that registers a segmentation backend under ``name`` (see :func:`add_segmenter`)."""
+
+    def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+        add_segmenter(name, func)
+        return func
+
+    return deco
+
+
+def _load_segmenters() -> None:
+    global _SEGMENTERS_LOADED
+    if not _SEGMENTERS_LOADED:
+        _import_public_modules(SEGMENTER_PACKAGES)
+        _SEGMENTERS_LOADED = True
+
+
+def segmenters() -> list[str]:
+    """Names of all registered segmentation backends, sorted."""
+    _load_segmenters()
+    return sorted(_SEGMENTERS)
+
+
+def get_segmenter(name: str) -> SegmenterSpec:
+    """Return the :class:`SegmenterSpec` for ``name`` or raise ValueError listing valid names."""
+    _load_segmenters()
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a string, one of {segmenters()}, got {name!r}")
+    try:
+        return _SEGMENTERS[name]
+    except KeyError:
+        raise ValueError(
+            f"method={name!r} is not a segmentation backend; choose one of {', '.join(segmenters())}"
+        ) from None
+
+
+def check_keywords(what: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Raise ValueError naming ``what`` when ``given`` holds a name that ``defaults`` does not.
+
+    The one rule for unknown parameters of methods and segmentation backends.
+    """
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{what} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(defaults) or '(none)'}"
+        )
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """The same function, or the same definition imported twice (module reload)."""
+    return a is b or (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (
+        getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+
+
+def _keyword_defaults(func: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
+    """Keyword-only defaults of ``func`` and whether it takes ``**kwargs``."""
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signature
+        return {}, True
+    params = {p.name: p.default for p in sig.parameters.values()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    return params, var_kw
+
+
+def _first_doc_line(func: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(func) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def _import_public_modules(packages: tuple[str, ...]) -> None:
+    for pkg_name in packages:
+        pkg = importlib.import_module(pkg_name)
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{pkg_name}.{mod.name}")
+
+
 def default_method() -> str:
     """The default method of :func:`localize` and the CLI."""
     load_all()
@@ -161,12 +294,7 @@ def heatmap_to_localization(hm: Heatmap, *, params: Mapping[str, Any] | None = N
 
 def check_params(spec: MethodSpec, params: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``params`` over the defaults; unknown names raise ValueError."""
-    unknown = sorted(set(params) - set(spec.params))
-    if unknown:
-        raise ValueError(
-            f"method {spec.name!r} has no parameter(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(spec.params) or '(none)'}"
-        )
+    check_keywords(f"method {spec.name!r}", params, spec.params)
     merged = dict(spec.params)
     merged.update(params)
     return merged

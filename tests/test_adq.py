@@ -176,13 +176,3 @@ def test_large_resampled_single_compression_has_no_trace(tmp_path, name, quality
     big = cv2.resize(_host(name, 3), (2048, 1536), interpolation=cv2.INTER_CUBIC)
     hm = adq_map(_write(tmp_path, "big.jpg", _jpeg_bytes(big, quality)))
     assert not hm.applicable
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import noisestat.io
-    import noisestat.maps.adq
-
-    for mod in (noisestat.maps.adq, noisestat.io):
-        assert doctest.testmod(mod).failed == 0

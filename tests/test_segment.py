@@ -217,7 +217,7 @@ def test_bad_calls():
         segment(img, min_objects=9, max_objects=4)
     with pytest.raises(ValueError, match="method"):
         segment(img, method="mask_rcnn_not_registered")
-    with pytest.raises(TypeError, match="bogus"):
+    with pytest.raises(ValueError, match="bogus"):
         segment(img, bogus=3)
     with pytest.raises(TypeError, match="rows"):
         segment(img, method="grid", rows=2.5)
@@ -256,9 +256,9 @@ def test_backends_and_register():
         with pytest.raises(TypeError, match="integer"):
             segment(np.zeros((6, 9)), method="_test_stripes")
     finally:
-        from noisestat import segment as segmod
+        from noisestat import registry
 
-        segmod._BACKENDS.pop("_test_stripes", None)
+        registry._SEGMENTERS.pop("_test_stripes", None)
     with pytest.raises(TypeError):
         register_backend("x", 3)
     with pytest.raises(ValueError, match="name"):

@@ -173,7 +173,7 @@ def block_pca_map(
         method="block_pca",
         params=_params(block, fine_block, mix, patch),
         units="sigma (input scale)",
-        timings={"prepare": t1 - t0, "pca": t2 - t1, "map": time.perf_counter() - t2},
+        timings={"prepare": t1 - t0, "pca": t2 - t1, "expand": (t3 := time.perf_counter()) - t2, "total": t3 - t0},
         note=note,
     )
 

@@ -189,5 +189,5 @@ def ela_map(
         method="ela",
         params=params,
         units="mean |I - JPEG(I)| (input scale)",
-        timings={"prepare": t1 - t0, "jpeg": t2 - t1, "map": time.perf_counter() - t2},
+        timings={"prepare": t1 - t0, "jpeg": t2 - t1, "difference": (t3 := time.perf_counter()) - t2, "total": t3 - t0},
     )

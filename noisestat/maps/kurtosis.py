@@ -215,7 +215,7 @@ def kurtosis_map(
         method="kurtosis",
         params=params,
         units="noise sigma (input scale)",
-        timings={"prepare": t1 - t0, "kernel": t2 - t1, "map": time.perf_counter() - t0},
+        timings={"prepare": t1 - t0, "kernel": t2 - t1, "total": time.perf_counter() - t0},
         applicable=applicable,
         note=note,
     )

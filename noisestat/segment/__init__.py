@@ -3,8 +3,11 @@
 ``segment(image, method=...)`` partitions the image into a modest number of
 objects (every pixel in exactly one object) and returns a
 :class:`~noisestat.types.Segmentation`. Backends live in a small registry so
-that another segmenter (e.g. Mask R-CNN through ONNX Runtime) can be plugged
-in with :func:`register_backend` without changing this package.
+that another segmenter (e.g. Mask R-CNN through ONNX Runtime) is one
+registration: ``@register_segmenter("name")`` (:mod:`noisestat.registry`) on
+its function, in a public module of this package, or :func:`register_backend`
+from anywhere. Backends are found by importing this package's public modules
+when a name is first looked up.
 
 Built-in backends (all deterministic):
 
@@ -21,29 +24,26 @@ Built-in backends (all deterministic):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..io import as_image
+from ..registry import add_segmenter, check_keywords, get_segmenter, segmenters
 from ..types import LoadedImage, Segmentation
 from ._common import boxes_from_labels, normalize_labels
-from .felzenszwalb import felzenszwalb_labels
-from .grid import grid_labels
-from .slic import slic_merge_labels
-from .watershed import watershed_labels
 
 __all__ = ["segment", "backends", "register_backend", "DEFAULT_BACKEND"]
 
 DEFAULT_BACKEND = "slic_merge"
 
-_BACKENDS: dict[str, Callable[..., Any]] = {}
-
-
 def register_backend(name: str, func: Callable[..., Any], *, replace: bool = False) -> None:
     """Make ``func`` available as ``segment(image, method=name)``.
+
+    The function form of the ``@register_segmenter(name)`` decorator of
+    :mod:`noisestat.registry`, with which the built-in backends register
+    themselves beside their definition.
 
     Parameters
     ----------
@@ -78,17 +78,7 @@ def register_backend(name: str, func: Callable[..., Any], *, replace: bool = Fal
     >>> segment(np.zeros((4, 6)), method="halves_example").n_objects
     2
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {name!r} ({type(name).__name__})")
-    if not name or name != name.strip():
-        raise ValueError(f"name={name!r} must be a non-empty string without surrounding spaces")
-    if not callable(func):
-        raise TypeError(f"func must be callable, got {func!r} ({type(func).__name__})")
-    if name in _BACKENDS and not replace and _BACKENDS[name] is not func:
-        raise ValueError(
-            f"name={name!r} is already a registered backend; choose another name or pass replace=True"
-        )
-    _BACKENDS[name] = func
+    add_segmenter(name, func, replace=replace)
 
 
 def backends() -> tuple[str, ...]:
@@ -100,22 +90,7 @@ def backends() -> tuple[str, ...]:
     >>> "slic_merge" in backends()
     True
     """
-    return tuple(sorted(_BACKENDS))
-
-
-def _backend_defaults(func: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
-    """Keyword defaults of ``func`` and whether it takes ``**kwargs``."""
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):  # pragma: no cover - builtins without signature
-        return {}, True
-    defaults = {
-        p.name: p.default
-        for p in sig.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-    }
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    return defaults, var_kw
+    return tuple(segmenters())
 
 
 def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segmentation:
@@ -178,10 +153,10 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
     Raises
     ------
     ValueError
-        Unknown ``method``, or an invalid parameter value (the message names it).
+        Unknown ``method`` or parameter name, or an invalid parameter value
+        (the message names it).
     TypeError
-        Unknown parameter name or wrong parameter type; the image is not an
-        array, path or LoadedImage.
+        Wrong parameter type; the image is not an array, path or LoadedImage.
 
     Notes
     -----
@@ -201,21 +176,11 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
     >>> seg.n_objects, seg.boxes.tolist()
     (2, [[0, 0, 64, 48], [0, 48, 64, 96]])
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string, one of {backends()}, got {method!r}")
-    func = _BACKENDS.get(method)
-    if func is None:
-        raise ValueError(f"method={method!r} is not a segmentation backend; choose one of {backends()}")
-    defaults, var_kw = _backend_defaults(func)
-    if not var_kw:
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise TypeError(
-                f"segment(method={method!r}) got unknown parameter(s) {unknown}; "
-                f"valid parameters are {sorted(defaults)}"
-            )
+    spec = get_segmenter(method)
+    if not spec.var_keyword:
+        check_keywords(f"segment(method={method!r})", params, spec.params)
     loaded: LoadedImage = as_image(image)
-    out = func(loaded, **params)
+    out = spec.func(loaded, **params)
     info: dict[str, Any] = {}
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
         out, info = out
@@ -227,15 +192,6 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
         )
     labels = normalize_labels(labels)
     n = int(labels.max())
-    used = {**defaults, **params, **info}
+    used = {**spec.params, **params, **info}
     return Segmentation(labels=labels, boxes=boxes_from_labels(labels, n), method=method, params=used)
 
-
-for _name, _func in (
-    ("slic_merge", slic_merge_labels),
-    ("felzenszwalb", felzenszwalb_labels),
-    ("watershed", watershed_labels),
-    ("grid", grid_labels),
-):
-    register_backend(_name, _func)
-del _name, _func

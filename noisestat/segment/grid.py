@@ -7,11 +7,13 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_int
+from ..registry import register_segmenter
 from ..types import LoadedImage
 
 __all__ = ["grid_labels"]
 
 
+@register_segmenter("grid")
 def grid_labels(image: LoadedImage, *, rows: int = 3, cols: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
     """Split the image into ``rows x cols`` near-equal tiles.
 

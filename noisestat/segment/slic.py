@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_float, check_int
+from ..registry import register_segmenter
 from ..types import LoadedImage
 from ._common import MERGE_DEFAULTS, check_merge_params, oversegment_and_merge
 
 __all__ = ["slic_merge_labels"]
 
 
+@register_segmenter("slic_merge")
 def slic_merge_labels(
     image: LoadedImage,
     *,
