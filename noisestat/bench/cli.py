@@ -126,16 +126,20 @@ def _cmd_manifest_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .run import parse_method_params, run_bench
+    from .run import BenchConfig, parse_method_params, run_bench
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: must be >= 1")
-    res = run_bench(args.manifest, root=args.root, out=args.out, methods=methods,
-                    params=parse_method_params(args.param), workers=args.workers, scheduler=args.scheduler,
-                    every=args.every, limit=args.limit, thresholds=args.thresholds,
-                    allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
-                    retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
+    try:
+        params = parse_method_params(args.param)
+    except ValueError as exc:
+        raise ValueError(f"--param: {exc}") from None
+    config = BenchConfig(methods=methods, params=params, workers=args.workers, scheduler=args.scheduler,
+                         every=args.every, limit=args.limit, thresholds=args.thresholds,
+                         allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
+                         retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
+    res = run_bench(args.manifest, root=args.root, out=args.out, config=config)
     print(f"{res.rundir}: {res.n_tasks} rows ({res.n_reused} reused, {res.n_computed} computed, "
           f"{res.n_errors} errors) in {res.wall_seconds:.1f} s")
     if res.why_computed:
