@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -499,12 +499,3 @@ def check_manifest(
                     problems.append(f"{it.id}: {kind} {rel} sha256 {got_sha[:12]}... differs from the manifest's "
                                     f"{sha[:12]}...")
     return problems
-
-
-def parse_labels(labels: Sequence[str] | None) -> tuple[str, ...]:
-    if not labels:
-        return LABELS
-    bad = [lab for lab in labels if lab not in LABELS]
-    if bad:
-        raise ValueError(f"labels {bad}: use {LABELS}")
-    return tuple(labels)

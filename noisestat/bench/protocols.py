@@ -39,16 +39,9 @@ from .manifest import (
     sha256_file,
 )
 
-__all__ = ["postprocess", "build_synthetic", "postprocess_manifest", "protocol_names"]
+__all__ = ["postprocess", "build_synthetic", "postprocess_manifest"]
 
 _POST_KEYS = ("jpeg_quality", "noise_var", "noise_sigma", "blur_sigma", "gamma", "dynamic_range", "resize")
-
-
-def protocol_names() -> list[str]:
-    """Names of the robustness presets (see :func:`noisestat.synth.protocols`)."""
-    from ..synth import protocols
-
-    return sorted(protocols())
 
 
 def postprocess(
