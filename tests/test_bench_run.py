@@ -331,7 +331,14 @@ def test_run_errors_name_python_parameters(dataset, tmp_path):
         parse_method_params(["block16"])
 
 
-def test_cli_speaks_flags_for_a_bad_param(dataset, tmp_path, capsys):
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--param", "block16"], "--param: parse_method_params: 'block16'"),
+    (["--every", "0"], "--every 0: must be >= 1"),
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+    (["--root", "missing-dir"], "--root 'missing-dir': not a directory; pass --root your copy"),
+])
+def test_cli_rewords_errors_in_option_terms(dataset, tmp_path, capsys, extra, words):
     rc = main(["bench", str(dataset / "manifest.json"), "--root", str(dataset), "--methods", METHOD,
-               "--param", "block16", "--out", str(tmp_path / "r"), "--no-progress"])
-    assert rc == 2 and "--param" in capsys.readouterr().err
+               "--out", str(tmp_path / "r"), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "BenchConfig" not in err
