@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import noisestat
-from noisestat.bench.run import run_bench
+from noisestat.bench.run import BenchConfig, run_bench
 from noisestat.bench.summary import group_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     warm = noisestat.warmup()
     print(f"warmup {warm if isinstance(warm, float) else time.perf_counter() - t0:.1f} s")
-    res = run_bench(args.manifest, root=args.root, out=args.out, methods=methods, workers=args.workers,
-                    scheduler=args.scheduler, every=args.every, limit=args.limit)
+    config = BenchConfig(methods=methods, workers=args.workers, scheduler=args.scheduler, every=args.every,
+                         limit=args.limit)
+    res = run_bench(args.manifest, root=args.root, out=args.out, config=config)
     print(f"{res.rundir}: {res.n_tasks} rows, {res.n_computed} computed, {res.n_reused} reused, "
           f"{res.n_errors} errors, wall {res.wall_seconds:.1f} s")
     groups = group_rows(res.rows)

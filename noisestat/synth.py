@@ -361,14 +361,11 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return ndi.gaussian_filter(x, sigma=(sigma, sigma, 0.0), mode="reflect", truncate=4.0)
 
 
-def _process(
-    x: np.ndarray, gamma: float, drange: tuple[float, float] | None, blur: float, sigma: float,
-    noise_rng: np.random.Generator,
-) -> np.ndarray:
+def _process(x: np.ndarray, opts: _Processing, noise_rng: np.random.Generator) -> np.ndarray:
     """Tone mapping, then blur, then additive Gaussian noise."""
-    x = _blur(_tone(x, gamma, drange), blur)
-    if sigma > 0:
-        x = x + sigma * noise_rng.standard_normal(x.shape)
+    x = _blur(_tone(x, opts.gamma, opts.drange), opts.blur_sigma)
+    if opts.sigma > 0:
+        x = x + opts.sigma * noise_rng.standard_normal(x.shape)
     return x
 
 
@@ -438,6 +435,205 @@ def _source_offset(
         return (0, 0) if (r0, c0) != (0, 0) else (ny - 1, nx - 1)
     i = int(best[int(rng.integers(0, len(best)))])
     return int(sy[i]), int(sx[i])
+
+
+# --------------------------------------------------------------------------- #
+# make_splice steps
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Processing:
+    """The validated processing arguments of :func:`make_splice`."""
+
+    seed: int
+    apply_to: str
+    sigma: float  # effective noise sigma, 0-255 units
+    noise_var: float | None  # as given (for the params record)
+    blur_sigma: float
+    jpeg_quality: int | None
+    gamma: float
+    drange: tuple[float, float] | None
+    resize: float
+
+    @property
+    def changes_pixels(self) -> bool:
+        """Whether tone, blur or noise does anything."""
+        return self.blur_sigma > 0 or self.gamma != 1.0 or self.drange is not None or self.sigma > 0
+
+
+@dataclass(frozen=True)
+class _Region:
+    """The spliced region of :func:`make_splice`: mask, bounding box and its description."""
+
+    mask: np.ndarray
+    bbox: tuple[int, int, int, int]  # r0, c0, height, width
+    name: str
+    fraction: float  # the target fraction (achieved one for an array)
+    geometry: dict[str, Any]
+
+
+def _check_processing(
+    *, seed: Any, apply_to: Any, noise_sigma: Any, noise_var: Any, blur_sigma: Any, jpeg_quality: Any,
+    gamma: Any, dynamic_range: Any, resize: Any,
+) -> _Processing:
+    """Validate the seed and processing arguments of :func:`make_splice` (in signature order)."""
+    seed = check_int(seed, "seed", minimum=0)
+    apply_to = check_choice(apply_to, "apply_to", APPLY_TO)
+    if noise_sigma is not None and noise_var is not None:
+        raise ValueError(
+            "noise_sigma and noise_var were both given; pass only one (sigma = sqrt(noise_var) * 255)"
+        )
+    sigma = 0.0
+    if noise_sigma is not None:
+        sigma = check_float(noise_sigma, "noise_sigma", minimum=0.0)
+    if noise_var is not None:
+        sigma = math.sqrt(check_float(noise_var, "noise_var", minimum=0.0, maximum=1.0)) * 255.0
+    blur_sigma = check_float(blur_sigma, "blur_sigma", minimum=0.0, maximum=100.0)
+    if jpeg_quality is not None:
+        jpeg_quality = check_int(jpeg_quality, "jpeg_quality", minimum=1, maximum=100)
+    gamma = check_float(gamma, "gamma", minimum=0.0, exclusive_min=True, maximum=10.0)
+    drange = _check_range(dynamic_range)
+    resize = check_float(resize, "resize", minimum=0.0, exclusive_min=True, maximum=8.0)
+    return _Processing(
+        seed=seed, apply_to=apply_to, sigma=sigma, noise_var=None if noise_var is None else float(noise_var),
+        blur_sigma=blur_sigma, jpeg_quality=jpeg_quality, gamma=gamma, drange=drange, resize=resize,
+    )
+
+
+def _choose_region(
+    region: Any, region_fraction: Any, shape: tuple[int, int], rng: np.random.Generator
+) -> _Region:
+    """Generate the named region shape, or validate a given mask array."""
+    h, w = shape
+    if isinstance(region, str):
+        region = check_choice(region, "region", REGION_SHAPES)
+        region_fraction = check_float(
+            region_fraction, "region_fraction", minimum=0.0, exclusive_min=True, maximum=MAX_REGION_FRACTION
+        )
+        target = region_fraction * h * w
+        if target < MIN_REGION_PIXELS:
+            raise ValueError(
+                f"region_fraction={region_fraction} gives a region of {target:.1f} pixels on a {h}x{w} "
+                f"image; use a fraction >= {MIN_REGION_PIXELS / (h * w):.3g} or a larger image"
+            )
+        maker = {"ellipse": _ellipse, "rectangle": _rectangle, "blob": _blob}[region]
+        mask, geometry = maker(rng, h, w, target)
+        name = region
+    elif isinstance(region, np.ndarray):
+        if region.dtype != bool and not (
+            np.issubdtype(region.dtype, np.integer) or np.issubdtype(region.dtype, np.floating)
+        ):
+            raise TypeError(f"region: mask dtype {region.dtype} is not supported; pass a boolean array")
+        mask = as_region_mask(region, (h, w), name="region").copy()
+        if not mask.any():
+            raise ValueError("region: the mask is empty (no True pixel); mark the spliced pixels with True")
+        geometry = {}
+        name = "array"
+        region_fraction = float(mask.mean())
+    else:
+        raise TypeError(
+            f"region must be one of {REGION_SHAPES} or a boolean (H, W) array, got {type(region).__name__}"
+        )
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    bbox = (r0, c0, int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1)
+    return _Region(mask=mask, bbox=bbox, name=name, fraction=float(region_fraction), geometry=geometry)
+
+
+def _fit_donor(
+    donor_px: np.ndarray, bbox: tuple[int, int, int, int], copy_move: bool
+) -> tuple[np.ndarray, float]:
+    """Enlarge (bicubic) a donor smaller than the region's bounding box just enough; return it and the scale."""
+    _, _, bh, bw = bbox
+    if copy_move or (donor_px.shape[0] >= bh and donor_px.shape[1] >= bw):
+        return donor_px, 1.0
+    import cv2
+
+    c = donor_px.shape[2]
+    scale = max(bh / donor_px.shape[0], bw / donor_px.shape[1])
+    nh = max(bh, math.ceil(donor_px.shape[0] * scale))
+    nw = max(bw, math.ceil(donor_px.shape[1] * scale))
+    up = cv2.resize(donor_px.astype(np.float32), (nw, nh), interpolation=cv2.INTER_CUBIC)
+    return up.reshape(nh, nw, c).astype(np.float64), scale
+
+
+def _donor_window(
+    donor_px: np.ndarray, source: tuple[int, int], bbox: tuple[int, int, int, int], opts: _Processing,
+    noise_rng: np.random.Generator,
+) -> np.ndarray:
+    """The donor content pasted into ``bbox``; with ``apply_to="region"`` toned, blurred (in context), noised."""
+    sy, sx = source
+    _, _, bh, bw = bbox
+    if not (opts.apply_to == "region" and opts.changes_pixels):
+        return donor_px[sy : sy + bh, sx : sx + bw]
+    pad = math.ceil(4.0 * opts.blur_sigma) if opts.blur_sigma > 0 else 0
+    y0, x0 = max(0, sy - pad), max(0, sx - pad)
+    y1, x1 = min(donor_px.shape[0], sy + bh + pad), min(donor_px.shape[1], sx + bw + pad)
+    ctx = _blur(_tone(donor_px[y0:y1, x0:x1], opts.gamma, opts.drange), opts.blur_sigma)
+    window = ctx[sy - y0 : sy - y0 + bh, sx - x0 : sx - x0 + bw]
+    if opts.sigma > 0:
+        window = window + opts.sigma * noise_rng.standard_normal(window.shape)
+    return window
+
+
+def _paste(
+    host_px: np.ndarray, window: np.ndarray, region: _Region, opts: _Processing, noise_rng: np.random.Generator
+) -> np.ndarray:
+    """Paste ``window`` into the host under the mask (processing host or image as asked); uint8."""
+    r0, c0, bh, bw = region.bbox
+    base = _process(host_px, opts, noise_rng) if opts.apply_to == "host" else host_px
+    out = base.copy()
+    sub = region.mask[r0 : r0 + bh, c0 : c0 + bw]
+    out[r0 : r0 + bh, c0 : c0 + bw][sub] = window[sub]
+    if opts.apply_to == "image":
+        out = _process(out, opts, noise_rng)
+    return _quantize(out)
+
+
+def _finish(img: np.ndarray, mask: np.ndarray, opts: _Processing) -> tuple[np.ndarray, np.ndarray]:
+    """Resize, then JPEG, the spliced uint8 image (H, W, C); a grey image loses its channel axis."""
+    if opts.resize != 1.0:
+        img, mask = _resize(img, mask, opts.resize)
+        if not mask.any():
+            raise ValueError(f"resize={opts.resize}: the region vanished after resizing; use a larger region")
+    if opts.jpeg_quality is not None:
+        img = _jpeg(img, opts.jpeg_quality)
+    if img.shape[2] == 1:
+        img = img[:, :, 0]
+    return img, mask
+
+
+def _splice_params(
+    host: Any, donor: Any, opts: _Processing, region: _Region, *, donor_scale: float, source: tuple[int, int],
+    channels: int, img: np.ndarray, mask: np.ndarray,
+) -> dict[str, Any]:
+    """The ``Splice.params`` record: everything used, so that a row can be reproduced."""
+    copy_move = donor is None
+    return {
+        "seed": opts.seed,
+        "host_shape": tuple(int(v) for v in np.shape(host)),
+        "channels": channels,
+        "donor": "host" if copy_move else "array",
+        "donor_shape": tuple(int(v) for v in np.shape(host if copy_move else donor)),
+        "donor_scale": round(donor_scale, 6),
+        "region": region.name,
+        "region_fraction": region.fraction,
+        "geometry": region.geometry,
+        "bbox": region.bbox,
+        "source_offset": source,
+        "noise_sigma": opts.sigma,
+        "noise_var": opts.noise_var,
+        "blur_sigma": opts.blur_sigma,
+        "gamma": opts.gamma,
+        "dynamic_range": opts.drange,
+        "apply_to": opts.apply_to,
+        "resize": opts.resize,
+        "jpeg_quality": opts.jpeg_quality,
+        "jpeg_subsampling": JPEG_SUBSAMPLING if (opts.jpeg_quality is not None and channels == 3) else None,
+        "shape": tuple(int(v) for v in img.shape),
+        "fraction": float(mask.mean()),
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -559,134 +755,25 @@ def make_splice(
     True
     """
     host_px = _as_pixels(host, "host")
-    h, w, c = host_px.shape
     copy_move = donor is None
-    donor_px = host_px if copy_move else _match_channels(_as_pixels(donor, "donor"), c)
-
-    seed = check_int(seed, "seed", minimum=0)
-    apply_to = check_choice(apply_to, "apply_to", APPLY_TO)
-    if noise_sigma is not None and noise_var is not None:
-        raise ValueError(
-            "noise_sigma and noise_var were both given; pass only one (sigma = sqrt(noise_var) * 255)"
-        )
-    sigma = 0.0
-    if noise_sigma is not None:
-        sigma = check_float(noise_sigma, "noise_sigma", minimum=0.0)
-    if noise_var is not None:
-        sigma = math.sqrt(check_float(noise_var, "noise_var", minimum=0.0, maximum=1.0)) * 255.0
-    blur_sigma = check_float(blur_sigma, "blur_sigma", minimum=0.0, maximum=100.0)
-    if jpeg_quality is not None:
-        jpeg_quality = check_int(jpeg_quality, "jpeg_quality", minimum=1, maximum=100)
-    gamma = check_float(gamma, "gamma", minimum=0.0, exclusive_min=True, maximum=10.0)
-    drange = _check_range(dynamic_range)
-    resize = check_float(resize, "resize", minimum=0.0, exclusive_min=True, maximum=8.0)
-
-    region_ss, offset_ss, noise_ss = np.random.SeedSequence(seed).spawn(3)
-    region_rng = np.random.default_rng(region_ss)
-    offset_rng = np.random.default_rng(offset_ss)
-    noise_rng = np.random.default_rng(noise_ss)
-
-    # --- region ---------------------------------------------------------- #
-    if isinstance(region, str):
-        region = check_choice(region, "region", REGION_SHAPES)
-        region_fraction = check_float(
-            region_fraction, "region_fraction", minimum=0.0, exclusive_min=True, maximum=MAX_REGION_FRACTION
-        )
-        target = region_fraction * h * w
-        if target < MIN_REGION_PIXELS:
-            raise ValueError(
-                f"region_fraction={region_fraction} gives a region of {target:.1f} pixels on a {h}x{w} "
-                f"image; use a fraction >= {MIN_REGION_PIXELS / (h * w):.3g} or a larger image"
-            )
-        maker = {"ellipse": _ellipse, "rectangle": _rectangle, "blob": _blob}[region]
-        mask, geometry = maker(region_rng, h, w, target)
-        region_name = region
-    elif isinstance(region, np.ndarray):
-        if region.dtype != bool and not (
-            np.issubdtype(region.dtype, np.integer) or np.issubdtype(region.dtype, np.floating)
-        ):
-            raise TypeError(f"region: mask dtype {region.dtype} is not supported; pass a boolean array")
-        mask = as_region_mask(region, (h, w), name="region").copy()
-        if not mask.any():
-            raise ValueError("region: the mask is empty (no True pixel); mark the spliced pixels with True")
-        geometry = {}
-        region_name = "array"
-        region_fraction = float(mask.mean())
-    else:
-        raise TypeError(
-            f"region must be one of {REGION_SHAPES} or a boolean (H, W) array, got {type(region).__name__}"
-        )
-
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    r0, c0 = int(rows[0]), int(cols[0])
-    bh, bw = int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1
-
-    # --- donor window ----------------------------------------------------- #
-    donor_scale = 1.0
-    if not copy_move and (donor_px.shape[0] < bh or donor_px.shape[1] < bw):
-        import cv2
-
-        donor_scale = max(bh / donor_px.shape[0], bw / donor_px.shape[1])
-        nh = max(bh, math.ceil(donor_px.shape[0] * donor_scale))
-        nw = max(bw, math.ceil(donor_px.shape[1] * donor_scale))
-        up = cv2.resize(donor_px.astype(np.float32), (nw, nh), interpolation=cv2.INTER_CUBIC)
-        donor_px = up.reshape(nh, nw, c).astype(np.float64)
-    sy, sx = _source_offset(offset_rng, (r0, c0, bh, bw), donor_px.shape[:2], copy_move)
-
-    if apply_to == "region" and (blur_sigma > 0 or gamma != 1.0 or drange is not None or sigma > 0):
-        pad = math.ceil(4.0 * blur_sigma) if blur_sigma > 0 else 0
-        y0, x0 = max(0, sy - pad), max(0, sx - pad)
-        y1, x1 = min(donor_px.shape[0], sy + bh + pad), min(donor_px.shape[1], sx + bw + pad)
-        ctx = _blur(_tone(donor_px[y0:y1, x0:x1], gamma, drange), blur_sigma)
-        window = ctx[sy - y0 : sy - y0 + bh, sx - x0 : sx - x0 + bw]
-        if sigma > 0:
-            window = window + sigma * noise_rng.standard_normal(window.shape)
-    else:
-        window = donor_px[sy : sy + bh, sx : sx + bw]
-
-    base = host_px
-    if apply_to == "host":
-        base = _process(host_px, gamma, drange, blur_sigma, sigma, noise_rng)
-    out = base.copy()
-    sub = mask[r0 : r0 + bh, c0 : c0 + bw]
-    out[r0 : r0 + bh, c0 : c0 + bw][sub] = window[sub]
-    if apply_to == "image":
-        out = _process(out, gamma, drange, blur_sigma, sigma, noise_rng)
-    img = _quantize(out)
-
-    if resize != 1.0:
-        img, mask = _resize(img, mask, resize)
-        if not mask.any():
-            raise ValueError(f"resize={resize}: the region vanished after resizing; use a larger region")
-    if jpeg_quality is not None:
-        img = _jpeg(img, jpeg_quality)
-    if c == 1:
-        img = img[:, :, 0]
-
-    params: dict[str, Any] = {
-        "seed": seed,
-        "host_shape": tuple(int(v) for v in np.shape(host)),
-        "channels": c,
-        "donor": "host" if copy_move else "array",
-        "donor_shape": tuple(int(v) for v in np.shape(host if copy_move else donor)),
-        "donor_scale": round(donor_scale, 6),
-        "region": region_name,
-        "region_fraction": float(region_fraction),
-        "geometry": geometry,
-        "bbox": (r0, c0, bh, bw),
-        "source_offset": (sy, sx),
-        "noise_sigma": sigma,
-        "noise_var": None if noise_var is None else float(noise_var),
-        "blur_sigma": blur_sigma,
-        "gamma": gamma,
-        "dynamic_range": drange,
-        "apply_to": apply_to,
-        "resize": resize,
-        "jpeg_quality": jpeg_quality,
-        "jpeg_subsampling": JPEG_SUBSAMPLING if (jpeg_quality is not None and c == 3) else None,
-        "shape": tuple(int(v) for v in img.shape),
-        "fraction": float(mask.mean()),
-    }
+    donor_px = host_px if copy_move else _match_channels(_as_pixels(donor, "donor"), host_px.shape[2])
+    opts = _check_processing(
+        seed=seed, apply_to=apply_to, noise_sigma=noise_sigma, noise_var=noise_var, blur_sigma=blur_sigma,
+        jpeg_quality=jpeg_quality, gamma=gamma, dynamic_range=dynamic_range, resize=resize,
+    )
+    region_rng, offset_rng, noise_rng = (
+        np.random.default_rng(ss) for ss in np.random.SeedSequence(opts.seed).spawn(3)
+    )
+    chosen = _choose_region(region, region_fraction, host_px.shape[:2], region_rng)
+    donor_px, donor_scale = _fit_donor(donor_px, chosen.bbox, copy_move)
+    source = _source_offset(offset_rng, chosen.bbox, donor_px.shape[:2], copy_move)
+    window = _donor_window(donor_px, source, chosen.bbox, opts, noise_rng)
+    img = _paste(host_px, window, chosen, opts, noise_rng)
+    img, mask = _finish(img, chosen.mask, opts)
+    params = _splice_params(
+        host, donor, opts, chosen, donor_scale=donor_scale, source=source, channels=host_px.shape[2], img=img,
+        mask=mask,
+    )
     return Splice(image=img, mask=mask, params=params)
 
 

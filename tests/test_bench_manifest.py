@@ -68,7 +68,7 @@ def test_check_reports_changed_missing_files(tmp_path):
 def test_missing_mask_is_an_error_unless_allowed(tmp_path):
     root = _tiny_dataset(tmp_path / "ds")
     (root / "masks" / "s2.png").unlink()
-    with pytest.raises(ValueError, match="s2.png.*allow-missing-masks"):
+    with pytest.raises(ValueError, match="s2.png.*allow_missing_masks=True"):
         build_manifest(root / "images", masks=root / "masks")
     m = build_manifest(root / "images", masks=root / "masks", allow_missing_masks=True)
     assert {i.id: i.mask for i in m.items}["images/s2"] is None

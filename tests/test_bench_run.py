@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from noisestat.bench._task import COLUMNS
 from noisestat.bench.manifest import load_manifest
 from noisestat.bench.protocols import build_synthetic
 from noisestat.bench.rows import read_rows
-from noisestat.bench.run import code_version, module_closure, run_bench
+from noisestat.bench.run import BenchConfig, code_version, module_closure, parse_method_params, run_bench
 from noisestat.cli import main
 
 METHOD = "median_residual"
@@ -274,3 +275,70 @@ def test_recompute_reasons_and_code_mismatch_in_worker(dataset, tmp_path, monkey
                     configs=(MethodConfig(METHOD, {"block": 16}, '{"block": 16}', "0.1.0+ffffffffffff"),))
     (row,) = run_item(task)
     assert "code version" in row["error"] and row["as_is_auc"] is None
+
+
+def test_a_config_object_gives_the_same_rows_as_keywords(dataset, tmp_path):
+    cfg = BenchConfig(methods=[METHOD], params=PARAMS, progress=False, n_boot=200)
+    assert cfg.methods == (METHOD,)
+    res = run_bench(dataset / "manifest.json", root=dataset, out=tmp_path / "cfg", config=cfg)
+    _run(dataset, tmp_path / "kw")
+    assert res.n_computed == 8
+    assert _metric_view(read_rows(tmp_path / "cfg" / "rows.csv")) == _metric_view(
+        read_rows(tmp_path / "kw" / "rows.csv"))
+    # keyword options replace the fields of the config
+    part = run_bench(dataset / "manifest.json", root=dataset, out=tmp_path / "part", config=cfg, limit=2)
+    assert part.n_tasks == 2 and cfg.limit is None
+
+
+@pytest.mark.parametrize(("options", "error", "words"), [
+    ({"every": 0}, ValueError, "BenchConfig(every=0)"),
+    ({"every": True}, TypeError, "BenchConfig(every=True)"),
+    ({"limit": -1}, ValueError, "BenchConfig(limit=-1)"),
+    ({"workers": 0}, ValueError, "BenchConfig(workers=0)"),
+    ({"workers": 1.5}, TypeError, "BenchConfig(workers=1.5)"),
+    ({"n_boot": -1}, ValueError, "BenchConfig(n_boot=-1)"),
+    ({"methods": "ela"}, TypeError, "BenchConfig(methods='ela')"),
+    ({"methods": ["ela", "ela"]}, ValueError, "BenchConfig(methods=['ela', 'ela']): a method is listed twice"),
+    ({"params": {"ela": 3}}, TypeError, "BenchConfig(params={'ela': 3})"),
+    ({"thresholds": 0.5}, TypeError, "BenchConfig(thresholds=0.5)"),
+    ({"scheduler": 3}, TypeError, "BenchConfig(scheduler=3)"),
+    ({"progress": "no"}, TypeError, "BenchConfig(progress='no')"),
+    ({"on_rows": 1}, TypeError, "BenchConfig(on_rows=1)"),
+])
+def test_config_errors_name_the_parameter_in_python_terms(options, error, words):
+    with pytest.raises(error, match=re.escape(words)) as info:
+        BenchConfig(**options)
+    assert "--" not in str(info.value)
+
+
+def test_run_errors_name_python_parameters(dataset, tmp_path):
+    manifest = dataset / "manifest.json"
+    cases = [
+        (ValueError, r"root='.*missing': not a directory; pass root=",
+         dict(root=tmp_path / "missing")),
+        (TypeError, r"unknown option\(s\) \['worker'\]", dict(worker=2)),
+        (TypeError, r"config=5: expected a BenchConfig", dict(config=5)),
+        (ValueError, r"thresholds= has no threshold for \['median_residual'\]", dict(thresholds={"ela": 0.5})),
+        (ValueError, r"thresholds='.*nope.json': cannot read", dict(thresholds=tmp_path / "nope.json")),
+        (ValueError, r"params= has entries for \['ela'\].*methods=", dict(params={"ela": {"block": 8}})),
+    ]
+    for error, pattern, kw in cases:
+        kw = {"root": dataset, "methods": [METHOD], "progress": False, **kw}
+        with pytest.raises(error, match=pattern) as info:
+            run_bench(manifest, out=tmp_path / "r", **kw)
+        assert "--" not in str(info.value)
+    with pytest.raises(ValueError, match="parse_method_params: 'block16' is not METHOD.NAME=VALUE"):
+        parse_method_params(["block16"])
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--param", "block16"], "--param: parse_method_params: 'block16'"),
+    (["--every", "0"], "--every 0: must be >= 1"),
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+    (["--root", "missing-dir"], "--root 'missing-dir': not a directory; pass --root your copy"),
+])
+def test_cli_rewords_errors_in_option_terms(dataset, tmp_path, capsys, extra, words):
+    rc = main(["bench", str(dataset / "manifest.json"), "--root", str(dataset), "--methods", METHOD,
+               "--out", str(tmp_path / "r"), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "BenchConfig" not in err

@@ -103,7 +103,7 @@ def calibrate(
         raise ValueError(f"orientation={orientation!r}; choose 'as_is' or 'best'")
     d = Path(rundir)
     if not (d / "rows.csv").is_file():
-        raise ValueError(f"{d}: no rows.csv; run `noisestat bench ... --out {d}` first")
+        raise ValueError(f"rundir={str(d)!r}: no rows.csv; run run_bench(manifest, root=..., out={str(d)!r}) first")
     rows = [r for r in current_rows(d) if r["label"] == "spliced" and not r["error"] and (r["n_positive"] or 0) > 0
             and r.get(f"curve_{orientation}")]
     groups = group_rows(rows)

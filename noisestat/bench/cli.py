@@ -7,6 +7,7 @@ Registered into the main parser by :func:`add_commands` (called from
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -126,16 +127,23 @@ def _cmd_manifest_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .run import parse_method_params, run_bench
+    from .run import BenchConfig, parse_method_params, run_bench
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    if args.workers < 1:
-        raise ValueError(f"--workers {args.workers}: must be >= 1")
-    res = run_bench(args.manifest, root=args.root, out=args.out, methods=methods,
-                    params=parse_method_params(args.param), workers=args.workers, scheduler=args.scheduler,
-                    every=args.every, limit=args.limit, thresholds=args.thresholds,
-                    allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
-                    retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
+    try:
+        params = parse_method_params(args.param)
+    except ValueError as exc:
+        raise ValueError(f"--param: {exc}") from None
+    try:
+        config = BenchConfig(methods=methods, params=params, workers=args.workers, scheduler=args.scheduler,
+                             every=args.every, limit=args.limit, thresholds=args.thresholds,
+                             allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
+                             retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
+        res = run_bench(args.manifest, root=args.root, out=args.out, config=config)
+    except (TypeError, ValueError) as exc:
+        if type(exc) not in (TypeError, ValueError):  # subclasses may take other arguments
+            raise
+        raise type(exc)(_in_flag_terms(str(exc))) from exc
     print(f"{res.rundir}: {res.n_tasks} rows ({res.n_reused} reused, {res.n_computed} computed, "
           f"{res.n_errors} errors) in {res.wall_seconds:.1f} s")
     if res.why_computed:
@@ -155,6 +163,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.strict:
             return 1
     return 0
+
+
+# run_bench / BenchConfig parameter -> `noisestat bench` option
+_BENCH_FLAGS = {
+    "root": "--root", "out": "--out", "methods": "--methods", "params": "--param", "every": "--every",
+    "limit": "--limit", "workers": "--workers", "scheduler": "--scheduler", "thresholds": "--thresholds",
+    "allow_calibration_overlap": "--allow-calibration-overlap", "n_boot": "--bootstrap",
+}
+
+
+def _in_flag_terms(message: str) -> str:
+    """Re-word a run_bench error from Python parameters (``BenchConfig(every=0)``, ``root=``) to bench options."""
+    text = re.sub(r"BenchConfig\((\w+=.*?)\): ", r"\1: ", message)
+
+    def flag(m: re.Match[str]) -> str:
+        option = _BENCH_FLAGS.get(m.group(1))
+        if option is None:
+            return m.group(0)
+        bare = m.group(2) or m.string[m.end() : m.end() + 1] in ("", " ", ";", ",", ")")
+        return option if bare else option + " "
+
+    return re.sub(r"\b(\w+)=(True\b)?", flag, text)
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:

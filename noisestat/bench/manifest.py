@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -260,12 +260,12 @@ def _index_masks(folder: Path) -> dict[str, Path]:
     return index
 
 
-def _image_files(folder: Path, flag: str) -> list[Path]:
+def _image_files(folder: Path, name: str) -> list[Path]:
     if not folder.is_dir():
-        raise ValueError(f"{flag} {folder}: not a directory")
+        raise ValueError(f"{name}={str(folder)!r}: not a directory; pass {name}= a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{flag} {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{name}={str(folder)!r}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
@@ -284,7 +284,7 @@ def _rel(path: Path, root: Path) -> str:
     try:
         rel = path.resolve().relative_to(root.resolve())
     except ValueError:
-        raise ValueError(f"{path} is not inside the dataset root {root}; pass --root a folder containing it") from None
+        raise ValueError(f"{path} is not inside the dataset root {root}; pass root= a folder containing it") from None
     return check_relpath(rel.as_posix())
 
 
@@ -353,16 +353,16 @@ def build_manifest(
     dirs = [img_dir] + [Path(d) for d in (masks, pristine) if d is not None]
     root_p = Path(root) if root is not None else Path(os.path.commonpath([str(d.resolve().parent) for d in dirs]))
     if not root_p.is_dir():
-        raise ValueError(f"--root {root_p}: not a directory")
-    spliced = _image_files(img_dir, "--images")
+        raise ValueError(f"root={str(root_p)!r}: not a directory; pass root= the dataset folder")
+    spliced = _image_files(img_dir, "images")
     index = _index_masks(Path(masks)) if masks is not None else {}
     if masks is not None and not Path(masks).is_dir():
-        raise ValueError(f"--masks {masks}: not a directory")
+        raise ValueError(f"masks={str(masks)!r}: not a directory; pass masks= the folder of masks, or masks=None")
     missing = [p.name for p in spliced if p.stem not in index]
     if masks is not None and missing and not allow_missing_masks:
         raise ValueError(
             f"{len(missing)} spliced image(s) have no mask in {masks} (e.g. {', '.join(missing[:5])}); "
-            f"add the masks or pass --allow-missing-masks"
+            f"add the masks or pass allow_missing_masks=True"
         )
     items: list[ManifestItem] = []
 
@@ -380,7 +380,7 @@ def build_manifest(
     for p in spliced:
         items.append(make(p, "spliced", index.get(p.stem)))
     if pristine is not None:
-        for p in _image_files(Path(pristine), "--pristine"):
+        for p in _image_files(Path(pristine), "pristine"):
             items.append(make(p, "pristine", None))
     return Manifest(
         dataset=dataset or root_p.resolve().name,
@@ -499,12 +499,3 @@ def check_manifest(
                     problems.append(f"{it.id}: {kind} {rel} sha256 {got_sha[:12]}... differs from the manifest's "
                                     f"{sha[:12]}...")
     return problems
-
-
-def parse_labels(labels: Sequence[str] | None) -> tuple[str, ...]:
-    if not labels:
-        return LABELS
-    bad = [lab for lab in labels if lab not in LABELS]
-    if bad:
-        raise ValueError(f"labels {bad}: use {LABELS}")
-    return tuple(labels)

@@ -39,16 +39,9 @@ from .manifest import (
     sha256_file,
 )
 
-__all__ = ["postprocess", "build_synthetic", "postprocess_manifest", "protocol_names"]
+__all__ = ["postprocess", "build_synthetic", "postprocess_manifest"]
 
 _POST_KEYS = ("jpeg_quality", "noise_var", "noise_sigma", "blur_sigma", "gamma", "dynamic_range", "resize")
-
-
-def protocol_names() -> list[str]:
-    """Names of the robustness presets (see :func:`noisestat.synth.protocols`)."""
-    from ..synth import protocols
-
-    return sorted(protocols())
 
 
 def postprocess(
@@ -154,12 +147,12 @@ def _hosts(hosts: Any, n_hosts: int | None, shape: tuple[int, int], seed: int) -
     if isinstance(hosts, (str, os.PathLike)):
         folder = Path(hosts)
         if not folder.is_dir():
-            raise ValueError(f"--hosts {folder}: not a directory")
+            raise ValueError(f"hosts={str(folder)!r}: not a directory; pass hosts= a folder of images")
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if n_hosts is not None:
             files = files[:n_hosts]
         if len(files) < 2:
-            raise ValueError(f"--hosts {folder}: need at least 2 images (each host's donor is the next one)")
+            raise ValueError(f"hosts={str(folder)!r}: need at least 2 images (each host's donor is the next one)")
         out = []
         for p in files:
             img = load_image(p)
@@ -323,12 +316,13 @@ def postprocess_manifest(
     src = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     root_p, out_p = Path(root), Path(out)
     if out_p.resolve() == root_p.resolve():
-        raise ValueError("--out must differ from --root; the source dataset is never modified")
+        raise ValueError(f"out={str(out_p)!r} must differ from root=; pass a new folder as out= (the source "
+                         f"dataset is never modified)")
     params = {"jpeg_quality": jpeg_quality, "noise_var": noise_var, "noise_sigma": noise_sigma,
               "blur_sigma": blur_sigma, "gamma": gamma, "dynamic_range": list(dynamic_range) if dynamic_range else None}
     if (jpeg_quality is None and noise_var is None and noise_sigma is None and blur_sigma == 0 and gamma == 1.0
             and dynamic_range is None):
-        raise ValueError("no processing given; pass e.g. jpeg_quality=70 (--jpeg 70)")
+        raise ValueError("no processing given; pass e.g. jpeg_quality=70")
     if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
         raise ValueError(f"jpeg_quality={jpeg_quality}: must be in 1..100")
     from ..io import load_image

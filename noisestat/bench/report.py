@@ -286,7 +286,7 @@ def make_report(rundir: str | os.PathLike, *, out: str | os.PathLike | None = No
     d = Path(rundir)
     rows = current_rows(d)
     if not rows:
-        raise ValueError(f"{d}: no rows; run `noisestat bench ... --out {d}` first")
+        raise ValueError(f"rundir={str(d)!r}: no rows; run run_bench(manifest, root=..., out={str(d)!r}) first")
     dest = Path(out) if out is not None else d / "report"
     dest.mkdir(parents=True, exist_ok=True)
     summary = summarize_rows(rows, n_boot=n_boot)

@@ -36,7 +36,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,19 @@ from ._task import ItemTask, MethodConfig, row_key, run_item
 from .manifest import Manifest, load_manifest, resolve
 from .rows import RowWriter, compact, keys_of, latest_rows, read_rows, write_parquet
 
-__all__ = ["code_version", "module_closure", "make_configs", "run_bench", "BenchResult", "parse_method_params", "load_thresholds"]
+__all__ = [
+    "code_version", "module_closure", "make_configs", "run_bench", "BenchConfig", "BenchResult",
+    "parse_method_params", "load_thresholds",
+]
+
 
 def parse_method_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """``["median_residual.block=16", ...]`` -> ``{"median_residual": {"block": 16}}`` (values parsed as JSON)."""
     out: dict[str, dict[str, Any]] = {}
     for item in items or ():
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--param {item!r}: expected METHOD.NAME=VALUE, e.g. median_residual.block=16")
+            raise ValueError(f"parse_method_params: {item!r} is not METHOD.NAME=VALUE; write e.g. "
+                             f"'median_residual.block=16'")
         k, v = item.split("=", 1)
         meth, name = k.strip().split(".", 1)
         try:
@@ -70,9 +75,11 @@ def load_thresholds(path: str | os.PathLike) -> dict[str, Any]:
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"--thresholds {p}: cannot read a thresholds JSON file ({exc})") from None
+        raise ValueError(f"thresholds={str(p)!r}: cannot read a thresholds JSON file ({exc}); pass the "
+                         f"thresholds.json written by noisestat.bench.calibrate.calibrate") from None
     if not isinstance(d, dict) or not isinstance(d.get("thresholds"), dict):
-        raise ValueError(f"--thresholds {p}: expected an object with a \"thresholds\" mapping (from noisestat calibrate)")
+        raise ValueError(f"thresholds={str(p)!r}: expected an object with a \"thresholds\" mapping; pass the "
+                         f"thresholds.json written by noisestat.bench.calibrate.calibrate")
     return d
 
 
@@ -87,7 +94,8 @@ def make_configs(
     params = dict(params or {})
     unknown = sorted(set(params) - set(methods))
     if unknown:
-        raise ValueError(f"parameters given for {unknown}, which are not among --methods {list(methods)}")
+        raise ValueError(f"params= has entries for {unknown}, which are not among methods={list(methods)}; add them to "
+                         f"methods= or drop them from params=")
     out = []
     for m in methods:
         spec = get_method(m)
@@ -176,7 +184,7 @@ def _dask(tasks: list[ItemTask], scheduler: Any, workers: int) -> Iterator[list[
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ImportError("--scheduler needs dask.distributed: pip install noisestat[bench]") from None
+        raise ImportError("scheduler= needs dask.distributed: pip install noisestat[bench], or pass scheduler=None") from None
     own: list[Any] = []
     if isinstance(scheduler, str):
         if scheduler == "local":
@@ -304,58 +312,34 @@ def _check_overlap(thr_info: Mapping[str, Any] | None, selected: Sequence[Any], 
     clash = [it.name for it in selected if (it.image_sha256 or "")[:16] in cal]
     if clash:
         raise ValueError(
-            f"--thresholds were calibrated on {len(clash)} of the images being evaluated (e.g. {clash[0]}); "
-            f"calibrate on other data, or pass --allow-calibration-overlap to do it anyway"
+            f"thresholds= were calibrated on {len(clash)} of the images being evaluated (e.g. {clash[0]}); "
+            f"calibrate on other data, or pass allow_calibration_overlap=True to do it anyway"
         )
 
 
-def run_bench(
-    manifest: str | os.PathLike | Manifest,
-    *,
-    root: str | os.PathLike,
-    out: str | os.PathLike,
-    methods: Sequence[str] | None = None,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    workers: int = 1,
-    scheduler: Any = None,
-    every: int = 1,
-    limit: int | None = None,
-    thresholds: str | os.PathLike | Mapping[str, Any] | None = None,
-    allow_calibration_overlap: bool = False,
-    save_maps: bool = False,
-    retry_errors: bool = False,
-    progress: bool = True,
-    summary: bool = True,
-    n_boot: int = 2000,
-    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
-) -> BenchResult:
-    """Run methods over the items of a manifest, appending one row per (item, method) to ``out/rows.csv``.
+@dataclass(frozen=True)
+class BenchConfig:
+    """The options of a :func:`run_bench` run (everything but the manifest, the dataset root and the run folder).
 
     Parameters
     ----------
-    manifest : path or Manifest
-        Dataset listing (see :mod:`noisestat.bench.manifest`).
-    root : path
-        The user's copy of the dataset (manifest paths are relative to it).
-    out : path
-        Run folder: ``rows.csv`` (+ ``rows.parquet`` with pyarrow), ``run.json``,
-        ``summary.csv``, ``summary.tex``, ``paired.csv``, ``paired.tex``, optional ``maps/``.
     methods : sequence of str, optional
-        Registered method names; default all.
+        Registered method names; default (``None`` or empty) all registered methods.
     params : mapping, optional
         ``{method: {name: value}}`` overrides of method parameters.
+    every : int, default 1
+        Take every ``every``-th item of each label, sorted by file name.
+    limit : int, optional
+        Then only the first ``limit`` items.
     workers : int, default 1
         Local processes (1 = in this process). With ``scheduler``: the number
         of workers of a ``"local"`` cluster.
     scheduler : str or dask.distributed.Client, optional
         ``"local"`` (start a LocalCluster on 127.0.0.1), a scheduler address,
         or a connected Client.
-    every : int, default 1
-        Take every ``every``-th item of each label, sorted by file name.
-    limit : int, optional
-        Then only the first ``limit`` items.
     thresholds : path or mapping, optional
-        Per-method fixed thresholds from ``noisestat calibrate`` (default 0.5 for all).
+        Per-method fixed thresholds from :func:`noisestat.bench.calibrate.calibrate`
+        (a ``thresholds.json`` path or its content; default 0.5 for all).
         Refused when they were calibrated on any of the images being run.
     allow_calibration_overlap : bool, default False
         Accept thresholds calibrated on the same images (reported in run.json).
@@ -368,97 +352,174 @@ def run_bench(
     summary : bool, default True
         Write the summary and paired-comparison tables at the end.
     n_boot : int, default 2000
-        Bootstrap resamples for the summary intervals.
+        Bootstrap resamples for the summary intervals (0 = no intervals).
     on_rows : callable, optional
         Called with each new batch of rows after they were written (for tests / live displays).
 
-    Returns
-    -------
-    BenchResult
-        ``interrupted`` is True after Ctrl-C or SIGTERM (rows written so far are kept).
-
     Raises
     ------
+    TypeError
+        An option of the wrong type (e.g. ``methods="ela"`` instead of ``methods=["ela"]``).
     ValueError
-        Unknown methods or parameters, a missing root, thresholds calibrated
-        on the images being evaluated, an invalid manifest.
+        An option out of range (``every < 1``, ``limit < 0``, ``workers < 1``,
+        ``n_boot < 0``) or a method listed twice.
 
     Examples
     --------
     ::
 
-        res = run_bench("data_manifests/casia1.json", root="/data/casia1", out="runs/casia1",
-                        methods=["kurtosis", "ela"], workers=2)
-        res.n_computed, res.n_errors          # rows computed now, error rows
-        print(open("runs/casia1/summary.txt").read())
+        cfg = BenchConfig(methods=["kurtosis", "ela"], every=4, workers=2)
+        run_bench("data_manifests/casia1.json", root="/data/casia1", out="runs/casia1", config=cfg)
     """
+
+    methods: Sequence[str] | None = None
+    params: Mapping[str, Mapping[str, Any]] | None = None
+    every: int = 1
+    limit: int | None = None
+    workers: int = 1
+    scheduler: Any = None
+    thresholds: str | os.PathLike | Mapping[str, Any] | None = None
+    allow_calibration_overlap: bool = False
+    save_maps: bool = False
+    retry_errors: bool = False
+    progress: bool = True
+    summary: bool = True
+    n_boot: int = 2000
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._check_methods()
+        if self.params is not None and not (
+            isinstance(self.params, Mapping) and all(isinstance(v, Mapping) for v in self.params.values())
+        ):
+            raise TypeError(f"BenchConfig(params={self.params!r}): expected a mapping {{method: {{name: value}}}}, "
+                            f"e.g. params={{'median_residual': {{'block': 16}}}}")
+        _check_count("every", self.every, 1, "every=1 takes every item")
+        if self.limit is not None:
+            _check_count("limit", self.limit, 0, "limit=None takes all selected items")
+        _check_count("workers", self.workers, 1, "workers=1 runs in this process")
+        _check_count("n_boot", self.n_boot, 0, "n_boot=0 skips the bootstrap intervals")
+        if self.scheduler is not None and not isinstance(self.scheduler, str) and not hasattr(self.scheduler, "submit"):
+            raise TypeError(f"BenchConfig(scheduler={self.scheduler!r}): expected None, 'local', a scheduler "
+                            f"address such as 'tcp://host:8786', or a dask.distributed.Client")
+        if self.thresholds is not None and not isinstance(self.thresholds, (str, os.PathLike, Mapping)):
+            raise TypeError(f"BenchConfig(thresholds={self.thresholds!r}): expected the path of a thresholds.json "
+                            f"written by noisestat.bench.calibrate.calibrate, or its content as a mapping")
+        for name in ("allow_calibration_overlap", "save_maps", "retry_errors", "progress", "summary"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"BenchConfig({name}={value!r}): expected True or False")
+        if self.on_rows is not None and not callable(self.on_rows):
+            raise TypeError(f"BenchConfig(on_rows={self.on_rows!r}): expected None or a function of a list of rows")
+
+    def _check_methods(self) -> None:
+        if self.methods is None:
+            return
+        if isinstance(self.methods, str) or not all(isinstance(m, str) for m in self.methods):
+            raise TypeError(f"BenchConfig(methods={self.methods!r}): expected a list of method names, "
+                            f"e.g. methods=['ela', 'kurtosis']")
+        names = tuple(self.methods)
+        if len(set(names)) != len(names):
+            raise ValueError(f"BenchConfig(methods={list(names)!r}): a method is listed twice; list each once")
+        object.__setattr__(self, "methods", names)
+
+
+def _check_count(name: str, value: Any, minimum: int, hint: str) -> None:
+    """An integer option (not a bool) >= ``minimum``; errors name ``BenchConfig(<name>=...)``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"BenchConfig({name}={value!r}): expected an integer >= {minimum} ({hint})")
+    if value < minimum:
+        raise ValueError(f"BenchConfig({name}={value!r}): must be >= {minimum} ({hint})")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run is about: the manifest, folders, configurations and selected items."""
+
+    manifest: Manifest
+    manifest_path: str | None
+    root: Path
+    rundir: Path
+    configs: list[MethodConfig]
+    selected: tuple[Any, ...]
+    thr_info: dict[str, Any] | None
+
+
+def _thresholds(thresholds: Any, names: Sequence[str]) -> tuple[dict[str, Any] | None, dict[str, float]]:
+    """The thresholds document (or None) and method -> threshold; every method of ``names`` must have one."""
+    if thresholds is None:
+        return None, {}
+    thr_info = load_thresholds(thresholds) if isinstance(thresholds, (str, os.PathLike)) else dict(thresholds)
+    if "thresholds" not in thr_info:
+        thr_info = {"thresholds": thr_info}
+    thr_map: dict[str, float] = {}
+    for k, v in thr_info["thresholds"].items():
+        name = v.get("method", k) if isinstance(v, dict) else k
+        thr_map[name] = float(v["threshold"] if isinstance(v, dict) else v)
+    missing = [n for n in names if n not in thr_map]
+    if missing:
+        raise ValueError(f"thresholds= has no threshold for {missing} (has {sorted(thr_map)}); calibrate those "
+                         f"methods too, or leave them out of methods=")
+    return thr_info, thr_map
+
+
+def _plan(manifest: str | os.PathLike | Manifest, root: str | os.PathLike, out: str | os.PathLike,
+          cfg: BenchConfig) -> _Plan:
+    """Load and check everything the run needs; create the run folder."""
     from ..registry import methods as all_methods
 
-    t_start = time.time()
     m = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     root_p = Path(root)
     if not root_p.is_dir():
-        raise ValueError(f"--root {root_p}: not a directory")
+        raise ValueError(f"root={str(root_p)!r}: not a directory; pass root= your copy of the dataset "
+                         f"(the folder the manifest's paths are relative to)")
     rundir = Path(out)
     rundir.mkdir(parents=True, exist_ok=True)
-    names = list(methods) if methods else all_methods()
-    if len(set(names)) != len(names):
-        raise ValueError(f"--methods {names}: a method is listed twice")
-    thr_info: dict[str, Any] | None = None
-    if thresholds is not None:
-        thr_info = load_thresholds(thresholds) if isinstance(thresholds, (str, os.PathLike)) else dict(thresholds)
-        if "thresholds" not in thr_info:
-            thr_info = {"thresholds": thr_info}
-    thr_map: dict[str, float] = {}
-    for k, v in (thr_info or {}).get("thresholds", {}).items():
-        name = v.get("method", k) if isinstance(v, dict) else k
-        thr_map[name] = float(v["threshold"] if isinstance(v, dict) else v)
-    if thr_info is not None:
-        missing = [n for n in names if n not in thr_map]
-        if missing:
-            raise ValueError(f"--thresholds has no threshold for {missing}; calibrate those methods too "
-                             f"(have {sorted(thr_map)})")
-    configs = make_configs(names, params, thr_map)
-    selected = m.select(every=every, limit=limit)
-    _check_overlap(thr_info, selected, allow_calibration_overlap)
+    names = list(cfg.methods) if cfg.methods else all_methods()
+    thr_info, thr_map = _thresholds(cfg.thresholds, names)
+    configs = make_configs(names, cfg.params, thr_map)
+    selected = m.select(every=cfg.every, limit=cfg.limit)
+    _check_overlap(thr_info, selected, cfg.allow_calibration_overlap)
+    manifest_path = str(Path(manifest).resolve()) if not isinstance(manifest, Manifest) else None
+    return _Plan(m, manifest_path, root_p, rundir, configs, selected, thr_info)
 
-    rows_path = rundir / "rows.csv"
-    writer = RowWriter(rows_path)  # repairs a torn tail, upgrades the header
-    maps_dir = rundir / "maps" if save_maps else None
-    tasks, reused, reasons = _build_tasks(m, root_p, selected, configs, read_rows(rows_path), retry_errors,
-                                          maps_dir)
-    n_rows_todo = sum(len(t.configs) for t in tasks)
 
-    meta_path = rundir / "run.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    run_info = {
+def _run_info(plan: _Plan, cfg: BenchConfig, t_start: float, reused: int, n_to_compute: int,
+              reasons: dict[str, int]) -> dict[str, Any]:
+    """The ``run.json`` record of this run (before it runs)."""
+    thresholds = cfg.thresholds
+    return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "noisestat_version": __version__,
-        "manifest": str(Path(manifest).resolve()) if not isinstance(manifest, Manifest) else None,
-        "dataset": m.dataset, "manifest_digest": m.digest(), "root": str(root_p.resolve()),
+        "manifest": plan.manifest_path,
+        "dataset": plan.manifest.dataset, "manifest_digest": plan.manifest.digest(),
+        "root": str(plan.root.resolve()),
         "methods": [{"method": c.method, "params": c.params, "code_version": c.code_version,
-                     "threshold": c.threshold} for c in configs],
+                     "threshold": c.threshold} for c in plan.configs],
         "thresholds_from": (str(thresholds) if isinstance(thresholds, (str, os.PathLike)) else
                             ("mapping" if thresholds is not None else None)),
-        "calibration_overlap_allowed": bool(allow_calibration_overlap),
-        "every": every, "limit": limit, "workers": workers,
-        "scheduler": scheduler if isinstance(scheduler, str) or scheduler is None else "client",
+        "calibration_overlap_allowed": bool(cfg.allow_calibration_overlap),
+        "every": cfg.every, "limit": cfg.limit, "workers": cfg.workers,
+        "scheduler": cfg.scheduler if isinstance(cfg.scheduler, str) or cfg.scheduler is None else "client",
         "host": socket.gethostname(), "python": sys.version.split()[0],
-        "n_items": len(selected), "n_rows": len(selected) * len(configs), "n_reused": reused,
-        "n_to_compute": n_rows_todo, "why_computed": reasons,
+        "n_items": len(plan.selected), "n_rows": len(plan.selected) * len(plan.configs), "n_reused": reused,
+        "n_to_compute": n_to_compute, "why_computed": reasons,
     }
-    meta.update(current=run_info)
-    meta.setdefault("history", []).append(run_info)
-    _write_json(meta_path, meta)
 
-    if scheduler is not None:
-        stream = _dask(tasks, scheduler, workers)
-    elif workers > 1 and len(tasks) > 1:
-        stream = _processes(tasks, workers)
-    else:
-        stream = _serial(tasks)
 
-    prog = _Progress(n_rows_todo, progress)
+def _stream(tasks: list[ItemTask], cfg: BenchConfig) -> Iterator[list[dict[str, Any]]]:
+    """The executor's stream of row batches: Dask, local processes or this process."""
+    if cfg.scheduler is not None:
+        return _dask(tasks, cfg.scheduler, cfg.workers)
+    if cfg.workers > 1 and len(tasks) > 1:
+        return _processes(tasks, cfg.workers)
+    return _serial(tasks)
+
+
+def _consume(stream: Iterator[list[dict[str, Any]]], writer: RowWriter, n_rows: int,
+             cfg: BenchConfig) -> tuple[int, bool]:
+    """Write the rows as they arrive; return (rows computed, interrupted by Ctrl-C / SIGTERM)."""
+    prog = _Progress(n_rows, cfg.progress)
     computed = 0
     interrupted = False
     restore = _sigterm_as_interrupt()
@@ -468,8 +529,8 @@ def run_bench(
                 writer.write(r)
             computed += len(batch)
             prog.update(len(batch), sum(bool(r["error"]) for r in batch))
-            if on_rows is not None:
-                on_rows(batch)
+            if cfg.on_rows is not None:
+                cfg.on_rows(batch)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -482,7 +543,12 @@ def run_bench(
         prog.close()
         writer.close()
         restore()
+    return computed, interrupted
 
+
+def _current_rows(plan: _Plan, interrupted: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """All stored rows (compacted unless interrupted) and those of the selected items x configurations."""
+    rows_path = plan.rundir / "rows.csv"
     all_rows = read_rows(rows_path)
     if not interrupted:
         compact(rows_path)
@@ -490,24 +556,104 @@ def run_bench(
     current_keys = {row_key({"item": it.id, "method": c.method, "params": c.params_json,
                              "code_version": c.code_version, "input_sha256": it.image_sha256 or "",
                              "mask_sha256": it.mask_sha256 or "", "threshold": c.threshold})
-                    for it in selected for c in configs}
-    cur = [r for r in all_rows if row_key(r) in current_keys]
+                    for it in plan.selected for c in plan.configs}
+    return all_rows, [r for r in all_rows if row_key(r) in current_keys]
+
+
+def run_bench(
+    manifest: str | os.PathLike | Manifest,
+    *,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    config: BenchConfig | None = None,
+    **options: Any,
+) -> BenchResult:
+    """Run methods over the items of a manifest, appending one row per (item, method) to ``out/rows.csv``.
+
+    Parameters
+    ----------
+    manifest : path or Manifest
+        Dataset listing (see :mod:`noisestat.bench.manifest`).
+    root : path
+        The user's copy of the dataset (manifest paths are relative to it).
+    out : path
+        Run folder: ``rows.csv`` (+ ``rows.parquet`` with pyarrow), ``run.json``,
+        ``summary.csv``, ``summary.tex``, ``paired.csv``, ``paired.tex``, optional ``maps/``.
+    config : BenchConfig, optional
+        The run options (methods, params, every, limit, workers, scheduler,
+        thresholds, ...; see :class:`BenchConfig` for each and its default).
+    **options
+        The same options as keywords (``methods=["ela"], workers=2``); with
+        ``config`` they replace its fields.
+
+    Returns
+    -------
+    BenchResult
+        ``interrupted`` is True after Ctrl-C or SIGTERM (rows written so far are kept).
+
+    Raises
+    ------
+    TypeError
+        An unknown option, or an option of the wrong type (see :class:`BenchConfig`).
+    ValueError
+        Unknown methods or parameters, a missing root, thresholds calibrated
+        on the images being evaluated, an invalid manifest, an option out of range.
+
+    Examples
+    --------
+    ::
+
+        res = run_bench("data_manifests/casia1.json", root="/data/casia1", out="runs/casia1",
+                        methods=["kurtosis", "ela"], workers=2)
+        res.n_computed, res.n_errors          # rows computed now, error rows
+        print(open("runs/casia1/summary.txt").read())
+    """
+    cfg = _config(config, options)
+    t_start = time.time()
+    plan = _plan(manifest, root, out, cfg)
+    rows_path = plan.rundir / "rows.csv"
+    writer = RowWriter(rows_path)  # repairs a torn tail, upgrades the header
+    maps_dir = plan.rundir / "maps" if cfg.save_maps else None
+    tasks, reused, reasons = _build_tasks(plan.manifest, plan.root, plan.selected, plan.configs,
+                                          read_rows(rows_path), cfg.retry_errors, maps_dir)
+    n_rows_todo = sum(len(t.configs) for t in tasks)
+    meta_path = plan.rundir / "run.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    run_info = _run_info(plan, cfg, t_start, reused, n_rows_todo, reasons)
+    meta.update(current=run_info)
+    meta.setdefault("history", []).append(run_info)
+    _write_json(meta_path, meta)
+
+    computed, interrupted = _consume(_stream(tasks, cfg), writer, n_rows_todo, cfg)
+
+    all_rows, cur = _current_rows(plan, interrupted)
     n_err = sum(bool(r["error"]) for r in cur)
     wall = time.time() - t_start
     summ: list[dict[str, Any]] = []
     if not interrupted:
-        write_parquet(all_rows, rundir / "rows.parquet")
-        if summary and cur:
+        write_parquet(all_rows, plan.rundir / "rows.parquet")
+        if cfg.summary and cur:
             from .summary import write_summaries
 
-            summ = write_summaries(cur, rundir, n_boot=n_boot)
+            summ = write_summaries(cur, plan.rundir, n_boot=cfg.n_boot)
     run_info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), wall_seconds=round(wall, 3),
                     n_computed=computed, n_errors=n_err, interrupted=interrupted)
     meta["current"] = run_info
     meta["history"][-1] = run_info
     _write_json(meta_path, meta)
-    return BenchResult(rundir, cur, len(selected) * len(configs), computed, reused, n_err, interrupted, wall, summ,
-                       reasons)
+    n_rows = len(plan.selected) * len(plan.configs)
+    return BenchResult(plan.rundir, cur, n_rows, computed, reused, n_err, interrupted, wall, summ, reasons)
+
+
+def _config(config: BenchConfig | None, options: dict[str, Any]) -> BenchConfig:
+    """``config`` with ``options`` replacing its fields (a default config when None)."""
+    if config is not None and not isinstance(config, BenchConfig):
+        raise TypeError(f"config={config!r}: expected a BenchConfig, e.g. config=BenchConfig(methods=['ela'])")
+    unknown = sorted(set(options) - {f.name for f in fields(BenchConfig)})
+    if unknown:
+        raise TypeError(f"run_bench() got unknown option(s) {unknown}; the options are the fields of BenchConfig: "
+                        f"{[f.name for f in fields(BenchConfig)]}")
+    return replace(config, **options) if config is not None else BenchConfig(**options)
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
