@@ -11,6 +11,8 @@ import re
 import sys
 from pathlib import Path
 
+from ..io import MASK_CONVENTIONS
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the benchmark subcommands to the main ``noisestat`` parser."""
@@ -22,7 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--pristine", help="folder of authentic images")
     b.add_argument("--root", help="dataset root (default: common parent of the folders)")
     b.add_argument("--dataset", help="dataset name (default: root folder name)")
-    b.add_argument("--mask-convention", default="nonzero", help="nonzero | inverted | threshold | color")
+    b.add_argument("--mask-convention", default="nonzero", choices=MASK_CONVENTIONS,
+                   help="how mask files mark spliced pixels (default nonzero)")
     b.add_argument("--allow-missing-masks", action="store_true", help="keep spliced images without a mask")
     b.add_argument("--origin", default="", help="where the data comes from")
     b.add_argument("--terms", default="", help="licence / terms of use")

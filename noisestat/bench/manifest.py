@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from .._version import __version__
+from ..io import MASK_CONVENTIONS
 
 __all__ = [
     "FORMAT",
@@ -42,7 +43,7 @@ FORMAT = "noisestat.manifest"
 FORMAT_VERSION = 1
 LABELS = ("spliced", "pristine")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-MASK_CONVENTIONS = ("nonzero", "inverted", "threshold", "color")
+
 _MASK_TAILS = ("_gt", "_mask", "-mask", "_GT", ".mask")
 
 
