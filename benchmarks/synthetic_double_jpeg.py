@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import noisestat  # noqa: E402
+from noisestat.jpeg.adq import adq_map  # noqa: E402
 from noisestat.localizers.objects import objects_localizer  # noqa: E402
-from noisestat.maps.adq import adq_map  # noqa: E402
 from noisestat.metrics import evaluate_map  # noqa: E402
 from noisestat.synth import make_splice, sample_image  # noqa: E402
 

@@ -34,7 +34,7 @@ __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_
            "SegmenterSpec", "register_segmenter", "add_segmenter", "segmenters", "get_segmenter",
            "check_keywords"]
 
-METHOD_PACKAGES = ("noisestat.maps", "noisestat.localizers")
+METHOD_PACKAGES = ("noisestat.maps", "noisestat.jpeg", "noisestat.localizers")
 #: packages whose public modules register segmentation backends
 SEGMENTER_PACKAGES = ("noisestat.segment",)
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)

@@ -12,7 +12,7 @@ from PIL import Image
 import noisestat
 from noisestat.blocks.dct import ZIGZAG, block_dct
 from noisestat.io import ijg_luma_table
-from noisestat.maps.adq import adq_map, analyze_double_jpeg, dq_factor
+from noisestat.jpeg.adq import adq_map, analyze_double_jpeg, dq_factor
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
 

@@ -28,7 +28,7 @@ MODULES = _modules()
 
 
 def test_discovery_finds_the_packages():
-    assert {"noisestat.io", "noisestat.registry", "noisestat.maps.adq", "noisestat.blocks.dct"} <= set(MODULES)
+    assert {"noisestat.io", "noisestat.registry", "noisestat.jpeg.adq", "noisestat.blocks.dct"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -358,7 +358,7 @@ def test_auto_features_use_the_double_jpeg_trace(tmp_path):
 def test_adq_feature_matches_region_means(tmp_path):
     from PIL import Image
 
-    from noisestat.maps.adq import adq_map
+    from noisestat.jpeg.adq import adq_map
 
     rng = np.random.default_rng(5)
     host = np.clip(sample_image("astronaut")[:256, :320] + rng.normal(0, 1.0, (256, 320, 3)), 0, 255)

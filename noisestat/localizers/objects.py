@@ -110,7 +110,7 @@ def object_features(
         the region divided by its mean gradient magnitude plus 4 gray levels
         (JPEG inputs only);
         ``"adq"``: mean over the region of the aligned double-JPEG map
-        (:func:`noisestat.maps.adq.adq_map`, the probability that a block was
+        (:func:`noisestat.jpeg.adq.adq_map`, the probability that a block was
         compressed once), floored at :data:`ADQ_FLOOR` (JPEG inputs with a
         double-compression trace only).
         Clipped pixels are left out of every feature but ``"adq"``.
@@ -205,7 +205,7 @@ def object_features(
         out["ela_all"] = np.array([e.sum() / (gmag.sum() * scale + c * e.size)])
     if "adq" in features:
         if adq is None:
-            from ..maps.adq import adq_map
+            from ..jpeg.adq import adq_map
 
             adq = adq_map(img)
         if not adq.applicable:
@@ -558,7 +558,7 @@ def objects_localizer(
     img = as_image(image, min_size=16)
     adq_hm = None
     if auto and mode == "standardized" and img.info.is_jpeg:
-        from ..maps.adq import adq_map
+        from ..jpeg.adq import adq_map
 
         adq_hm = adq_map(img)
         if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead

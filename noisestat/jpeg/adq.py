@@ -369,7 +369,7 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     Examples
     --------
     >>> import numpy as np
-    >>> from noisestat.maps.adq import adq_map
+    >>> from noisestat.jpeg.adq import adq_map
     >>> adq_map(np.zeros((64, 64, 3), np.uint8)).applicable  # an array, not a JPEG
     False
     """
