@@ -140,6 +140,8 @@ def test_not_applicable_and_bad_parameters(tmp_path):
     assert not hm.applicable and "not known to be JPEG" in hm.note and not hm.values.any()
     flat = np.full((64, 64), 128, np.uint8)
     assert not blocking_grid_map(flat, force=True).applicable  # no blocking at all
+    never = blocking_grid_map(_photo("chelsea"), force=True)  # never compressed
+    assert not never.applicable and "no periodic 8x8 blocking" in never.note
     gray = tmp_path / "g.jpg"
     gray.write_bytes(_jpeg_bytes(_photo("camera")[:128, :128], 60))
     assert blocking_grid_map(gray).applicable

@@ -298,8 +298,8 @@ def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: 
         ``raw``: per 8x8 block of the grid at (0, 0) (pixels past the last full
         block take the nearest block), the box mean of :func:`block_artifact`
         over the informative frequencies, in quantisation steps; blocks
-        with clipped pixels are left out of the mean (NaN when the whole box is
-        clipped; ``values`` 0 there). ``values``: one-sided
+        with clipped luma (0 or 255) are left out of the mean (NaN when the
+        whole box is clipped; ``values`` 0 there). ``values``: one-sided
         :func:`noisestat.heatmap.robust_logistic` of ``raw`` (more distance
         from the lattice than the rest of the image is suspicious). Not
         applicable (zeros and a ``note``) for input not known to be JPEG
@@ -318,14 +318,16 @@ def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: 
     Ye, Sun & Chang (2007): with ``Q`` the first quantisation table, estimated
     from the periodicity of each frequency's histogram, the blocking artifact
     measure of block ``i`` is ``B(i) = sum_{u,v} |D_i(u, v) - Q(u, v)
-    round(D_i(u, v) / Q(u, v))|``; here each term is divided by ``Q(u, v)``
-    (a distance in steps, at most 1/2), which weighs the frequencies alike. Untouched blocks of a doubly compressed
-    image lie close to the lattice (distance: the last quantisation and the
-    pixel rounding); pasted blocks, singly compressed or off the grid, spread
-    over it. Here ``D`` comes from the decoded luma (not the file), the sum
-    runs over the frequencies whose estimated step exceeds the last one
-    (the others separate nothing), and blocks with clipped pixels (whose
-    coefficients clipping moved) are left out.
+    round(D_i(u, v) / Q(u, v))|``. Untouched blocks of a doubly compressed
+    image lie close to the lattice; pasted blocks, singly compressed or off
+    the grid, spread over it. Here (see :func:`block_artifact`) the lattice is
+    that of ``Q`` after requantisation with the last table (Ye et al. assume a
+    much finer last table, where the two agree), each term is divided by
+    ``Q(u, v)`` (a distance in steps, which weighs the frequencies alike), the
+    sum runs over the frequencies with an estimated first step coarser than
+    the last one (the others separate nothing), ``D`` comes from the decoded
+    luma (not the file), and blocks with clipped luma (whose coefficients
+    clipping moved) are left out.
 
     References
     ----------
