@@ -44,7 +44,7 @@ def test_every_method_runs_on_a_tiny_image(name, noisy_rgb):
 
 
 def test_unknown_method_and_parameter(noisy_rgb):
-    with pytest.raises(ValueError, match="not registered"):
+    with pytest.raises(ValueError, match="not a registered method"):
         noisestat.localize(noisy_rgb, method="nope")
     name = noisestat.methods()[0]
     with pytest.raises(ValueError, match="no parameter"):
