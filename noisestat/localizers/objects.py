@@ -22,8 +22,6 @@ Two modes:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import time
 from typing import Any
 
@@ -34,23 +32,20 @@ from ..io import as_image
 from ..registry import register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail, Segmentation
 from ._dissimilarity import algorithm1, cosine_dissimilarity
-from ._regions import region_sums
+from ._object_features import ADQ_FLOOR as ADQ_FLOOR
+from ._object_features import CHANNEL_INDEPENDENCE_MIN as CHANNEL_INDEPENDENCE_MIN
+from ._object_features import DECORRELATED_PERCENTILE as DECORRELATED_PERCENTILE
+from ._object_features import ELA_GRADIENT_OFFSET as ELA_GRADIENT_OFFSET
+from ._object_features import FEATURES, FLOOR_MODES, FeatureContext, compute_features
+from ._object_features import FLOOR_WAVELET as FLOOR_WAVELET
 
 __all__ = ["objects_localizer", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
-
-FEATURES = ("sigma_floor", "sigma_p", "sigma_r", "ela", "adq")
 
 #: Fixed mapping of an object's dissimilarity to the host to heatmap values
 #: (standardized mode): an object 2.5 units (``z_scale``) from the host,
 #: ``1 - 1/sqrt(1 + 2.5^2)``, maps to 0.5.
 VALUE_CENTER = float(1.0 - 1.0 / np.sqrt(1.0 + 2.5**2))
 VALUE_SCALE = 0.05
-#: ELA feature: mean ELA / (mean gradient magnitude + 4 gray levels). ELA follows
-#: edges; the offset keeps flat regions from dividing by ~0.
-ELA_GRADIENT_OFFSET = 4.0
-#: ADQ feature: region means of the single-compression probability are floored at
-#: this before the log of standardized mode (a region can read 0 exactly).
-ADQ_FLOOR = 0.01
 
 
 def _parse_features(features: Any) -> tuple[str, ...]:
@@ -66,13 +61,6 @@ def _parse_features(features: Any) -> tuple[str, ...]:
         if n not in FEATURES:
             raise ValueError(f"features: {n!r} is not supported; choose from {FEATURES}")
     return names
-
-
-def _crop(img: LoadedImage, gray: np.ndarray, box: np.ndarray) -> LoadedImage:
-    r0, c0, r1, c1 = (int(v) for v in box)
-    px = np.ascontiguousarray(gray[r0:r1, c0:c1, None])
-    info = dataclasses.replace(img.info, shape=(r1 - r0, c1 - c0), channels=1)
-    return LoadedImage(px, info)
 
 
 def object_features(
@@ -149,244 +137,24 @@ def object_features(
     ValueError
         ``floor_mode="decorrelated"`` on an image without 3 channels; ``"ela"``
         or ``"adq"`` where the map does not apply.
+
+    Notes
+    -----
+    Each feature is one function of the feature table
+    (``noisestat.localizers._object_features``, where :data:`FEATURES` comes
+    from); the requested ones are computed once each, in table order, and
+    names not in the table are ignored.
     """
-    import cv2
-
-    gray = np.ascontiguousarray(img.gray(), dtype=np.float32)
-    scale = 255.0 / img.info.white_level
-    n = seg.n_objects
-    ones = np.ones(gray.shape, np.float64)
-    out: dict[str, np.ndarray] = {}
-    area_fg, area_bg = region_sums([ones, gray], seg.labels, seg.boxes)
-    out["area"] = area_fg[:, 0]
-    out["brightness"] = area_fg[:, 1] / np.maximum(area_fg[:, 0], 1) * scale
-    if "sigma_r" in features:
-        r = gray - cv2.medianBlur(gray, 3)
-        # smoothness from the gradient of a blurred copy, so that noise itself
-        # does not decide which pixels are "smooth" (that would bias sigma low)
-        sm = cv2.GaussianBlur(gray, (0, 0), 2.0)
-        gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
-        gm = np.hypot(gx, gy)
-        w = gm <= np.percentile(gm, smooth_percentile)
-        # pixels next to clipped values carry no noise: leave them out
-        wl = img.info.white_level
-        k3 = np.ones((3, 3), np.uint8)
-        w &= (cv2.erode(gray, k3) > 0.0) & (cv2.dilate(gray, k3) < wl)
-        w = w.astype(np.float64)
-        r2w = w * r.astype(np.float64) ** 2
-        fg, bg = region_sums([w, r2w], seg.labels, seg.boxes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["sigma_r_fg"] = np.where(fg[:, 0] >= min_pixels, np.sqrt(fg[:, 1] / fg[:, 0]), np.nan)
-            out["sigma_r_bg"] = np.where(bg[:, 0] >= min_pixels, np.sqrt(bg[:, 1] / bg[:, 0]), np.nan)
-        out["sigma_r_all"] = np.array([np.sqrt(r2w.sum() / max(w.sum(), 1.0))])
-    if "sigma_floor" in features:
-        fgv, bgv, allv, tiles = _floor_features(img, gray, seg, block=floor_block, q=floor_percentile,
-                                                min_blocks=max(4, min_pixels // (floor_block * floor_block)),
-                                                mode=floor_mode)
-        out["sigma_floor_fg"], out["sigma_floor_bg"] = fgv * scale, bgv * scale
-        out["sigma_floor_all"] = np.array([allv * scale])
-        out["floor_decorrelated"] = np.array([float(tiles is not None and tiles.mode == "decorrelated")])
-        out["channel_independence"] = np.array([tiles.channel_independence if tiles is not None else np.nan])
-    if "ela" in features:
-        from ..maps.ela import ela_map
-
-        hm = ela_map(img)
-        if not hm.applicable:
-            raise ValueError("features: 'ela' needs a JPEG-compressed input (ELA is not applicable here)")
-        sm = cv2.GaussianBlur(gray, (0, 0), 1.0)
-        gmag = np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3))
-        e = hm.raw.astype(np.float64)
-        fg, bg = region_sums([ones, e, gmag * scale], seg.labels, seg.boxes)
-        c = ELA_GRADIENT_OFFSET
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["ela_fg"] = np.where(fg[:, 0] >= min_pixels, fg[:, 1] / (fg[:, 2] + c * fg[:, 0]), np.nan)
-            out["ela_bg"] = np.where(bg[:, 0] >= min_pixels, bg[:, 1] / (bg[:, 2] + c * bg[:, 0]), np.nan)
-        out["ela_all"] = np.array([e.sum() / (gmag.sum() * scale + c * e.size)])
-    if "adq" in features:
-        if adq is None:
-            from ..maps.adq import adq_map
-
-            adq = adq_map(img)
-        if not adq.applicable:
-            raise ValueError(f"features: 'adq' does not apply to this image ({adq.note})")
-        pa = adq.values.astype(np.float64)
-        fg, bg = region_sums([ones, pa], seg.labels, seg.boxes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["adq_fg"] = np.where(fg[:, 0] >= min_pixels, np.maximum(fg[:, 1] / fg[:, 0], ADQ_FLOOR), np.nan)
-            out["adq_bg"] = np.where(bg[:, 0] >= min_pixels, np.maximum(bg[:, 1] / bg[:, 0], ADQ_FLOOR), np.nan)
-        out["adq_all"] = np.array([max(float(pa.mean()), ADQ_FLOOR)])
-    if "sigma_p" in features:
-        from ..noise.pca import estimate_noise_pca
-
-        fgv = np.full(n, np.nan)
-        bgv = np.full(n, np.nan)
-        for i in range(n):
-            box = seg.boxes[i]
-            r0, c0, r1, c1 = (int(v) for v in box)
-            crop = _crop(img, gray, box)
-            lab = seg.labels[r0:r1, c0:c1]
-            for target, region in ((fgv, lab == i + 1), (bgv, lab != i + 1)):
-                if region.sum() < min_pixels:
-                    continue
-                est = estimate_noise_pca(crop, patch_size=pca_patch, mask=region)
-                if est.reliable and np.isfinite(est.sigma):
-                    target[i] = est.sigma
-        out["sigma_p_fg"] = fgv * scale
-        out["sigma_p_bg"] = bgv * scale
-        whole = estimate_noise_pca(LoadedImage(np.ascontiguousarray(gray[:, :, None]),
-                                               dataclasses.replace(img.info, channels=1)), patch_size=pca_patch)
-        out["sigma_p_all"] = np.array([whole.sigma * scale])
-    if "sigma_r" in features:
-        out["sigma_r_fg"] = out["sigma_r_fg"] * scale
-        out["sigma_r_bg"] = out["sigma_r_bg"] * scale
-        out["sigma_r_all"] = out["sigma_r_all"] * scale
-    return out
+    ctx = FeatureContext.build(img, seg, min_pixels=min_pixels, pca_patch=pca_patch,
+                               smooth_percentile=smooth_percentile, floor_block=floor_block,
+                               floor_percentile=floor_percentile, floor_mode=floor_mode, adq=adq)
+    return compute_features(ctx, features)
 
 
 def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
     o = np.argsort(v)
     c = np.cumsum(w[o])
     return float(v[o][np.searchsorted(c, 0.5 * c[-1])])
-
-
-#: Wavelet of the noise floor: the finest diagonal subband of db4 (8 taps)
-#: passes white noise unchanged and rejects smooth shading and most
-#: straight edges better than Haar or a median residual.
-FLOOR_WAVELET = "db4"
-FLOOR_MODES = ("auto", "mean", "decorrelated")
-#: ``floor_mode="auto"`` uses the decorrelated floor when the median over
-#: tiles of ``lambda_min / (trace / 3)`` of the 3 x 3 colour covariance of the
-#: diagonal coefficients is at least this: independent noise per channel
-#: gives about 0.4 on 8 x 8 tiles, 4:2:0 JPEG images (smoothed, quantised
-#: chroma) at most 0.13 (all 1260 CASIA v1 images, median 0.003).
-CHANNEL_INDEPENDENCE_MIN = 0.2
-#: Tile percentile of the decorrelated floor (its tile values are texture-free,
-#: so the median, not a low percentile, is taken).
-DECORRELATED_PERCENTILE = 50.0
-
-
-@dataclasses.dataclass(frozen=True)
-class _FloorTiles:
-    """Per-tile noise variance of the floor and how it was measured."""
-
-    var: np.ndarray  # (hb, wb) tile noise variance, NaN where a coefficient is missing
-    mode: str  # "mean" or "decorrelated"
-    channel_independence: float  # median lambda_min / (trace / 3); NaN for gray images
-
-
-def _floor_tiles(img: LoadedImage, unclipped: np.ndarray, block: int, mode: str) -> _FloorTiles:
-    """Tile variance of the finest diagonal db4 coefficients, channel mean or decorrelated.
-
-    ``unclipped``: (hb, wb) tiles without a clipped luma value (the channel-independence
-    ratio is measured on them).
-    """
-    from ..noise.mad import diagonal_coefficients
-
-    hb, wb = unclipped.shape
-    half = block // 2
-    d = diagonal_coefficients(img.pixels, FLOOR_WAVELET)
-    nc = d.shape[2]
-    t = d[: hb * half, : wb * half].reshape(hb, half, wb, half, nc)
-    if nc != 3:
-        if mode == "decorrelated":
-            raise ValueError(f"floor_mode='decorrelated' needs a 3-channel colour image, got {nc} channel(s); "
-                             f"use floor_mode='auto' or 'mean'")
-        return _FloorTiles(np.mean(t * t, axis=(1, 3, 4)), "mean", float("nan"))
-    cov = np.einsum("akbld,akble->abde", t, t) / (half * half)
-    fin = np.all(np.isfinite(cov), axis=(2, 3))
-    ev = np.full((hb, wb, 3), np.nan)
-    ev[fin] = np.maximum(np.linalg.eigvalsh(cov[fin]), 0.0)
-    mean_var = ev.sum(axis=2) / 3.0  # = mean over channels of the squared coefficients
-    sel = unclipped & (mean_var > 0)
-    rho = float(np.median(ev[sel, 0] / mean_var[sel])) if sel.any() else float("nan")
-    if mode == "decorrelated" or (mode == "auto" and rho >= CHANNEL_INDEPENDENCE_MIN):
-        return _FloorTiles(ev[:, :, 0], "decorrelated", rho)
-    return _FloorTiles(mean_var, "mean", rho)
-
-
-@functools.lru_cache(maxsize=32)
-def _white_noise_quantile(mode: str, q: float, n: int, channels: int) -> float:
-    """The ``q``-th percentile of a tile's floor RMS for white noise of sigma 1.
-
-    ``"mean"``: ``sqrt(chi2_{C n} / (C n))`` (``n`` coefficients per channel,
-    ``C`` channels), exact. ``"decorrelated"``: ``sqrt(lambda_min(W / n))``
-    with ``W`` a 3 x 3 Wishart matrix of ``n`` degrees of freedom, by a
-    seeded Monte Carlo of 40000 tiles (standard error about 0.3 %), the same
-    number on every call.
-    """
-    if mode == "mean":
-        from scipy.stats import chi2
-
-        dof = channels * n
-        return float(np.sqrt(chi2.ppf(q / 100.0, dof) / dof))
-    rng = np.random.default_rng(20150101)
-    z = rng.standard_normal((40000, n, 3))
-    ev = np.linalg.eigvalsh(np.einsum("tki,tkj->tij", z, z) / n)[:, 0]
-    return float(np.sqrt(np.percentile(np.maximum(ev, 0.0), q)))
-
-
-def _floor_features(
-    img: LoadedImage, gray: np.ndarray, seg: Segmentation, *, block: int, q: float | None, min_blocks: int,
-    mode: str = "auto",
-) -> tuple[np.ndarray, np.ndarray, float, _FloorTiles | None]:
-    """Noise floor per region: a percentile of the tile RMS of diagonal-wavelet coefficients.
-
-    The finest diagonal db4 subband of every colour channel
-    (:func:`noisestat.noise.mad.diagonal_coefficients`) is cut into tiles of
-    ``block x block`` pixels (aligned with the JPEG grid for 8). Per tile,
-    the noise variance is either the mean over channels of the squared
-    coefficients (``"mean"``: the per-channel noise level for white noise;
-    texture only raises it) or the smallest eigenvalue of the 3 x 3 colour
-    covariance of the coefficients (``"decorrelated"``: texture, which is
-    nearly the same in every channel, lies along one colour direction and is
-    left out; noise independent per channel is in every direction). ``"auto"``
-    takes the decorrelated variance when the image's channels carry
-    independent noise (:data:`CHANNEL_INDEPENDENCE_MIN`), else the mean. A
-    region's value is the ``q``-th percentile (default 10 for the mean, 50
-    for the decorrelated variance) of its tiles' RMS, divided by that
-    percentile for white Gaussian noise of sigma 1
-    (:func:`_white_noise_quantile`), so that white noise of ``sigma`` per
-    channel reads ``sigma`` in either mode; texture only raises it. Tiles at the image
-    border without every coefficient, with a clipped luma value or spanning
-    two objects are skipped (a coefficient reaches 2 pixels before and 4
-    after its tile).
-    """
-    from ..noise.mad import daubechies_filters
-
-    h, w = gray.shape
-    block = max(2, block - block % 2)
-    hb, wb = h // block, w // block
-    n = seg.n_objects
-    nan = np.full(n, np.nan)
-    if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
-        return nan, nan.copy(), float("nan"), None
-    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    unclipped = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level)
-    tiles = _floor_tiles(img, unclipped, block, mode)
-    if q is None:
-        q = DECORRELATED_PERCENTILE if tiles.mode == "decorrelated" else 10.0
-    rms = np.sqrt(tiles.var) / _white_noise_quantile(tiles.mode, float(q), (block // 2) ** 2,
-                                                   img.pixels.shape[2])
-    ok = unclipped & np.isfinite(rms)
-    lab = seg.labels[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    lmin, lmax = lab.min(axis=(1, 3)), lab.max(axis=(1, 3))
-    ok &= lmin == lmax
-    tile_lab = np.where(ok, lmin, 0)
-    rr, cc = np.mgrid[0:hb, 0:wb]
-    rr = rr * block + block // 2
-    cc = cc * block + block // 2
-    fg, bg = nan.copy(), nan.copy()
-    for i in range(n):
-        sel = tile_lab == i + 1
-        if sel.sum() >= min_blocks:
-            fg[i] = np.percentile(rms[sel], q)
-        r0, c0, r1, c1 = seg.boxes[i]
-        inbox = (rr >= r0) & (rr < r1) & (cc >= c0) & (cc < c1) & ok & ~sel
-        if inbox.sum() >= min_blocks:
-            bg[i] = np.percentile(rms[inbox], q)
-    allv = float(np.percentile(rms[ok], q)) if ok.sum() >= min_blocks else float("nan")
-    return fg, bg, allv, tiles
 
 
 def _brightness_corrected(logf: np.ndarray, brightness: np.ndarray) -> np.ndarray:
