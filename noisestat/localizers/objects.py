@@ -22,6 +22,7 @@ Two modes:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -303,6 +304,32 @@ def objects_localizer(
     >>> loc.mask.shape
     (400, 600)
     """
+    params, feats = _checked_params(mode=mode, segmenter=segmenter, n_objects=n_objects, features=features,
+                                    select=select, z_scale=z_scale, reference=reference,
+                                    brightness_correction=brightness_correction, min_pixels=min_pixels,
+                                    floor_mode=floor_mode)
+    t0 = time.perf_counter()
+    img = as_image(image, min_size=16)
+    adq_hm = None
+    if features == "auto" and params["mode"] == "standardized" and img.info.is_jpeg:
+        feats, adq_hm = _auto_adq(img, feats, params)
+    seg = _segment(img, params["segmenter"], params["n_objects"])
+    t1 = time.perf_counter()
+    f = object_features(img, seg, features=feats, min_pixels=params["min_pixels"],
+                        floor_mode=params["floor_mode"], adq=adq_hm)
+    t2 = time.perf_counter()
+    sc = _score_objects(f, feats, mode=params["mode"], z_scale=params["z_scale"],
+                        reference=params["reference"], brightness_correction=params["brightness_correction"])
+    sel = _select_objects(sc, mode=params["mode"], select=params["select"])
+    timings = {"segment": t1 - t0, "features": t2 - t1, "localize": time.perf_counter() - t2}
+    return _localization(seg, f, feats, sc, sel, params, timings)
+
+
+def _checked_params(
+    *, mode: Any, segmenter: Any, n_objects: Any, features: Any, select: Any, z_scale: Any, reference: Any,
+    brightness_correction: Any, min_pixels: Any, floor_mode: Any,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Validated parameters of :func:`objects_localizer` (its ``params``) and the feature names."""
     mode = check_choice(mode, "mode", ("standardized", "paper"))
     select = check_choice(select, "select", ("auto", "top"))
     reference = check_choice(reference, "reference", ("image", "objects"))
@@ -314,111 +341,150 @@ def objects_localizer(
         raise TypeError(f"brightness_correction must be True or False, got {brightness_correction!r}")
     if not isinstance(segmenter, str):
         raise TypeError(f"segmenter must be a string, got {segmenter!r}")
-    auto = isinstance(features, str) and features == "auto"
-    if auto:
+    if isinstance(features, str) and features == "auto":
         features = "sigma_floor" if mode == "standardized" else "sigma_p,sigma_r"
     feats = _parse_features(features)
     params = dict(mode=mode, segmenter=segmenter, n_objects=n_objects, features=",".join(feats),
                   select=select, z_scale=z_scale, reference=reference,
                   brightness_correction=bool(brightness_correction), min_pixels=min_pixels,
                   floor_mode=floor_mode)
-    t0 = time.perf_counter()
-    img = as_image(image, min_size=16)
-    adq_hm = None
-    if auto and mode == "standardized" and img.info.is_jpeg:
-        from ..maps.adq import adq_map
+    return params, feats
 
-        adq_hm = adq_map(img)
-        if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
-            feats = ("adq",)
-            params["features"] = "adq"
-    seg = _segment(img, segmenter, n_objects)
-    t1 = time.perf_counter()
-    f = object_features(img, seg, features=feats, min_pixels=min_pixels, floor_mode=floor_mode, adq=adq_hm)
-    t2 = time.perf_counter()
-    n = seg.n_objects
+
+def _auto_adq(
+    img: LoadedImage, feats: tuple[str, ...], params: dict[str, Any]
+) -> tuple[tuple[str, ...], Heatmap]:
+    """``features="auto"`` on a JPEG input: ``("adq",)`` if its map applies (``params`` updated), else ``feats``."""
+    from ..maps.adq import adq_map
+
+    adq_hm = adq_map(img)
+    if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
+        params["features"] = "adq"
+        return ("adq",), adq_hm
+    return feats, adq_hm
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scores:
+    """Per-object scores of the object localizer (n objects, d features)."""
+
+    fg: np.ndarray  # (n, d) foreground features
+    bg: np.ndarray  # (n, d) background features
+    valid: np.ndarray  # (n,) bool: measured, compared
+    raw: np.ndarray  # (n,) dissimilarity (0 on invalid objects)
+    values: np.ndarray  # (n,) heatmap values (0 on invalid objects)
+    dissimilarity: np.ndarray  # (n, n) DM, NaN rows for invalid objects
+    pair: tuple[int, int] | None  # Algorithm 1's pair
+    chosen: int | None  # the most dissimilar object; None: nothing to compare
+    score: float  # image-level score (NaN when nothing was compared)
+    note: str
+
+
+def _signatures(
+    f: dict[str, np.ndarray], feats: tuple[str, ...], fg: np.ndarray, bg: np.ndarray, whole: np.ndarray,
+    idx: np.ndarray, *, mode: str, z_scale: float, reference: str, brightness_correction: bool,
+) -> np.ndarray:
+    """Feature vectors ``S_i`` of the objects ``idx``: raw (paper) or anchored standardized (see Notes)."""
+    if mode == "paper":
+        return np.hstack([fg[idx], bg[idx]])
+    x = np.log(fg[idx])
+    if brightness_correction:
+        x = _brightness_corrected(x, f["brightness"][idx])
+    if reference == "image":
+        ref = np.log(whole)
+    else:
+        wts = f["area"][idx]
+        ref = np.array([_weighted_median(x[:, k], wts) for k in range(x.shape[1])])
+    z = (x - ref) / (z_scale * np.sqrt(x.shape[1]))
+    if "adq" in feats:  # one-sided: only a higher single-compression probability is suspicious
+        j = feats.index("adq")
+        z[:, j] = np.maximum(z[:, j], 0.0)
+    return np.hstack([np.ones((idx.size, 1)), z])
+
+
+def _object_values(dm: np.ndarray, s: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw dissimilarity and heatmap value of the compared objects (rows of ``dm`` and ``s``)."""
+    if mode == "paper":
+        raw = dm.sum(axis=1) / (s.shape[0] - 1)
+        return raw, np.clip(raw, 0.0, 1.0)
+    host = np.zeros((1, s.shape[1]))
+    host[0, 0] = 1.0
+    raw = cosine_dissimilarity(np.vstack([host, s]))[0, 1:]
+    t = np.clip((raw - VALUE_CENTER) / VALUE_SCALE, -60.0, 60.0)
+    return raw, 1.0 / (1.0 + np.exp(-t))
+
+
+def _score_objects(
+    f: dict[str, np.ndarray], feats: tuple[str, ...], *, mode: str, z_scale: float, reference: str,
+    brightness_correction: bool,
+) -> _Scores:
+    """Dissimilarity of every object, its heatmap value and the image-level score."""
     fg = np.stack([f[f"{k}_fg"] for k in feats], axis=1)
     bg = np.stack([f[f"{k}_bg"] for k in feats], axis=1)
     whole = np.array([f[f"{k}_all"][0] for k in feats])
+    n = fg.shape[0]
     valid = np.all(np.isfinite(fg) & (fg > 0), axis=1)
     if mode == "paper":
         valid &= np.all(np.isfinite(bg) & (bg >= 0), axis=1)
     idx = np.flatnonzero(valid)
     dm_full = np.full((n, n), np.nan)
-    obj_raw = np.zeros(n)
-    values_obj = np.zeros(n)
-    pair: tuple[int, int] | None = None
-    chosen: int | None = None
-    note = ""
-    if idx.size >= 2 and (mode == "paper" or np.all(np.isfinite(whole) & (whole > 0))):
-        if mode == "paper":
-            s = np.hstack([fg[idx], bg[idx]])
-        else:
-            x = np.log(fg[idx])
-            if brightness_correction:
-                x = _brightness_corrected(x, f["brightness"][idx])
-            if reference == "image":
-                ref = np.log(whole)
-            else:
-                wts = f["area"][idx]
-                ref = np.array([_weighted_median(x[:, k], wts) for k in range(x.shape[1])])
-            z = (x - ref) / (z_scale * np.sqrt(x.shape[1]))
-            if "adq" in feats:  # one-sided: only a higher single-compression probability is suspicious
-                j = feats.index("adq")
-                z[:, j] = np.maximum(z[:, j], 0.0)
-            s = np.hstack([np.ones((idx.size, 1)), z])
-        dm = cosine_dissimilarity(s)
-        dm_full[np.ix_(idx, idx)] = dm
-        k, (a, b), _ = algorithm1(dm)
-        pair = (int(idx[a]), int(idx[b]))
-        if mode == "paper":
-            obj_raw[idx] = dm.sum(axis=1) / (idx.size - 1)
-            values_obj[idx] = np.clip(obj_raw[idx], 0.0, 1.0)
-            chosen = int(idx[k])
-        else:
-            host = np.zeros((1, s.shape[1]))
-            host[0, 0] = 1.0
-            obj_raw[idx] = cosine_dissimilarity(np.vstack([host, s]))[0, 1:]
-            t = np.clip((obj_raw[idx] - VALUE_CENTER) / VALUE_SCALE, -60.0, 60.0)
-            values_obj[idx] = 1.0 / (1.0 + np.exp(-t))
-            chosen = int(idx[int(np.argmax(obj_raw[idx]))])
-    else:
+    raw, values = np.zeros(n), np.zeros(n)
+    if not (idx.size >= 2 and (mode == "paper" or np.all(np.isfinite(whole) & (whole > 0)))):
         note = f"only {idx.size} object(s) with enough usable pixels for a noise estimate; nothing to compare"
-    raw_map = np.r_[0.0, obj_raw].astype(np.float32)[seg.labels]
-    values = np.r_[0.0, values_obj].astype(np.float32)[seg.labels]
-    sel = np.zeros(n, bool)
-    if chosen is not None:
-        if mode == "paper" or select == "top":
-            sel[chosen] = True
-        else:
-            sel = valid & (values_obj >= 0.5)
-    mask = np.r_[False, sel][seg.labels]
+        return _Scores(fg, bg, valid, raw, values, dm_full, None, None, float("nan"), note)
+    s = _signatures(f, feats, fg, bg, whole, idx, mode=mode, z_scale=z_scale, reference=reference,
+                    brightness_correction=brightness_correction)
+    dm = cosine_dissimilarity(s)
+    dm_full[np.ix_(idx, idx)] = dm
+    k, (a, b), _ = algorithm1(dm)
+    raw[idx], values[idx] = _object_values(dm, s, mode)
+    chosen = int(idx[k]) if mode == "paper" else int(idx[int(np.argmax(raw[idx]))])
+    return _Scores(fg, bg, valid, raw, values, dm_full, (int(idx[a]), int(idx[b])), chosen,
+                   float(values[valid].max()), "")
+
+
+def _select_objects(sc: _Scores, *, mode: str, select: str) -> np.ndarray:
+    """Flagged objects, (n,) bool: the chosen one (paper, ``"top"``) or every value >= 0.5 (``"auto"``)."""
+    sel = np.zeros(sc.valid.shape[0], bool)
+    if sc.chosen is None:
+        return sel
+    if mode == "paper" or select == "top":
+        sel[sc.chosen] = True
+        return sel
+    return sc.valid & (sc.values >= 0.5)
+
+
+def _localization(
+    seg: Segmentation, f: dict[str, np.ndarray], feats: tuple[str, ...], sc: _Scores, sel: np.ndarray,
+    params: dict[str, Any], timings: dict[str, float],
+) -> Localization:
+    """The :class:`~noisestat.types.Localization` of :func:`objects_localizer`: heatmap, mask, details."""
     details = tuple(
         ObjectDetail(
             label=i + 1,
             bbox=tuple(int(v) for v in seg.boxes[i]),
             area=int(f["area"][i]),
-            features={**{f"{k}_fg": float(fg[i, j]) for j, k in enumerate(feats)},
-                      **{f"{k}_bg": float(bg[i, j]) for j, k in enumerate(feats)},
+            features={**{f"{k}_fg": float(sc.fg[i, j]) for j, k in enumerate(feats)},
+                      **{f"{k}_bg": float(sc.bg[i, j]) for j, k in enumerate(feats)},
                       "brightness": float(f["brightness"][i])},
-            score=float(values_obj[i]),
+            score=float(sc.values[i]),
             selected=bool(sel[i]),
-            valid=bool(valid[i]),
-            note="" if valid[i] else "too few usable pixels for a noise estimate",
+            valid=bool(sc.valid[i]),
+            note="" if sc.valid[i] else "too few usable pixels for a noise estimate",
         )
-        for i in range(n)
+        for i in range(seg.n_objects)
     )
-    t3 = time.perf_counter()
-    units = "mean cosine dissimilarity" if mode == "paper" else "cosine dissimilarity to the host"
-    hm = Heatmap(values=values, raw=raw_map, method="objects", params=params, units=units,
-                 timings={"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2},
-                 applicable=chosen is not None, note=note)
-    score = float(values_obj[valid].max()) if chosen is not None else float("nan")
+    units = "mean cosine dissimilarity" if params["mode"] == "paper" else "cosine dissimilarity to the host"
+    hm = Heatmap(values=np.r_[0.0, sc.values].astype(np.float32)[seg.labels],
+                 raw=np.r_[0.0, sc.raw].astype(np.float32)[seg.labels], method="objects", params=params,
+                 units=units, timings=timings, applicable=sc.chosen is not None, note=sc.note)
+    floor = ({"floor": {"mode": "decorrelated" if f["floor_decorrelated"][0] else "mean",
+                        "channel_independence": float(f["channel_independence"][0])}}
+             if "sigma_floor" in feats else {})
     return Localization(
-        heatmap=hm, mask=mask, score=score, method="objects", params=params, objects=details,
-        extras={"dissimilarity": dm_full, "labels": seg.labels, "pair": pair, "chosen": chosen,
-                **({"floor": {"mode": "decorrelated" if f["floor_decorrelated"][0] else "mean",
-                              "channel_independence": float(f["channel_independence"][0])}}
-                   if "sigma_floor" in feats else {})},
-        timings=dict(hm.timings),
+        heatmap=hm, mask=np.r_[False, sel][seg.labels], score=sc.score, method="objects", params=params,
+        objects=details,
+        extras={"dissimilarity": sc.dissimilarity, "labels": seg.labels, "pair": sc.pair, "chosen": sc.chosen,
+                **floor},
+        timings=dict(timings),
     )
