@@ -321,7 +321,8 @@ def objects_localizer(
     sc = _score_objects(f, feats, mode=params["mode"], z_scale=params["z_scale"],
                         reference=params["reference"], brightness_correction=params["brightness_correction"])
     sel = _select_objects(sc, mode=params["mode"], select=params["select"])
-    timings = {"segment": t1 - t0, "features": t2 - t1, "localize": time.perf_counter() - t2}
+    t3 = time.perf_counter()
+    timings = {"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2, "total": t3 - t0}
     return _localization(seg, f, feats, sc, sel, params, timings)
 
 
