@@ -31,7 +31,7 @@ _SUBSAMPLING = ("4:2:0", "4:2:2", "4:4:4")
 EPS = 0.5
 #: Smallest share of the windows in either class of the split that scores a quality.
 MIN_CLASS = 0.02
-_UNITS = "log((delta_q + EPS) / geometric mean over q of (delta + EPS)) (natural log)"
+_UNITS = "log(delta_q + EPS) minus its per-window line in q (natural log)"
 
 
 @lru_cache(maxsize=1)
@@ -194,10 +194,17 @@ def _otsu_fisher(v: np.ndarray) -> tuple[float, float]:
     return (gap / spread if spread > 0 else np.inf), kk / n
 
 
-def _ghost_depth(delta: np.ndarray) -> np.ndarray:
-    """``log(delta_q + EPS)`` minus its mean over the qualities, per window (float32)."""
+def _ghost_depth(delta: np.ndarray, qualities: list[int]) -> np.ndarray:
+    """Residual of ``log(delta_q + EPS)`` from its least-squares line in ``q``, per window (float32)."""
     lg = np.log(delta.astype(np.float64) + EPS)
-    return (lg - lg.mean(axis=0, keepdims=True)).astype(np.float32)
+    t = np.asarray(qualities, dtype=np.float64)
+    t -= t.mean()
+    res = lg - lg.mean(axis=0, keepdims=True)
+    tt = float(t @ t)
+    if tt > 0:
+        slope = np.tensordot(t, res, axes=1) / tt
+        res -= t[:, None, None] * slope[None]
+    return res.astype(np.float32)
 
 
 def _quality_range(img: LoadedImage, q_min: int, step: int, forced: int | None) -> list[int]:
@@ -310,14 +317,17 @@ def jpeg_ghost_map(
 
     then normalises each quality by its spatial min and max. A region compressed at
     ``q1`` before the last save shows as a dark "ghost" at ``q = q1``. Here the
-    windows slide by one 8x8 block (the re-compression grid) and, because the
-    per-quality min-max normalisation is an affine map that the robust z-score of the
-    heatmap undoes, the content is normalised instead: flat windows have small
-    differences at every quality and textured ones large, so each window's curve is
-    divided by its own geometric mean over the qualities tried,
+    windows slide by one 8x8 block (the re-compression grid). The per-quality
+    normalisation is replaced: in the log domain used here, rescaling ``delta_q``
+    by any per-quality factor is a per-quality constant, to which neither the
+    choice of quality nor the heatmap (a robust z-score about the spatial
+    median) responds. What does matter is the content: flat windows have small
+    differences at every quality, textured ones large differences falling fast
+    with ``q``. Each window's log curve is therefore detrended by its own
+    least-squares line in ``q`` over the qualities tried,
 
-    .. math:: g_q(x, y) = \\log(\\delta(x, y, q) + \\epsilon) - \\frac{1}{n_q}
-              \\sum_{q'} \\log(\\delta(x, y, q') + \\epsilon), \\quad \\epsilon = 0.5,
+    .. math:: g_q(x, y) = \\log(\\delta(x, y, q) + \\epsilon) - a(x, y) - b(x, y)\\, q,
+              \\quad \\epsilon = 0.5,
 
     which leaves the shape of the curve, where a ghost is a dip. The reported
     quality maximises the separation of the exact two-class Otsu split of
@@ -378,7 +388,7 @@ def jpeg_ghost_map(
     t1 = time.perf_counter()
     delta = _differences(src, qs, k, subsampling)
     t2 = time.perf_counter()
-    depth = _ghost_depth(delta)
+    depth = _ghost_depth(delta, qs)
     i, scores, share = _choose(depth, qs, quality)
     sign = -1.0 if share <= 0.5 else 1.0
     raw = _to_pixels(depth[i], h, w)
