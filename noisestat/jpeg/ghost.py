@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_choice, check_int
-from ..blocks.tiling import expand_grid
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
 from ..registry import register
@@ -233,8 +232,8 @@ def _to_pixels(grid: np.ndarray, h: int, w: int) -> np.ndarray:
     def index(n: int, m: int) -> np.ndarray:
         return np.clip(np.rint((np.arange(n) - 7.5) / 8.0), 0, m - 1).astype(np.int64)
 
-    return expand_grid(np.ascontiguousarray(grid, dtype=np.float32), index(h, grid.shape[0]),
-                       index(w, grid.shape[1]))
+    return np.ascontiguousarray(grid[np.ix_(index(h, grid.shape[0]), index(w, grid.shape[1]))],
+                                dtype=np.float32)
 
 
 def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:
