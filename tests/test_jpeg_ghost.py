@@ -70,8 +70,17 @@ def _cv2_roundtrip(px: np.ndarray, q: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float64)[:, :, None]
 
 
+def ref_luma(px: np.ndarray) -> np.ndarray:
+    """BT.601 luma rounded to 8 bits (the gray image the luma mode re-compresses)."""
+    if px.ndim == 2:
+        return px
+    p = px.astype(np.float32)  # in float32, as LoadedImage.gray computes it
+    y = (0.299 * p[:, :, 0] + 0.587 * p[:, :, 1] + 0.114 * p[:, :, 2]).astype(np.float32)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
 def ref_delta(px: np.ndarray, qualities, b: int) -> np.ndarray:
-    """delta(x, y, q) = (1/3) sum_c (1/b^2) sum over the window of (f_c - f_{q,c})^2, windows every 8 px."""
+    """delta(x, y, q) = (1/C) sum_c (1/b^2) sum over the window of (f_c - f_{q,c})^2, windows every 8 px."""
     f = px.astype(np.float64) if px.ndim == 3 else px.astype(np.float64)[:, :, None]
     h, w = px.shape[:2]
     nr, nc = h // 8 - b // 8 + 1, w // 8 - b // 8 + 1
@@ -109,8 +118,10 @@ def ref_fisher(v: np.ndarray) -> tuple[float, float]:
 def test_differences_match_reference(shape, window, rng):
     px = np.clip(rng.normal(120, 40, shape), 0, 255).astype(np.uint8)
     qs = [55, 70, 90]
-    got = ghost_differences(px, qualities=qs, window=window)
+    got = ghost_differences(px, qualities=qs, window=window, channels="rgb")
     np.testing.assert_allclose(got, ref_delta(px, qs, window), rtol=1e-5, atol=1e-4)
+    luma = ghost_differences(px, qualities=qs, window=window)  # default: the luma as a gray JPEG
+    np.testing.assert_allclose(luma, ref_delta(ref_luma(px), qs, window), rtol=1e-5, atol=1e-4)
 
 
 def test_depth_and_criterion_match_reference(rng):
@@ -120,7 +131,7 @@ def test_depth_and_criterion_match_reference(rng):
     hm = jpeg_ghost_map(img, force=True, q_min=50, step=5, quality=65)
     assert hm.params["qualities"] == list(range(50, 100, 5)) and hm.params["quality"] == 65
     allq = hm.params["qualities"]
-    depth = ref_depth(ref_delta(img.pixels.astype(np.uint8), allq, 16), allq)
+    depth = ref_depth(ref_delta(ref_luma(img.pixels.astype(np.uint8)), allq, 16), allq)
     g = depth[allq.index(65)]
     # pixel (8 r + 8, 8 c + 8) lies nearest to window (r, c)'s centre (8 r + 7.5)
     np.testing.assert_allclose(hm.raw[8::8, 8::8][: g.shape[0], : g.shape[1]], g, rtol=1e-4, atol=1e-4)
@@ -146,6 +157,17 @@ def test_ghost_of_a_region_saved_at_60_is_found(splice_path):
     assert 0.0 <= hm.values.min() and hm.values.max() <= 1.0
     assert hm.raw[MASK].mean() < hm.raw[~MASK].mean()  # the ghost: lower difference at q
     assert set(hm.timings) == {"prepare", "recompress", "choose", "total"}
+
+
+def test_colour_mode_and_file_subsampling(tmp_path, splice_path):
+    hm = jpeg_ghost_map(splice_path, channels="rgb")  # Farid's mean over R, G, B; PIL saved 4:2:0
+    assert hm.params["channels"] == "rgb" and hm.params["subsampling"] == "4:2:0"
+    assert abs(hm.params["quality"] - 60) <= 5 and evaluate_map(hm.values, MASK).f1_best >= 0.8
+    b = io.BytesIO()
+    Image.fromarray(_photo(shape=(64, 96))).save(b, format="JPEG", quality=90, subsampling=0)
+    p444 = _write(tmp_path, "s444.jpg", b.getvalue())
+    assert jpeg_ghost_map(p444, channels="rgb", subsampling="auto").params["subsampling"] == "4:4:4"
+    assert jpeg_ghost_map(p444).params["subsampling"] == "n/a (gray)"  # luma: no chroma
 
 
 def test_forced_quality(splice_path):
@@ -225,6 +247,8 @@ def test_parameter_errors():
         jpeg_ghost_map(px, subsampling="4:1:1")
     with pytest.raises(TypeError, match="force"):
         jpeg_ghost_map(px, force=1)
+    with pytest.raises(ValueError, match="channels"):
+        jpeg_ghost_map(px, channels="lab")
     with pytest.raises(ValueError, match="qualities"):
         ghost_differences(px, qualities=[])
     with pytest.raises(ValueError, match="qualities"):
