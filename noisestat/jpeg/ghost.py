@@ -324,10 +324,10 @@ def jpeg_ghost_map(
     Heatmap
         ``raw``: the ghost depth ``g_q`` (see Notes; low = ghost) of each pixel's
         nearest window at the reported quality, in natural-log units; ``values``:
-        :func:`noisestat.heatmap.robust_logistic` of ``-g_q`` (ghost windows high) when
-        the ghost class is the smaller one, of ``+g_q`` when it is the larger one
-        (then the image's own earlier compression shows and the content without it
-        is the odd one), one-sided. ``params`` hold ``quality`` (reported), its
+        :func:`noisestat.heatmap.robust_logistic` (over the windows, one-sided) of
+        ``-g_q`` (ghost windows high) when the ghost class is the smaller one, of
+        ``+g_q`` when it is the larger one (then the image's own earlier
+        compression shows and the content without it is the odd one). ``params`` hold ``quality`` (reported), its
         ``fisher`` ratio, ``ghost_share`` (share of windows in the ghost class),
         ``orientation`` and the ``qualities`` tried. Not applicable (zeros, ``note``
         says why): input not known to be JPEG (without ``force``), fewer than two
@@ -431,8 +431,9 @@ def jpeg_ghost_map(
     depth = _ghost_depth(delta, qs)
     i, scores, share = _choose(depth, qs, quality)
     sign = -1.0 if share <= 0.5 else 1.0
-    raw = _to_pixels(depth[i], h, w)
-    values = robust_logistic(np.float32(sign) * raw, two_sided=False, min_scale=LOG_MIN_SCALE)
+    # the mapping on the window grid (the statistic's own sampling), then both to pixels
+    grid_values = robust_logistic(np.float32(sign) * depth[i], two_sided=False, min_scale=LOG_MIN_SCALE)
+    raw, values = _to_pixels(depth[i], h, w), _to_pixels(grid_values, h, w)
     params.update(quality=qs[i], fisher=float(scores[i]), ghost_share=share,
                   orientation="ghost" if sign < 0 else "non-ghost")
     t3 = time.perf_counter()
