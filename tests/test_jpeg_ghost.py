@@ -133,8 +133,12 @@ def test_depth_and_criterion_match_reference(rng):
     allq = hm.params["qualities"]
     depth = ref_depth(ref_delta(ref_luma(img.pixels.astype(np.uint8)), allq, 16), allq)
     g = depth[allq.index(65)]
-    # pixel (8 r + 8, 8 c + 8) lies nearest to window (r, c)'s centre (8 r + 7.5)
-    np.testing.assert_allclose(hm.raw[8::8, 8::8][: g.shape[0], : g.shape[1]], g, rtol=1e-4, atol=1e-4)
+    # linear between window centres 8 r + 7.5 (16-pixel windows), constant beyond the outer ones
+    ys, xs = np.arange(48), np.arange(64)
+    cy, cx = 8 * np.arange(g.shape[0]) + 7.5, 8 * np.arange(g.shape[1]) + 7.5
+    cols = np.stack([np.interp(ys, cy, g[:, c]) for c in range(g.shape[1])], axis=1)
+    full = np.stack([np.interp(xs, cx, cols[y]) for y in range(48)])
+    np.testing.assert_allclose(hm.raw, full, rtol=1e-4, atol=1e-4)
     fisher, share = ref_fisher(g)
     assert hm.params["fisher"] == pytest.approx(fisher, rel=1e-6)
     assert hm.params["ghost_share"] == pytest.approx(share)

@@ -253,13 +253,18 @@ def _choose(depth: np.ndarray, qs: list[int], forced: int | None) -> tuple[int, 
     return i, scores, float(shares[i])
 
 
-def _to_pixels(grid: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Window values at full resolution: each pixel takes the window whose centre is nearest."""
-    def index(n: int, m: int) -> np.ndarray:
-        return np.clip(np.rint((np.arange(n) - 7.5) / 8.0), 0, m - 1).astype(np.int64)
+def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
+    """Window values at full resolution, linear between window centres (``8 i + 4 k - 0.5``)."""
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.clip((np.arange(n) - (4.0 * k - 0.5)) / 8.0, 0.0, m - 1.0)
+        i0 = np.floor(t).astype(np.int64)
+        return i0, np.minimum(i0 + 1, m - 1), (t - i0).astype(np.float32)
 
-    return np.ascontiguousarray(grid[np.ix_(index(h, grid.shape[0]), index(w, grid.shape[1]))],
-                                dtype=np.float32)
+    r0, r1, fr = axis(h, grid.shape[0])
+    c0, c1, fc = axis(w, grid.shape[1])
+    g = grid.astype(np.float32)
+    rows = g[r0] * (1 - fr)[:, None] + g[r1] * fr[:, None]
+    return np.ascontiguousarray(rows[:, c0] * (1 - fc)[None] + rows[:, c1] * fc[None], dtype=np.float32)
 
 
 def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:
@@ -322,8 +327,9 @@ def jpeg_ghost_map(
     Returns
     -------
     Heatmap
-        ``raw``: the ghost depth ``g_q`` (see Notes; low = ghost) of each pixel's
-        nearest window at the reported quality, in natural-log units; ``values``:
+        ``raw``: the ghost depth ``g_q`` (see Notes; low = ghost) at the reported
+        quality, linear between window centres (constant beyond the outer ones),
+        in natural-log units; ``values``:
         :func:`noisestat.heatmap.robust_logistic` (over the windows, one-sided) of
         ``-g_q`` (ghost windows high) when the ghost class is the smaller one, of
         ``+g_q`` when it is the larger one (then the image's own earlier
@@ -433,7 +439,7 @@ def jpeg_ghost_map(
     sign = -1.0 if share <= 0.5 else 1.0
     # the mapping on the window grid (the statistic's own sampling), then both to pixels
     grid_values = robust_logistic(np.float32(sign) * depth[i], two_sided=False, min_scale=LOG_MIN_SCALE)
-    raw, values = _to_pixels(depth[i], h, w), _to_pixels(grid_values, h, w)
+    raw, values = _to_pixels(depth[i], h, w, k), _to_pixels(grid_values, h, w, k)
     params.update(quality=qs[i], fisher=float(scores[i]), ghost_share=share,
                   orientation="ghost" if sign < 0 else "non-ghost")
     t3 = time.perf_counter()
