@@ -11,12 +11,12 @@ is unusually low localises content of another compression history.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .._validate import check_choice, check_int
+from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
 from ..registry import register
@@ -24,7 +24,7 @@ from ..types import Heatmap, LoadedImage
 
 __all__ = ["jpeg_ghost_map", "ghost_differences", "EPS", "MIN_CLASS"]
 
-_SUBSAMPLING = ("auto", "4:2:0", "4:2:2", "4:4:4")
+_SUBSAMPLING = ("auto", *SUBSAMPLINGS)
 _CHANNELS = ("luma", "rgb")
 #: PIL's code of a JPEG file's chroma sampling -> the name used here
 _PIL_SAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
@@ -34,45 +34,6 @@ EPS = 0.5
 #: Smallest share of the windows in either class of the split that scores a quality.
 MIN_CLASS = 0.02
 _UNITS = "log(delta_q + EPS) minus its per-window line in q (natural log)"
-
-
-@lru_cache(maxsize=1)
-def _encoder_name() -> str:
-    import re
-
-    import cv2
-
-    m = re.search(r"JPEG:\s*(.+)", cv2.getBuildInformation())
-    lib = m.group(1).strip() if m else "unknown libjpeg"
-    return f"OpenCV {cv2.__version__} imencode ({lib}, baseline, no optimisation)"
-
-
-def _roundtrip(src: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
-    """Encode ``src`` (H, W) gray or (H, W, 3) BGR uint8 as JPEG in memory and decode it."""
-    import cv2
-
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 0,
-              cv2.IMWRITE_JPEG_PROGRESSIVE, 0]
-    if src.ndim == 3:
-        factor = {"4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
-                  "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
-                  "4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}[subsampling]
-        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor]
-    ok, buf = cv2.imencode(".jpg", src, params)
-    if not ok:  # pragma: no cover - OpenCV failure
-        raise RuntimeError("jpeg_ghost: OpenCV could not JPEG-encode the image")
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if src.ndim == 2 else cv2.IMREAD_COLOR)
-
-
-def _encoder_input(img: LoadedImage, channels: str = "rgb") -> np.ndarray:
-    """The pixels (or their luma) as 8-bit gray (H, W) or BGR (H, W, 3), on 0-255 and rounded."""
-    import cv2
-
-    px = img.pixels if channels == "rgb" else img.gray()[:, :, None]
-    if channels != "rgb" or not (img.info.is_jpeg and img.info.bit_depth == 8 and img.info.white_level == 255.0):
-        px = np.clip(px * np.float32(255.0 / img.info.white_level), 0.0, 255.0)
-    out = cv2.convertScaleAbs(px[:, :, 0] if px.shape[2] == 1 else px)  # rounds, saturates
-    return out if out.ndim == 2 else cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
 
 
 def _block_sq_diff(src: np.ndarray, dec: np.ndarray, hb: int, wb: int) -> np.ndarray:
@@ -98,7 +59,7 @@ def _differences(src: np.ndarray, qualities: list[int], k: int, subsampling: str
     hb, wb = src.shape[0] // 8, src.shape[1] // 8
     out = np.empty((len(qualities), hb - k + 1, wb - k + 1), np.float32)
     for i, q in enumerate(qualities):
-        out[i] = _window_means(_block_sq_diff(src, _roundtrip(src, q, subsampling), hb, wb), k)
+        out[i] = _window_means(_block_sq_diff(src, jpeg_roundtrip(src, quality=q, subsampling=subsampling), hb, wb), k)
     return out
 
 
@@ -177,7 +138,7 @@ def ghost_differences(
     qs = _check_qualities(qualities)
     channels = check_choice(channels, "channels", _CHANNELS)
     img = as_image(image, min_size=window)
-    return _differences(_encoder_input(img, channels), qs, window // 8, _file_subsampling(img, subsampling))
+    return _differences(encoder_input(img, channels=channels), qs, window // 8, _file_subsampling(img, subsampling))
 
 
 def _check_qualities(qualities: Any) -> list[int]:
@@ -418,7 +379,7 @@ def jpeg_ghost_map(
     subsampling = _file_subsampling(img, subsampling) if channels == "rgb" else "n/a (gray)"
     params: dict[str, Any] = {"quality": quality, "q_min": q_min, "step": step, "window": window,
                               "channels": channels, "subsampling": subsampling, "force": bool(force),
-                              "qualities": qs, "encoder": _encoder_name()}
+                              "qualities": qs, "encoder": encoder_name()}
     k = window // 8
     n_win = max(h // 8 - k + 1, 0) * max(w // 8 - k + 1, 0)
     if not (img.info.is_jpeg or force):
@@ -430,7 +391,7 @@ def jpeg_ghost_map(
     if len(qs) < 3:
         return _not_applicable(h, w, params, t0, f"fewer than three qualities from q_min={q_min} "
                                f"below the file's quality {img.info.jpeg_quality}")
-    src = _encoder_input(img, channels)
+    src = encoder_input(img, channels=channels)
     t1 = time.perf_counter()
     delta = _differences(src, qs, k, subsampling)
     t2 = time.perf_counter()
