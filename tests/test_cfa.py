@@ -159,7 +159,7 @@ def test_bayer_splice_png(tmp_path):
     img, mask = _splice("chelsea")
     hm = cfa_map(_png(tmp_path, img))
     assert hm.applicable, hm.note
-    assert hm.params["phase"] == PHASES[1]  # RGGB: green where row + column is odd
+    assert hm.params["phase"] == PHASES[1] == "G at (0,1),(1,0) (RGGB/BGGR)"  # green where row + column is odd
     m = evaluate_map(hm.values, mask)
     assert m.f1_best >= 0.8 and m.auc > 0.95, (m.f1_best, m.auc)
     assert hm.values.shape == mask.shape and hm.values.dtype == np.float32
@@ -171,7 +171,7 @@ def test_not_demosaiced_region_and_phase_from_data(tmp_path):
     hm = cfa_map(img)
     assert hm.applicable and evaluate_map(hm.values, mask).f1_best >= 0.8
     shifted = bayer_bilinear(sample_image("coffee"), shift=1)  # GRBG
-    assert cfa_map(shifted).params["phase"] == PHASES[0]
+    assert cfa_map(shifted).params["phase"] == PHASES[0] == "G at (0,0),(1,1) (GRBG/GBRG)"
 
 
 def test_bayer_splice_jpeg95(tmp_path):

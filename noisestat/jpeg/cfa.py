@@ -39,7 +39,10 @@ VAR_FLOOR = 1e-3
 FLAT_VAR = 0.05
 #: A texture-level bin shows a demosaicing trace when its median ``|L|`` is at least this (log
 #: ratio: acquired variance 1.35 times the interpolated one); blocks of other bins carry no
-#: information (their trace, if any, is lost in the compression noise).
+#: information (their trace, if any, is lost in the compression noise). On 63 inputs made from
+#: the colour scikit-image sample photos (3 crops each, PNG / JPEG 99 / 95), which have no
+#: trace, the largest bin median was 0.11 (none applicable); after a bilinear Bayer
+#: demosaicing, 60 of 63 showed a trace (not: the dark, smooth retina at quality 95).
 TRACE_MIN_MEAN = 0.3
 #: After a JPEG compression only textured blocks keep the trace, so for JPEG input the trace
 #: component's mean and variance are fitted in up to this many equal-count bins of the
@@ -55,7 +58,7 @@ EM_VAR_FLOOR = 1e-6
 #: The per-block log likelihood ratio is clipped to +-this.
 LOG_LR_CLIP = 30.0
 #: Phase names: green acquired where (row + column) is even, or odd.
-PHASES = ("G at (0,0),(1,1) (RGGB/BGGR)", "G at (0,1),(1,0) (GRBG/GBRG)")
+PHASES = ("G at (0,0),(1,1) (GRBG/GBRG)", "G at (0,1),(1,0) (RGGB/BGGR)")
 
 
 #: ``e = G - bilinear prediction``: one minus the 4-neighbour mean.
