@@ -24,7 +24,7 @@ from .._validate import check_float, check_int
 from ..blocks.tiling import block_index, expand_grid
 from ..io import as_image
 from ..registry import register
-from ..types import Heatmap
+from ..types import Heatmap, LoadedImage
 from ._cfa_kernels import em_level_mixture
 
 __all__ = ["cfa_map", "cfa_feature", "fit_cfa_mixture", "CfaMixture", "prediction_error", "local_variance"]
@@ -266,13 +266,39 @@ def fit_cfa_mixture(x: np.ndarray, level: np.ndarray, *, bins: int = 1) -> CfaMi
                       var_trace=v1, median_by_level=med, phase=0 if sign > 0 else 1, iterations=it)
 
 
-def _colour_problem(pixels: np.ndarray) -> str | None:
-    """Why the pixels are not a colour image (None when they are)."""
-    if pixels.shape[2] < 3:
-        return "the image is grayscale (one channel)"
-    g = pixels[:, :, 1]
-    if np.array_equal(pixels[:, :, 0], g) and np.array_equal(pixels[:, :, 2], g):
-        return "the image is grayscale (three equal channels)"
+def _checked_params(block: Any, window: Any, sigma: Any, smooth: Any, min_quality: Any,
+                    require_trace: Any) -> dict[str, Any]:
+    """The validated parameters of :func:`cfa_map` (ValueError / TypeError naming the parameter)."""
+    block = check_int(block, "block", minimum=2, maximum=64)
+    if block % 2:
+        raise ValueError(f"block={block} must be even (both lattices in every block)")
+    window = check_int(window, "window", minimum=3, maximum=15)
+    if window % 2 == 0:
+        raise ValueError(f"window={window} must be odd")
+    smooth = check_int(smooth, "smooth", minimum=1, maximum=31)
+    if smooth % 2 == 0:
+        raise ValueError(f"smooth={smooth} must be odd (1 = no filtering)")
+    if not isinstance(require_trace, (bool, np.bool_)):
+        raise TypeError(f"require_trace must be True or False, got {require_trace!r}")
+    return {"block": block, "window": window, "sigma": check_float(sigma, "sigma", minimum=0.3, maximum=10.0),
+            "smooth": smooth, "min_quality": check_float(min_quality, "min_quality", minimum=0.0, maximum=100.0),
+            "require_trace": bool(require_trace)}
+
+
+def _input_problem(img: LoadedImage, block: int, min_quality: float) -> str | None:
+    """Why the input cannot carry a demosaicing trace that we can read (None when it can)."""
+    h, w = img.shape
+    if min(h, w) < 2 * block:
+        return f"the image ({h}x{w}) is smaller than two blocks ({2 * block} pixels) on a side"
+    p = img.pixels
+    if p.shape[2] < 3:
+        return "the image is grayscale (one channel); the demosaicing trace needs colour"
+    if np.array_equal(p[:, :, 0], p[:, :, 1]) and np.array_equal(p[:, :, 2], p[:, :, 1]):
+        return "the image is grayscale (three equal channels); the demosaicing trace needs colour"
+    q = img.info.jpeg_quality
+    if img.info.is_jpeg and (q is None or q < min_quality):
+        shown = "unknown" if q is None else f"{q:g}"
+        return f"JPEG quality {shown} is below {min_quality:g}; compression removes the demosaicing trace"
     return None
 
 
@@ -381,24 +407,11 @@ def cfa_map(
     """
     from scipy.ndimage import uniform_filter
 
-    block = check_int(block, "block", minimum=2, maximum=64)
-    if block % 2:
-        raise ValueError(f"block={block} must be even (both lattices in every block)")
-    window = check_int(window, "window", minimum=3, maximum=15)
-    if window % 2 == 0:
-        raise ValueError(f"window={window} must be odd")
-    sigma = check_float(sigma, "sigma", minimum=0.3, maximum=10.0)
-    smooth = check_int(smooth, "smooth", minimum=1, maximum=31)
-    if smooth % 2 == 0:
-        raise ValueError(f"smooth={smooth} must be odd (1 = no filtering)")
-    min_quality = check_float(min_quality, "min_quality", minimum=0.0, maximum=100.0)
-    if not isinstance(require_trace, (bool, np.bool_)):
-        raise TypeError(f"require_trace must be True or False, got {require_trace!r}")
+    params = _checked_params(block, window, sigma, smooth, min_quality, require_trace)
+    block, window, sigma, smooth = params["block"], params["window"], params["sigma"], params["smooth"]
     t0 = time.perf_counter()
     img = as_image(image)
     h, w = img.shape
-    params: dict[str, Any] = {"block": block, "window": window, "sigma": sigma, "smooth": smooth,
-                              "min_quality": min_quality, "require_trace": bool(require_trace)}
     units = "log p(L | no CFA trace) / p(L | CFA trace)"
 
     def not_applicable(note: str) -> Heatmap:
@@ -406,16 +419,9 @@ def cfa_map(
         return Heatmap(values=z, raw=z, method="cfa", params=params, units=units,
                        timings={"total": time.perf_counter() - t0}, applicable=False, note=note)
 
-    if min(h, w) < 2 * block:
-        return not_applicable(f"CFA is not applicable: the image ({h}x{w}) is smaller than two blocks "
-                              f"({2 * block} pixels) on a side")
-    problem = _colour_problem(img.pixels)
+    problem = _input_problem(img, block, params["min_quality"])
     if problem:
-        return not_applicable(f"CFA is not applicable: {problem}; the demosaicing trace needs colour")
-    q = img.info.jpeg_quality
-    if img.info.is_jpeg and (q is None or q < min_quality):
-        return not_applicable(f"CFA is not applicable: JPEG quality {q if q is None else round(q)} is below "
-                              f"{min_quality:g}; compression removes the demosaicing trace")
+        return not_applicable(f"CFA is not applicable: {problem}")
     L, level, flat = cfa_feature(img.pixels[:, :, 1], block=block, window=window, sigma=sigma,
                                  scale=img.info.white_level / 255.0)
     t1 = time.perf_counter()
