@@ -126,14 +126,7 @@ def methods() -> list[str]:
 def get_method(name: str) -> MethodSpec:
     """Return the :class:`MethodSpec` for ``name`` or raise ValueError listing valid names."""
     load_all()
-    if not isinstance(name, str):
-        raise TypeError(f"method must be a string, got {type(name).__name__}")
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"method={name!r} is not registered; choose one of {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return _lookup(_REGISTRY, name, "a registered method")
 
 
 @dataclass(frozen=True)
@@ -220,14 +213,16 @@ def segmenters() -> list[str]:
 def get_segmenter(name: str) -> SegmenterSpec:
     """Return the :class:`SegmenterSpec` for ``name`` or raise ValueError listing valid names."""
     _load_segmenters()
+    return _lookup(_SEGMENTERS, name, "a registered segmentation backend")
+
+
+def _lookup(table: Mapping[str, Any], name: Any, what: str) -> Any:
     if not isinstance(name, str):
-        raise TypeError(f"method must be a string, one of {segmenters()}, got {name!r}")
+        raise TypeError(f"method must be a string, one of {', '.join(sorted(table))}; got {name!r}")
     try:
-        return _SEGMENTERS[name]
+        return table[name]
     except KeyError:
-        raise ValueError(
-            f"method={name!r} is not a segmentation backend; choose one of {', '.join(segmenters())}"
-        ) from None
+        raise ValueError(f"method={name!r} is not {what}; choose one of {', '.join(sorted(table))}") from None
 
 
 def check_keywords(what: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:

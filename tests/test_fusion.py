@@ -155,7 +155,7 @@ def test_deterministic(demo):
 
 def test_parameter_errors(demo):
     img = demo[0].image
-    with pytest.raises(ValueError, match="not registered"):
+    with pytest.raises(ValueError, match="not a registered method"):
         fusion_localizer(img, maps="nope")
     with pytest.raises(ValueError, match="not a dense map"):
         fusion_localizer(img, maps="objects")

@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 
 import noisestat
-from noisestat.localizers.objects import (
-    _floor_features,
-    _white_noise_quantile,
-    object_features,
-    objects_localizer,
-)
+from noisestat.localizers._object_features import _floor_features, _white_noise_quantile
+from noisestat.localizers.objects import object_features, objects_localizer
 from noisestat.metrics import evaluate_map
 from noisestat.segment import segment
 from noisestat.synth import make_splice, sample_image

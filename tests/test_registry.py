@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,9 @@ def test_every_method_runs_on_a_tiny_image(name, noisy_rgb):
     # every method is also importable as a plain function with keyword-only params
     direct = spec.func(noisy_rgb)
     assert isinstance(direct, (Heatmap, Localization))
+    # one timings convention: named stages plus "total" (the whole call), no ambiguous "map" key
+    hm = direct if isinstance(direct, Heatmap) else direct.heatmap
+    assert "total" in hm.timings and "map" not in hm.timings, hm.timings
     loc = noisestat.localize(noisy_rgb, method=name)
     assert isinstance(loc, Localization)
     assert loc.heatmap.shape == noisy_rgb.shape[:2] == loc.mask.shape
@@ -43,8 +47,42 @@ def test_every_method_runs_on_a_tiny_image(name, noisy_rgb):
     np.testing.assert_array_equal(again.heatmap.values, loc.heatmap.values)
 
 
+def test_segmenters_are_built_from_the_code():
+    names = registry.segmenters()
+    assert {"slic_merge", "felzenszwalb", "watershed", "grid"} <= set(names)
+    modules = {registry.get_segmenter(n).module for n in names}
+    for pkg_name in registry.SEGMENTER_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if not mod.name.startswith("_"):
+                assert f"{pkg_name}.{mod.name}" in modules, f"{pkg_name}.{mod.name} registers no segmenter"
+    with pytest.raises(ValueError, match="segmentation backend"):
+        registry.get_segmenter("no_such_backend")
+
+
+def test_unknown_parameter_is_a_value_error_everywhere(noisy_rgb):
+    from noisestat.segment import segment
+
+    with pytest.raises(ValueError, match="bogus"):
+        noisestat.localize(noisy_rgb, method="median_residual", bogus=1)
+    with pytest.raises(ValueError, match="bogus"):
+        segment(noisy_rgb, bogus=1)
+
+
+def test_lazy_public_names_have_static_imports():
+    import ast
+
+    tree = ast.parse(Path(noisestat.__file__).read_text(encoding="utf-8"))
+    static = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.If)
+              and getattr(node.test, "id", "") == "TYPE_CHECKING"
+              for imp in node.body if isinstance(imp, ast.ImportFrom) for a in imp.names}
+    assert static == set(noisestat._LAZY)
+    for name, mod in noisestat._LAZY.items():
+        assert getattr(noisestat, name) is getattr(importlib.import_module(mod), name)
+
+
 def test_unknown_method_and_parameter(noisy_rgb):
-    with pytest.raises(ValueError, match="not registered"):
+    with pytest.raises(ValueError, match="not a registered method"):
         noisestat.localize(noisy_rgb, method="nope")
     name = noisestat.methods()[0]
     with pytest.raises(ValueError, match="no parameter"):

@@ -5,6 +5,9 @@ documented name, so that it has exactly one definition:
 
 * :mod:`noisestat.blocks.dct` -- the orthonormal DCT-II matrix and AC bank, the
   8x8 JPEG block DCT and the zigzag order.
+* :mod:`noisestat.blocks.jpeg` -- the JPEG file's quantised DCT coefficients and
+  quantisation tables (read with ``jpeglib``), and the same quantity recomputed
+  from pixels.
 * :mod:`noisestat.blocks.wavelets` -- Daubechies filters and the finest diagonal
   (HH) wavelet subband.
 * :mod:`noisestat.blocks.tiling` -- the block tiling shared by the block maps

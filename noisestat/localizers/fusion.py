@@ -194,52 +194,75 @@ def _object_features(
     fg = np.array([o.features.get("sigma_floor_fg", np.nan) for o in objs], np.float64)
     score = np.array([o.score for o in objs], np.float64)
     valid &= np.isfinite(fg) & (fg > 0)
-    lab = labels.ravel()
-    counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
-    denom = np.maximum(counts, 1.0)
-
-    def relative(v: np.ndarray) -> np.ndarray:
-        ref = _wmedian(v[valid], counts[valid]) if valid.any() else 0.0
-        return v - ref
-
-    rel = relative(np.log(np.where(valid, fg, 1.0)))
+    pool = _Pooling(labels.ravel(), n, valid)
+    rel = pool.relative(np.log(np.where(valid, fg, 1.0)))
     cols: dict[str, np.ndarray] = {"objects_score": score, "floor_rel": rel, "floor_absrel": np.abs(rel)}
     eps = np.float32(1e-3 * img.info.white_level / 255.0)
-    nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
     used: list[str] = []
     not_applicable: dict[str, str] = {}
     for m in maps:
         t1 = time.perf_counter()
         hm = get_method(m).func(img)
-        if not hm.applicable:
+        if hm.applicable:
+            cols.update(_map_columns(m, hm.raw, eps, pool))
+            used.append(m)
+        else:
             not_applicable[m] = hm.note
-            timings[m] = time.perf_counter() - t1
-            continue
-        z = robust_z(np.log(np.maximum(hm.raw, eps)))
-        np.clip(z, -Z_CLIP, Z_CLIP, out=z)
-        zf = z.ravel()
-        st: dict[str, np.ndarray] = {}
-        st["mean"] = np.bincount(lab, weights=zf, minlength=n + 1)[1:] / denom
-        st["absmean"] = np.abs(st["mean"])
-        st["hi"] = np.bincount(lab, weights=(zf > Z_TAIL).astype(np.float64), minlength=n + 1)[1:] / denom
-        st["lo"] = np.bincount(lab, weights=(zf < -Z_TAIL).astype(np.float64), minlength=n + 1)[1:] / denom
-        b = np.rint((zf + Z_CLIP) / Z_BIN).astype(np.int64)
-        np.clip(b, 0, nbins - 1, out=b)
-        hist = np.bincount(lab.astype(np.int64) * nbins + b, minlength=(n + 1) * nbins).reshape(n + 1, nbins)
-        cum = np.cumsum(hist[1:], axis=1)
-        for p in (10, 50, 90):
-            first = np.argmax(cum >= (p / 100.0) * counts[:, None], axis=1)
-            st[f"p{p}"] = first * Z_BIN - Z_CLIP
-        st["absp50"] = np.abs(st["p50"])
-        for s in MAP_STATS:
-            r = relative(st[s])
-            cols[f"{m}_{s}"], cols[f"{m}_{s}_rel"], cols[f"{m}_{s}_absrel"] = st[s], r, np.abs(r)
-        used.append(m)
         timings[m] = time.perf_counter() - t1
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan
     return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings)
+
+
+class _Pooling:
+    """Per-object pooling of pixel values over a label image (objects 1..n), shared by every map."""
+
+    def __init__(self, lab: np.ndarray, n: int, valid: np.ndarray) -> None:
+        self.lab, self.n, self.valid = lab, n, valid
+        self.counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+        self.denom = np.maximum(self.counts, 1.0)
+
+    def mean(self, v: np.ndarray) -> np.ndarray:
+        """Mean of the flat pixel values ``v`` over each object."""
+        return np.bincount(self.lab, weights=v, minlength=self.n + 1)[1:] / self.denom
+
+    def relative(self, v: np.ndarray) -> np.ndarray:
+        """``v`` minus its pixel-count-weighted median over the valid objects (0 if none)."""
+        ref = _wmedian(v[self.valid], self.counts[self.valid]) if self.valid.any() else 0.0
+        return v - ref
+
+
+def _map_stats(z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
+    """The statistics :data:`MAP_STATS` of the flat clipped robust z ``z`` over each object."""
+    st: dict[str, np.ndarray] = {}
+    st["mean"] = pool.mean(z)
+    st["absmean"] = np.abs(st["mean"])
+    st["hi"] = pool.mean((z > Z_TAIL).astype(np.float64))
+    st["lo"] = pool.mean((z < -Z_TAIL).astype(np.float64))
+    nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
+    b = np.rint((z + Z_CLIP) / Z_BIN).astype(np.int64)
+    np.clip(b, 0, nbins - 1, out=b)
+    n = pool.n
+    hist = np.bincount(pool.lab.astype(np.int64) * nbins + b, minlength=(n + 1) * nbins).reshape(n + 1, nbins)
+    cum = np.cumsum(hist[1:], axis=1)
+    for p in (10, 50, 90):
+        first = np.argmax(cum >= (p / 100.0) * pool.counts[:, None], axis=1)
+        st[f"p{p}"] = first * Z_BIN - Z_CLIP
+    st["absp50"] = np.abs(st["p50"])
+    return st
+
+
+def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> dict[str, np.ndarray]:
+    """Feature columns of map ``m`` (its raw map ``raw``): each statistic as is, relative, |relative|."""
+    z = robust_z(np.log(np.maximum(raw, eps)))
+    np.clip(z, -Z_CLIP, Z_CLIP, out=z)
+    st = _map_stats(z.ravel(), pool)
+    cols: dict[str, np.ndarray] = {}
+    for s in MAP_STATS:
+        r = pool.relative(st[s])
+        cols[f"{m}_{s}"], cols[f"{m}_{s}_rel"], cols[f"{m}_{s}_absrel"] = st[s], r, np.abs(r)
+    return cols
 
 
 def _predict(model: dict[str, Any], feats: _Features) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -357,6 +380,34 @@ def fusion_localizer(
     sub = model["models"].get(key)
     if sub is None:  # pragma: no cover - every subset of the fitted maps is in the file
         raise RuntimeError(f"fusion model has no entry for maps {key!r}; refit with benchmarks/fit_fusion.py")
+    pred = _predict_objects(sub, feats)
+    sel = feats.valid & (pred.prob >= 0.5)
+    details = _fusion_details(feats, pred, sel)
+    t2 = time.perf_counter()
+    timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
+    labels = feats.labels
+    hm = Heatmap(values=np.r_[0.0, pred.prob].astype(np.float32)[labels],
+                 raw=np.r_[0.0, pred.logit].astype(np.float32)[labels], method="fusion", params=params,
+                 units="log-odds of the fusion model (per object)", timings=timings,
+                 applicable=pred.applicable, note=_fusion_note(feats))
+    score = float(pred.prob[feats.valid].max()) if pred.applicable else float("nan")
+    return Localization(heatmap=hm, mask=np.r_[False, sel][labels], score=score, method="fusion",
+                        params=params, objects=details, extras=_fusion_extras(feats, pred, sub, key),
+                        timings=timings)
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    """The model's output per object: 0 and no contributions on invalid objects or when not applicable."""
+
+    logit: np.ndarray  # (n,)
+    prob: np.ndarray  # (n,)
+    contrib: dict[str, np.ndarray]  # group -> (n,) share of the logit
+    applicable: bool  # the object localizer compared objects and at least one is valid
+
+
+def _predict_objects(sub: dict[str, Any], feats: _Features) -> _Prediction:
+    """:func:`_predict` on the valid objects of ``feats`` (zeros elsewhere)."""
     n = feats.x.shape[0]
     logit = np.zeros(n)
     prob = np.zeros(n)
@@ -367,48 +418,48 @@ def fusion_localizer(
         logit[feats.valid] = lg[feats.valid]
         prob[feats.valid] = pr[feats.valid]
         contrib = {g: np.where(feats.valid, c, 0.0) for g, c in contrib.items()}
-    sel = feats.valid & (prob >= 0.5)
-    labels = feats.labels
-    values = np.r_[0.0, prob].astype(np.float32)[labels]
-    raw = np.r_[0.0, logit].astype(np.float32)[labels]
-    mask = np.r_[False, sel][labels]
+    return _Prediction(logit, prob, contrib, applicable)
+
+
+def _fusion_note(feats: _Features) -> str:
+    """The object localizer's note and the maps left out."""
     note = feats.objects.heatmap.note
     if feats.not_applicable:
         note = "; ".join(filter(None, [note, "left out: " + ", ".join(feats.not_applicable)]))
-    objs = feats.objects.objects or ()
-    details = tuple(
+    return note
+
+
+def _fusion_details(feats: _Features, pred: _Prediction, sel: np.ndarray) -> tuple[ObjectDetail, ...]:
+    """Per-object details: the object localizer's geometry, the model's features and probability."""
+    return tuple(
         ObjectDetail(
             label=o.label,
             bbox=o.bbox,
             area=o.area,
             features={k: float(feats.x[i, j]) for j, k in enumerate(feats.names)},
-            score=float(prob[i]),
+            score=float(pred.prob[i]),
             selected=bool(sel[i]),
             valid=bool(feats.valid[i]),
             note=o.note,
         )
-        for i, o in enumerate(objs)
+        for i, o in enumerate(feats.objects.objects or ())
     )
-    t2 = time.perf_counter()
-    timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
-    hm = Heatmap(values=values, raw=raw, method="fusion", params=params,
-                 units="log-odds of the fusion model (per object)", timings=timings,
-                 applicable=applicable, note=note)
-    score = float(prob[feats.valid].max()) if applicable else float("nan")
-    extras = {
-        "labels": labels,
+
+
+def _fusion_extras(feats: _Features, pred: _Prediction, sub: dict[str, Any], key: str) -> dict[str, Any]:
+    """``Localization.extras`` of :func:`fusion_localizer`."""
+    return {
+        "labels": feats.labels,
         "dissimilarity": feats.objects.extras.get("dissimilarity"),
-        "objects_values": np.array([o.score for o in objs]),
+        "objects_values": np.array([o.score for o in feats.objects.objects or ()]),
         "feature_names": feats.names,
         "features": feats.x,
-        "contributions": contrib,
+        "contributions": pred.contrib,
         "intercept": float(sub["intercept"]),
         "maps_used": feats.maps_used,
         "maps_not_applicable": dict(feats.not_applicable),
         "model": key,
     }
-    return Localization(heatmap=hm, mask=mask, score=score, method="fusion", params=params,
-                        objects=details, extras=extras, timings=timings)
 
 
 def map_subsets(maps: Sequence[str]) -> list[tuple[str, ...]]:

@@ -23,7 +23,6 @@ Two modes:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Any
 
@@ -34,23 +33,20 @@ from ..io import as_image
 from ..registry import register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail, Segmentation
 from ._dissimilarity import algorithm1, cosine_dissimilarity
-from ._regions import region_sums
+from ._object_features import ADQ_FLOOR as ADQ_FLOOR
+from ._object_features import CHANNEL_INDEPENDENCE_MIN as CHANNEL_INDEPENDENCE_MIN
+from ._object_features import DECORRELATED_PERCENTILE as DECORRELATED_PERCENTILE
+from ._object_features import ELA_GRADIENT_OFFSET as ELA_GRADIENT_OFFSET
+from ._object_features import FEATURES, FLOOR_MODES, FeatureContext, compute_features
+from ._object_features import FLOOR_WAVELET as FLOOR_WAVELET
 
 __all__ = ["objects_localizer", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
-
-FEATURES = ("sigma_floor", "sigma_p", "sigma_r", "ela", "adq")
 
 #: Fixed mapping of an object's dissimilarity to the host to heatmap values
 #: (standardized mode): an object 2.5 units (``z_scale``) from the host,
 #: ``1 - 1/sqrt(1 + 2.5^2)``, maps to 0.5.
 VALUE_CENTER = float(1.0 - 1.0 / np.sqrt(1.0 + 2.5**2))
 VALUE_SCALE = 0.05
-#: ELA feature: mean ELA / (mean gradient magnitude + 4 gray levels). ELA follows
-#: edges; the offset keeps flat regions from dividing by ~0.
-ELA_GRADIENT_OFFSET = 4.0
-#: ADQ feature: region means of the single-compression probability are floored at
-#: this before the log of standardized mode (a region can read 0 exactly).
-ADQ_FLOOR = 0.01
 
 
 def _parse_features(features: Any) -> tuple[str, ...]:
@@ -66,13 +62,6 @@ def _parse_features(features: Any) -> tuple[str, ...]:
         if n not in FEATURES:
             raise ValueError(f"features: {n!r} is not supported; choose from {FEATURES}")
     return names
-
-
-def _crop(img: LoadedImage, gray: np.ndarray, box: np.ndarray) -> LoadedImage:
-    r0, c0, r1, c1 = (int(v) for v in box)
-    px = np.ascontiguousarray(gray[r0:r1, c0:c1, None])
-    info = dataclasses.replace(img.info, shape=(r1 - r0, c1 - c0), channels=1)
-    return LoadedImage(px, info)
 
 
 def object_features(
@@ -149,244 +138,24 @@ def object_features(
     ValueError
         ``floor_mode="decorrelated"`` on an image without 3 channels; ``"ela"``
         or ``"adq"`` where the map does not apply.
+
+    Notes
+    -----
+    Each feature is one function of the feature table
+    (``noisestat.localizers._object_features``, where :data:`FEATURES` comes
+    from); the requested ones are computed once each, in table order, and
+    names not in the table are ignored.
     """
-    import cv2
-
-    gray = np.ascontiguousarray(img.gray(), dtype=np.float32)
-    scale = 255.0 / img.info.white_level
-    n = seg.n_objects
-    ones = np.ones(gray.shape, np.float64)
-    out: dict[str, np.ndarray] = {}
-    area_fg, area_bg = region_sums([ones, gray], seg.labels, seg.boxes)
-    out["area"] = area_fg[:, 0]
-    out["brightness"] = area_fg[:, 1] / np.maximum(area_fg[:, 0], 1) * scale
-    if "sigma_r" in features:
-        r = gray - cv2.medianBlur(gray, 3)
-        # smoothness from the gradient of a blurred copy, so that noise itself
-        # does not decide which pixels are "smooth" (that would bias sigma low)
-        sm = cv2.GaussianBlur(gray, (0, 0), 2.0)
-        gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
-        gm = np.hypot(gx, gy)
-        w = gm <= np.percentile(gm, smooth_percentile)
-        # pixels next to clipped values carry no noise: leave them out
-        wl = img.info.white_level
-        k3 = np.ones((3, 3), np.uint8)
-        w &= (cv2.erode(gray, k3) > 0.0) & (cv2.dilate(gray, k3) < wl)
-        w = w.astype(np.float64)
-        r2w = w * r.astype(np.float64) ** 2
-        fg, bg = region_sums([w, r2w], seg.labels, seg.boxes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["sigma_r_fg"] = np.where(fg[:, 0] >= min_pixels, np.sqrt(fg[:, 1] / fg[:, 0]), np.nan)
-            out["sigma_r_bg"] = np.where(bg[:, 0] >= min_pixels, np.sqrt(bg[:, 1] / bg[:, 0]), np.nan)
-        out["sigma_r_all"] = np.array([np.sqrt(r2w.sum() / max(w.sum(), 1.0))])
-    if "sigma_floor" in features:
-        fgv, bgv, allv, tiles = _floor_features(img, gray, seg, block=floor_block, q=floor_percentile,
-                                                min_blocks=max(4, min_pixels // (floor_block * floor_block)),
-                                                mode=floor_mode)
-        out["sigma_floor_fg"], out["sigma_floor_bg"] = fgv * scale, bgv * scale
-        out["sigma_floor_all"] = np.array([allv * scale])
-        out["floor_decorrelated"] = np.array([float(tiles is not None and tiles.mode == "decorrelated")])
-        out["channel_independence"] = np.array([tiles.channel_independence if tiles is not None else np.nan])
-    if "ela" in features:
-        from ..maps.ela import ela_map
-
-        hm = ela_map(img)
-        if not hm.applicable:
-            raise ValueError("features: 'ela' needs a JPEG-compressed input (ELA is not applicable here)")
-        sm = cv2.GaussianBlur(gray, (0, 0), 1.0)
-        gmag = np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3))
-        e = hm.raw.astype(np.float64)
-        fg, bg = region_sums([ones, e, gmag * scale], seg.labels, seg.boxes)
-        c = ELA_GRADIENT_OFFSET
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["ela_fg"] = np.where(fg[:, 0] >= min_pixels, fg[:, 1] / (fg[:, 2] + c * fg[:, 0]), np.nan)
-            out["ela_bg"] = np.where(bg[:, 0] >= min_pixels, bg[:, 1] / (bg[:, 2] + c * bg[:, 0]), np.nan)
-        out["ela_all"] = np.array([e.sum() / (gmag.sum() * scale + c * e.size)])
-    if "adq" in features:
-        if adq is None:
-            from ..jpeg.adq import adq_map
-
-            adq = adq_map(img)
-        if not adq.applicable:
-            raise ValueError(f"features: 'adq' does not apply to this image ({adq.note})")
-        pa = adq.values.astype(np.float64)
-        fg, bg = region_sums([ones, pa], seg.labels, seg.boxes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["adq_fg"] = np.where(fg[:, 0] >= min_pixels, np.maximum(fg[:, 1] / fg[:, 0], ADQ_FLOOR), np.nan)
-            out["adq_bg"] = np.where(bg[:, 0] >= min_pixels, np.maximum(bg[:, 1] / bg[:, 0], ADQ_FLOOR), np.nan)
-        out["adq_all"] = np.array([max(float(pa.mean()), ADQ_FLOOR)])
-    if "sigma_p" in features:
-        from ..noise.pca import estimate_noise_pca
-
-        fgv = np.full(n, np.nan)
-        bgv = np.full(n, np.nan)
-        for i in range(n):
-            box = seg.boxes[i]
-            r0, c0, r1, c1 = (int(v) for v in box)
-            crop = _crop(img, gray, box)
-            lab = seg.labels[r0:r1, c0:c1]
-            for target, region in ((fgv, lab == i + 1), (bgv, lab != i + 1)):
-                if region.sum() < min_pixels:
-                    continue
-                est = estimate_noise_pca(crop, patch_size=pca_patch, mask=region)
-                if est.reliable and np.isfinite(est.sigma):
-                    target[i] = est.sigma
-        out["sigma_p_fg"] = fgv * scale
-        out["sigma_p_bg"] = bgv * scale
-        whole = estimate_noise_pca(LoadedImage(np.ascontiguousarray(gray[:, :, None]),
-                                               dataclasses.replace(img.info, channels=1)), patch_size=pca_patch)
-        out["sigma_p_all"] = np.array([whole.sigma * scale])
-    if "sigma_r" in features:
-        out["sigma_r_fg"] = out["sigma_r_fg"] * scale
-        out["sigma_r_bg"] = out["sigma_r_bg"] * scale
-        out["sigma_r_all"] = out["sigma_r_all"] * scale
-    return out
+    ctx = FeatureContext.build(img, seg, min_pixels=min_pixels, pca_patch=pca_patch,
+                               smooth_percentile=smooth_percentile, floor_block=floor_block,
+                               floor_percentile=floor_percentile, floor_mode=floor_mode, adq=adq)
+    return compute_features(ctx, features)
 
 
 def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
     o = np.argsort(v)
     c = np.cumsum(w[o])
     return float(v[o][np.searchsorted(c, 0.5 * c[-1])])
-
-
-#: Wavelet of the noise floor: the finest diagonal subband of db4 (8 taps)
-#: passes white noise unchanged and rejects smooth shading and most
-#: straight edges better than Haar or a median residual.
-FLOOR_WAVELET = "db4"
-FLOOR_MODES = ("auto", "mean", "decorrelated")
-#: ``floor_mode="auto"`` uses the decorrelated floor when the median over
-#: tiles of ``lambda_min / (trace / 3)`` of the 3 x 3 colour covariance of the
-#: diagonal coefficients is at least this: independent noise per channel
-#: gives about 0.4 on 8 x 8 tiles, 4:2:0 JPEG images (smoothed, quantised
-#: chroma) at most 0.13 (all 1260 CASIA v1 images, median 0.003).
-CHANNEL_INDEPENDENCE_MIN = 0.2
-#: Tile percentile of the decorrelated floor (its tile values are texture-free,
-#: so the median, not a low percentile, is taken).
-DECORRELATED_PERCENTILE = 50.0
-
-
-@dataclasses.dataclass(frozen=True)
-class _FloorTiles:
-    """Per-tile noise variance of the floor and how it was measured."""
-
-    var: np.ndarray  # (hb, wb) tile noise variance, NaN where a coefficient is missing
-    mode: str  # "mean" or "decorrelated"
-    channel_independence: float  # median lambda_min / (trace / 3); NaN for gray images
-
-
-def _floor_tiles(img: LoadedImage, unclipped: np.ndarray, block: int, mode: str) -> _FloorTiles:
-    """Tile variance of the finest diagonal db4 coefficients, channel mean or decorrelated.
-
-    ``unclipped``: (hb, wb) tiles without a clipped luma value (the channel-independence
-    ratio is measured on them).
-    """
-    from ..blocks.wavelets import diagonal_coefficients
-
-    hb, wb = unclipped.shape
-    half = block // 2
-    d = diagonal_coefficients(img.pixels, FLOOR_WAVELET)
-    nc = d.shape[2]
-    t = d[: hb * half, : wb * half].reshape(hb, half, wb, half, nc)
-    if nc != 3:
-        if mode == "decorrelated":
-            raise ValueError(f"floor_mode='decorrelated' needs a 3-channel colour image, got {nc} channel(s); "
-                             f"use floor_mode='auto' or 'mean'")
-        return _FloorTiles(np.mean(t * t, axis=(1, 3, 4)), "mean", float("nan"))
-    cov = np.einsum("akbld,akble->abde", t, t) / (half * half)
-    fin = np.all(np.isfinite(cov), axis=(2, 3))
-    ev = np.full((hb, wb, 3), np.nan)
-    ev[fin] = np.maximum(np.linalg.eigvalsh(cov[fin]), 0.0)
-    mean_var = ev.sum(axis=2) / 3.0  # = mean over channels of the squared coefficients
-    sel = unclipped & (mean_var > 0)
-    rho = float(np.median(ev[sel, 0] / mean_var[sel])) if sel.any() else float("nan")
-    if mode == "decorrelated" or (mode == "auto" and rho >= CHANNEL_INDEPENDENCE_MIN):
-        return _FloorTiles(ev[:, :, 0], "decorrelated", rho)
-    return _FloorTiles(mean_var, "mean", rho)
-
-
-@functools.lru_cache(maxsize=32)
-def _white_noise_quantile(mode: str, q: float, n: int, channels: int) -> float:
-    """The ``q``-th percentile of a tile's floor RMS for white noise of sigma 1.
-
-    ``"mean"``: ``sqrt(chi2_{C n} / (C n))`` (``n`` coefficients per channel,
-    ``C`` channels), exact. ``"decorrelated"``: ``sqrt(lambda_min(W / n))``
-    with ``W`` a 3 x 3 Wishart matrix of ``n`` degrees of freedom, by a
-    seeded Monte Carlo of 40000 tiles (standard error about 0.3 %), the same
-    number on every call.
-    """
-    if mode == "mean":
-        from scipy.stats import chi2
-
-        dof = channels * n
-        return float(np.sqrt(chi2.ppf(q / 100.0, dof) / dof))
-    rng = np.random.default_rng(20150101)
-    z = rng.standard_normal((40000, n, 3))
-    ev = np.linalg.eigvalsh(np.einsum("tki,tkj->tij", z, z) / n)[:, 0]
-    return float(np.sqrt(np.percentile(np.maximum(ev, 0.0), q)))
-
-
-def _floor_features(
-    img: LoadedImage, gray: np.ndarray, seg: Segmentation, *, block: int, q: float | None, min_blocks: int,
-    mode: str = "auto",
-) -> tuple[np.ndarray, np.ndarray, float, _FloorTiles | None]:
-    """Noise floor per region: a percentile of the tile RMS of diagonal-wavelet coefficients.
-
-    The finest diagonal db4 subband of every colour channel
-    (:func:`noisestat.blocks.wavelets.diagonal_coefficients`) is cut into tiles of
-    ``block x block`` pixels (aligned with the JPEG grid for 8). Per tile,
-    the noise variance is either the mean over channels of the squared
-    coefficients (``"mean"``: the per-channel noise level for white noise;
-    texture only raises it) or the smallest eigenvalue of the 3 x 3 colour
-    covariance of the coefficients (``"decorrelated"``: texture, which is
-    nearly the same in every channel, lies along one colour direction and is
-    left out; noise independent per channel is in every direction). ``"auto"``
-    takes the decorrelated variance when the image's channels carry
-    independent noise (:data:`CHANNEL_INDEPENDENCE_MIN`), else the mean. A
-    region's value is the ``q``-th percentile (default 10 for the mean, 50
-    for the decorrelated variance) of its tiles' RMS, divided by that
-    percentile for white Gaussian noise of sigma 1
-    (:func:`_white_noise_quantile`), so that white noise of ``sigma`` per
-    channel reads ``sigma`` in either mode; texture only raises it. Tiles at the image
-    border without every coefficient, with a clipped luma value or spanning
-    two objects are skipped (a coefficient reaches 2 pixels before and 4
-    after its tile).
-    """
-    from ..blocks.wavelets import daubechies_filters
-
-    h, w = gray.shape
-    block = max(2, block - block % 2)
-    hb, wb = h // block, w // block
-    n = seg.n_objects
-    nan = np.full(n, np.nan)
-    if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
-        return nan, nan.copy(), float("nan"), None
-    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    unclipped = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level)
-    tiles = _floor_tiles(img, unclipped, block, mode)
-    if q is None:
-        q = DECORRELATED_PERCENTILE if tiles.mode == "decorrelated" else 10.0
-    rms = np.sqrt(tiles.var) / _white_noise_quantile(tiles.mode, float(q), (block // 2) ** 2,
-                                                   img.pixels.shape[2])
-    ok = unclipped & np.isfinite(rms)
-    lab = seg.labels[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    lmin, lmax = lab.min(axis=(1, 3)), lab.max(axis=(1, 3))
-    ok &= lmin == lmax
-    tile_lab = np.where(ok, lmin, 0)
-    rr, cc = np.mgrid[0:hb, 0:wb]
-    rr = rr * block + block // 2
-    cc = cc * block + block // 2
-    fg, bg = nan.copy(), nan.copy()
-    for i in range(n):
-        sel = tile_lab == i + 1
-        if sel.sum() >= min_blocks:
-            fg[i] = np.percentile(rms[sel], q)
-        r0, c0, r1, c1 = seg.boxes[i]
-        inbox = (rr >= r0) & (rr < r1) & (cc >= c0) & (cc < c1) & ok & ~sel
-        if inbox.sum() >= min_blocks:
-            bg[i] = np.percentile(rms[inbox], q)
-    allv = float(np.percentile(rms[ok], q)) if ok.sum() >= min_blocks else float("nan")
-    return fg, bg, allv, tiles
 
 
 def _brightness_corrected(logf: np.ndarray, brightness: np.ndarray) -> np.ndarray:
@@ -535,6 +304,33 @@ def objects_localizer(
     >>> loc.mask.shape
     (400, 600)
     """
+    params, feats = _checked_params(mode=mode, segmenter=segmenter, n_objects=n_objects, features=features,
+                                    select=select, z_scale=z_scale, reference=reference,
+                                    brightness_correction=brightness_correction, min_pixels=min_pixels,
+                                    floor_mode=floor_mode)
+    t0 = time.perf_counter()
+    img = as_image(image, min_size=16)
+    adq_hm = None
+    if features == "auto" and params["mode"] == "standardized" and img.info.is_jpeg:
+        feats, adq_hm = _auto_adq(img, feats, params)
+    seg = _segment(img, params["segmenter"], params["n_objects"])
+    t1 = time.perf_counter()
+    f = object_features(img, seg, features=feats, min_pixels=params["min_pixels"],
+                        floor_mode=params["floor_mode"], adq=adq_hm)
+    t2 = time.perf_counter()
+    sc = _score_objects(f, feats, mode=params["mode"], z_scale=params["z_scale"],
+                        reference=params["reference"], brightness_correction=params["brightness_correction"])
+    sel = _select_objects(sc, mode=params["mode"], select=params["select"])
+    t3 = time.perf_counter()
+    timings = {"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2, "total": t3 - t0}
+    return _localization(seg, f, feats, sc, sel, params, timings)
+
+
+def _checked_params(
+    *, mode: Any, segmenter: Any, n_objects: Any, features: Any, select: Any, z_scale: Any, reference: Any,
+    brightness_correction: Any, min_pixels: Any, floor_mode: Any,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Validated parameters of :func:`objects_localizer` (its ``params``) and the feature names."""
     mode = check_choice(mode, "mode", ("standardized", "paper"))
     select = check_choice(select, "select", ("auto", "top"))
     reference = check_choice(reference, "reference", ("image", "objects"))
@@ -546,111 +342,150 @@ def objects_localizer(
         raise TypeError(f"brightness_correction must be True or False, got {brightness_correction!r}")
     if not isinstance(segmenter, str):
         raise TypeError(f"segmenter must be a string, got {segmenter!r}")
-    auto = isinstance(features, str) and features == "auto"
-    if auto:
+    if isinstance(features, str) and features == "auto":
         features = "sigma_floor" if mode == "standardized" else "sigma_p,sigma_r"
     feats = _parse_features(features)
     params = dict(mode=mode, segmenter=segmenter, n_objects=n_objects, features=",".join(feats),
                   select=select, z_scale=z_scale, reference=reference,
                   brightness_correction=bool(brightness_correction), min_pixels=min_pixels,
                   floor_mode=floor_mode)
-    t0 = time.perf_counter()
-    img = as_image(image, min_size=16)
-    adq_hm = None
-    if auto and mode == "standardized" and img.info.is_jpeg:
-        from ..jpeg.adq import adq_map
+    return params, feats
 
-        adq_hm = adq_map(img)
-        if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
-            feats = ("adq",)
-            params["features"] = "adq"
-    seg = _segment(img, segmenter, n_objects)
-    t1 = time.perf_counter()
-    f = object_features(img, seg, features=feats, min_pixels=min_pixels, floor_mode=floor_mode, adq=adq_hm)
-    t2 = time.perf_counter()
-    n = seg.n_objects
+
+def _auto_adq(
+    img: LoadedImage, feats: tuple[str, ...], params: dict[str, Any]
+) -> tuple[tuple[str, ...], Heatmap]:
+    """``features="auto"`` on a JPEG input: ``("adq",)`` if its map applies (``params`` updated), else ``feats``."""
+    from ..jpeg.adq import adq_map
+
+    adq_hm = adq_map(img)
+    if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
+        params["features"] = "adq"
+        return ("adq",), adq_hm
+    return feats, adq_hm
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scores:
+    """Per-object scores of the object localizer (n objects, d features)."""
+
+    fg: np.ndarray  # (n, d) foreground features
+    bg: np.ndarray  # (n, d) background features
+    valid: np.ndarray  # (n,) bool: measured, compared
+    raw: np.ndarray  # (n,) dissimilarity (0 on invalid objects)
+    values: np.ndarray  # (n,) heatmap values (0 on invalid objects)
+    dissimilarity: np.ndarray  # (n, n) DM, NaN rows for invalid objects
+    pair: tuple[int, int] | None  # Algorithm 1's pair
+    chosen: int | None  # the most dissimilar object; None: nothing to compare
+    score: float  # image-level score (NaN when nothing was compared)
+    note: str
+
+
+def _signatures(
+    f: dict[str, np.ndarray], feats: tuple[str, ...], fg: np.ndarray, bg: np.ndarray, whole: np.ndarray,
+    idx: np.ndarray, *, mode: str, z_scale: float, reference: str, brightness_correction: bool,
+) -> np.ndarray:
+    """Feature vectors ``S_i`` of the objects ``idx``: raw (paper) or anchored standardized (see Notes)."""
+    if mode == "paper":
+        return np.hstack([fg[idx], bg[idx]])
+    x = np.log(fg[idx])
+    if brightness_correction:
+        x = _brightness_corrected(x, f["brightness"][idx])
+    if reference == "image":
+        ref = np.log(whole)
+    else:
+        wts = f["area"][idx]
+        ref = np.array([_weighted_median(x[:, k], wts) for k in range(x.shape[1])])
+    z = (x - ref) / (z_scale * np.sqrt(x.shape[1]))
+    if "adq" in feats:  # one-sided: only a higher single-compression probability is suspicious
+        j = feats.index("adq")
+        z[:, j] = np.maximum(z[:, j], 0.0)
+    return np.hstack([np.ones((idx.size, 1)), z])
+
+
+def _object_values(dm: np.ndarray, s: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw dissimilarity and heatmap value of the compared objects (rows of ``dm`` and ``s``)."""
+    if mode == "paper":
+        raw = dm.sum(axis=1) / (s.shape[0] - 1)
+        return raw, np.clip(raw, 0.0, 1.0)
+    host = np.zeros((1, s.shape[1]))
+    host[0, 0] = 1.0
+    raw = cosine_dissimilarity(np.vstack([host, s]))[0, 1:]
+    t = np.clip((raw - VALUE_CENTER) / VALUE_SCALE, -60.0, 60.0)
+    return raw, 1.0 / (1.0 + np.exp(-t))
+
+
+def _score_objects(
+    f: dict[str, np.ndarray], feats: tuple[str, ...], *, mode: str, z_scale: float, reference: str,
+    brightness_correction: bool,
+) -> _Scores:
+    """Dissimilarity of every object, its heatmap value and the image-level score."""
     fg = np.stack([f[f"{k}_fg"] for k in feats], axis=1)
     bg = np.stack([f[f"{k}_bg"] for k in feats], axis=1)
     whole = np.array([f[f"{k}_all"][0] for k in feats])
+    n = fg.shape[0]
     valid = np.all(np.isfinite(fg) & (fg > 0), axis=1)
     if mode == "paper":
         valid &= np.all(np.isfinite(bg) & (bg >= 0), axis=1)
     idx = np.flatnonzero(valid)
     dm_full = np.full((n, n), np.nan)
-    obj_raw = np.zeros(n)
-    values_obj = np.zeros(n)
-    pair: tuple[int, int] | None = None
-    chosen: int | None = None
-    note = ""
-    if idx.size >= 2 and (mode == "paper" or np.all(np.isfinite(whole) & (whole > 0))):
-        if mode == "paper":
-            s = np.hstack([fg[idx], bg[idx]])
-        else:
-            x = np.log(fg[idx])
-            if brightness_correction:
-                x = _brightness_corrected(x, f["brightness"][idx])
-            if reference == "image":
-                ref = np.log(whole)
-            else:
-                wts = f["area"][idx]
-                ref = np.array([_weighted_median(x[:, k], wts) for k in range(x.shape[1])])
-            z = (x - ref) / (z_scale * np.sqrt(x.shape[1]))
-            if "adq" in feats:  # one-sided: only a higher single-compression probability is suspicious
-                j = feats.index("adq")
-                z[:, j] = np.maximum(z[:, j], 0.0)
-            s = np.hstack([np.ones((idx.size, 1)), z])
-        dm = cosine_dissimilarity(s)
-        dm_full[np.ix_(idx, idx)] = dm
-        k, (a, b), _ = algorithm1(dm)
-        pair = (int(idx[a]), int(idx[b]))
-        if mode == "paper":
-            obj_raw[idx] = dm.sum(axis=1) / (idx.size - 1)
-            values_obj[idx] = np.clip(obj_raw[idx], 0.0, 1.0)
-            chosen = int(idx[k])
-        else:
-            host = np.zeros((1, s.shape[1]))
-            host[0, 0] = 1.0
-            obj_raw[idx] = cosine_dissimilarity(np.vstack([host, s]))[0, 1:]
-            t = np.clip((obj_raw[idx] - VALUE_CENTER) / VALUE_SCALE, -60.0, 60.0)
-            values_obj[idx] = 1.0 / (1.0 + np.exp(-t))
-            chosen = int(idx[int(np.argmax(obj_raw[idx]))])
-    else:
+    raw, values = np.zeros(n), np.zeros(n)
+    if not (idx.size >= 2 and (mode == "paper" or np.all(np.isfinite(whole) & (whole > 0)))):
         note = f"only {idx.size} object(s) with enough usable pixels for a noise estimate; nothing to compare"
-    raw_map = np.r_[0.0, obj_raw].astype(np.float32)[seg.labels]
-    values = np.r_[0.0, values_obj].astype(np.float32)[seg.labels]
-    sel = np.zeros(n, bool)
-    if chosen is not None:
-        if mode == "paper" or select == "top":
-            sel[chosen] = True
-        else:
-            sel = valid & (values_obj >= 0.5)
-    mask = np.r_[False, sel][seg.labels]
+        return _Scores(fg, bg, valid, raw, values, dm_full, None, None, float("nan"), note)
+    s = _signatures(f, feats, fg, bg, whole, idx, mode=mode, z_scale=z_scale, reference=reference,
+                    brightness_correction=brightness_correction)
+    dm = cosine_dissimilarity(s)
+    dm_full[np.ix_(idx, idx)] = dm
+    k, (a, b), _ = algorithm1(dm)
+    raw[idx], values[idx] = _object_values(dm, s, mode)
+    chosen = int(idx[k]) if mode == "paper" else int(idx[int(np.argmax(raw[idx]))])
+    return _Scores(fg, bg, valid, raw, values, dm_full, (int(idx[a]), int(idx[b])), chosen,
+                   float(values[valid].max()), "")
+
+
+def _select_objects(sc: _Scores, *, mode: str, select: str) -> np.ndarray:
+    """Flagged objects, (n,) bool: the chosen one (paper, ``"top"``) or every value >= 0.5 (``"auto"``)."""
+    sel = np.zeros(sc.valid.shape[0], bool)
+    if sc.chosen is None:
+        return sel
+    if mode == "paper" or select == "top":
+        sel[sc.chosen] = True
+        return sel
+    return sc.valid & (sc.values >= 0.5)
+
+
+def _localization(
+    seg: Segmentation, f: dict[str, np.ndarray], feats: tuple[str, ...], sc: _Scores, sel: np.ndarray,
+    params: dict[str, Any], timings: dict[str, float],
+) -> Localization:
+    """The :class:`~noisestat.types.Localization` of :func:`objects_localizer`: heatmap, mask, details."""
     details = tuple(
         ObjectDetail(
             label=i + 1,
             bbox=tuple(int(v) for v in seg.boxes[i]),
             area=int(f["area"][i]),
-            features={**{f"{k}_fg": float(fg[i, j]) for j, k in enumerate(feats)},
-                      **{f"{k}_bg": float(bg[i, j]) for j, k in enumerate(feats)},
+            features={**{f"{k}_fg": float(sc.fg[i, j]) for j, k in enumerate(feats)},
+                      **{f"{k}_bg": float(sc.bg[i, j]) for j, k in enumerate(feats)},
                       "brightness": float(f["brightness"][i])},
-            score=float(values_obj[i]),
+            score=float(sc.values[i]),
             selected=bool(sel[i]),
-            valid=bool(valid[i]),
-            note="" if valid[i] else "too few usable pixels for a noise estimate",
+            valid=bool(sc.valid[i]),
+            note="" if sc.valid[i] else "too few usable pixels for a noise estimate",
         )
-        for i in range(n)
+        for i in range(seg.n_objects)
     )
-    t3 = time.perf_counter()
-    units = "mean cosine dissimilarity" if mode == "paper" else "cosine dissimilarity to the host"
-    hm = Heatmap(values=values, raw=raw_map, method="objects", params=params, units=units,
-                 timings={"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2},
-                 applicable=chosen is not None, note=note)
-    score = float(values_obj[valid].max()) if chosen is not None else float("nan")
+    units = "mean cosine dissimilarity" if params["mode"] == "paper" else "cosine dissimilarity to the host"
+    hm = Heatmap(values=np.r_[0.0, sc.values].astype(np.float32)[seg.labels],
+                 raw=np.r_[0.0, sc.raw].astype(np.float32)[seg.labels], method="objects", params=params,
+                 units=units, timings=timings, applicable=sc.chosen is not None, note=sc.note)
+    floor = ({"floor": {"mode": "decorrelated" if f["floor_decorrelated"][0] else "mean",
+                        "channel_independence": float(f["channel_independence"][0])}}
+             if "sigma_floor" in feats else {})
     return Localization(
-        heatmap=hm, mask=mask, score=score, method="objects", params=params, objects=details,
-        extras={"dissimilarity": dm_full, "labels": seg.labels, "pair": pair, "chosen": chosen,
-                **({"floor": {"mode": "decorrelated" if f["floor_decorrelated"][0] else "mean",
-                              "channel_independence": float(f["channel_independence"][0])}}
-                   if "sigma_floor" in feats else {})},
-        timings=dict(hm.timings),
+        heatmap=hm, mask=np.r_[False, sel][seg.labels], score=sc.score, method="objects", params=params,
+        objects=details,
+        extras={"dissimilarity": sc.dissimilarity, "labels": seg.labels, "pair": sc.pair, "chosen": sc.chosen,
+                **floor},
+        timings=dict(timings),
     )

@@ -3,61 +3,18 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .._validate import check_choice, check_int
+from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
 
 __all__ = ["ela_map"]
-
-_SUBSAMPLING = ("4:2:0", "4:2:2", "4:4:4")
-
-
-@lru_cache(maxsize=1)
-def _encoder_name() -> str:
-    import re
-
-    import cv2
-
-    m = re.search(r"JPEG:\s*(.+)", cv2.getBuildInformation())
-    lib = m.group(1).strip() if m else "unknown libjpeg"
-    return f"OpenCV {cv2.__version__} imencode ({lib}, baseline, no optimisation)"
-
-
-def _jpeg_roundtrip(src: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
-    """Encode ``src`` (H, W) gray or (H, W, 3) BGR uint8 as JPEG in memory and decode it."""
-    import cv2
-
-    gray = src.ndim == 2
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 0,
-              cv2.IMWRITE_JPEG_PROGRESSIVE, 0]
-    if not gray:
-        factor = {"4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
-                  "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
-                  "4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}[subsampling]
-        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor]
-    ok, buf = cv2.imencode(".jpg", src, params)
-    if not ok:  # pragma: no cover - OpenCV failure
-        raise RuntimeError("ela: OpenCV could not JPEG-encode the image")
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-
-
-def _to_uint8(px: np.ndarray, scale: float, exact: bool) -> np.ndarray:
-    """(H, W, C) float pixels / scale, rounded and clipped to uint8, as (H, W) gray or BGR."""
-    import cv2
-
-    if not exact:
-        px = np.clip(px * np.float32(1.0 / scale), 0.0, 255.0)
-    # convertScaleAbs rounds to nearest and saturates; |x| = x here (x >= 0)
-    out = cv2.convertScaleAbs(px[:, :, 0] if px.shape[2] == 1 else px)
-    return out if out.ndim == 2 else cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
-
 
 @register("ela", kind="map")
 def ela_map(
@@ -147,7 +104,7 @@ def ela_map(
     import cv2
 
     quality = check_int(quality, "quality", minimum=1, maximum=100)
-    subsampling = check_choice(subsampling, "subsampling", _SUBSAMPLING)
+    subsampling = check_choice(subsampling, "subsampling", SUBSAMPLINGS)
     window = check_int(window, "window", minimum=1)
     if not isinstance(force, (bool, np.bool_)):
         raise TypeError(f"force must be True or False, got {force!r}")
@@ -155,7 +112,7 @@ def ela_map(
     img = as_image(image)
     h, w = img.shape
     params = {"quality": quality, "subsampling": subsampling if img.pixels.shape[2] == 3 else "n/a (gray)",
-              "window": window, "force": bool(force), "encoder": _encoder_name()}
+              "window": window, "force": bool(force), "encoder": encoder_name()}
     if not (img.info.is_jpeg or force):
         z = np.zeros((h, w), np.float32)
         return Heatmap(
@@ -167,11 +124,9 @@ def ela_map(
                   f"texture; pass force=True if the pixels come from a JPEG"),
         )
     scale = img.info.white_level / 255.0
-    # JPEG-decoded 8-bit pixels are already integers in 0-255
-    exact = img.info.is_jpeg and img.info.bit_depth == 8 and scale == 1.0
-    src = _to_uint8(img.pixels, scale, exact)
+    src = encoder_input(img)
     t1 = time.perf_counter()
-    dec = _jpeg_roundtrip(src, quality, subsampling)
+    dec = jpeg_roundtrip(src, quality=quality, subsampling=subsampling)
     t2 = time.perf_counter()
     diff = cv2.absdiff(src, dec)
     # box mean of each channel (float32 sums, reflected border), then the channel mean

@@ -62,10 +62,9 @@ def register_backend(name: str, func: Callable[..., Any], *, replace: bool = Fal
 
     Raises
     ------
-    TypeError
-        ``name`` is not a string or ``func`` is not callable.
-    ValueError
-        Empty name, or the name is taken and ``replace`` is False.
+    TypeError, ValueError
+        As :func:`noisestat.registry.add_segmenter` (bad name or function,
+        name taken).
 
     Examples
     --------

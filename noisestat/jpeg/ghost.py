@@ -1,0 +1,408 @@
+"""JPEG ghosts (Farid 2009): where the image is most like its own re-compression at a lower quality.
+
+A region that was JPEG-compressed at quality ``q1`` and then saved with the
+rest of the image at ``q2`` keeps the quantisation of ``q1``: re-saving the
+image at ``q = q1`` changes it less than at nearby qualities, a "ghost" (a
+local minimum of the difference curve over ``q``). Re-saving at a range of
+qualities and looking, per quality, for a part of the image whose difference
+is unusually low localises content of another compression history.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .._validate import check_choice, check_int
+from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
+from ..heatmap import LOG_MIN_SCALE, robust_logistic
+from ..io import as_image
+from ..registry import register
+from ..types import Heatmap, LoadedImage
+
+__all__ = ["jpeg_ghost_map", "ghost_differences", "EPS", "MIN_CLASS"]
+
+_SUBSAMPLING = ("auto", *SUBSAMPLINGS)
+_CHANNELS = ("luma", "rgb")
+#: PIL's code of a JPEG file's chroma sampling -> the name used here
+_PIL_SAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+#: Floor added to the window-mean squared difference (gray levels squared) before the
+#: logarithm: below it (flat or clipped areas) the difference is rounding noise.
+EPS = 0.5
+#: Smallest share of the windows in either class of the split that scores a quality.
+MIN_CLASS = 0.02
+_UNITS = "log(delta_q + EPS) minus its per-window line in q (natural log)"
+
+
+def _block_sq_diff(src: np.ndarray, dec: np.ndarray, hb: int, wb: int) -> np.ndarray:
+    """Channel-mean squared difference averaged over each 8x8 block: (hb, wb) float32."""
+    import cv2
+
+    d = cv2.absdiff(src[: 8 * hb, : 8 * wb], dec[: 8 * hb, : 8 * wb])
+    sq = cv2.multiply(d, d, dtype=cv2.CV_32F)
+    if sq.ndim == 3:
+        sq = cv2.transform(sq, np.full((1, 3), 1.0 / 3.0))
+    return cv2.resize(sq.reshape(8 * hb, 8 * wb), (wb, hb), interpolation=cv2.INTER_AREA)
+
+
+def _window_means(blocks: np.ndarray, k: int) -> np.ndarray:
+    """Means over k x k blocks, sliding by one block: (hb - k + 1, wb - k + 1) float32."""
+    c = np.pad(blocks.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return (s / (k * k)).astype(np.float32)
+
+
+def _differences(src: np.ndarray, qualities: list[int], k: int, subsampling: str) -> np.ndarray:
+    """delta_q over the windows for every quality: (n_q, n_rows, n_cols) float32."""
+    hb, wb = src.shape[0] // 8, src.shape[1] // 8
+    out = np.empty((len(qualities), hb - k + 1, wb - k + 1), np.float32)
+    for i, q in enumerate(qualities):
+        out[i] = _window_means(_block_sq_diff(src, jpeg_roundtrip(src, quality=q, subsampling=subsampling), hb, wb), k)
+    return out
+
+
+def _file_subsampling(img: LoadedImage, subsampling: str) -> str:
+    """``subsampling``, or for "auto" the chroma sampling of the JPEG file (4:2:0 when unknown)."""
+    if subsampling != "auto":
+        return subsampling
+    if img.info.is_jpeg and img.info.source != "<array>":
+        try:
+            from PIL import Image, JpegImagePlugin
+
+            with Image.open(img.info.source) as im:
+                return _PIL_SAMPLING.get(JpegImagePlugin.get_sampling(im), "4:2:0")
+        except (OSError, ValueError, AttributeError):
+            pass
+    return "4:2:0"
+
+
+def _check_window(window: Any) -> int:
+    window = check_int(window, "window", minimum=8)
+    if window % 8:
+        raise ValueError(f"window={window} must be a multiple of 8 (whole JPEG blocks)")
+    return window
+
+
+def ghost_differences(
+    image: Any,
+    *,
+    qualities: Any = tuple(range(50, 100, 2)),
+    window: int = 16,
+    channels: str = "luma",
+    subsampling: str = "4:2:0",
+) -> np.ndarray:
+    """Farid's window-mean re-compression differences ``delta(x, y, q)``.
+
+    Parameters
+    ----------
+    image : array_like, path or LoadedImage
+        Input image (see :func:`noisestat.load_image`); 8-bit values are used
+        as they are, other scales are rescaled to 0-255 and rounded.
+    qualities : sequence of int, default 50, 52, ..., 98
+        IJG qualities (1-100) of the re-compressions.
+    window : int, default 16
+        Side ``b`` of the averaging window, a multiple of 8.
+    channels : {"luma", "rgb"}, default "luma"
+        Re-compress the BT.601 luma as a gray JPEG, or the colour image (Farid's
+        mean over R, G, B; its chroma error then depends on ``subsampling``).
+    subsampling : {"4:2:0", "4:2:2", "4:4:4", "auto"}, default "4:2:0"
+        Chroma subsampling of colour re-compressions (``channels="rgb"`` only);
+        "auto": the JPEG file's own (4:2:0 when it cannot be read, e.g. arrays).
+
+    Returns
+    -------
+    ndarray, float32, shape (len(qualities), H // 8 - b // 8 + 1, W // 8 - b // 8 + 1)
+        ``delta[i, r, c]``: the mean over the window of rows ``8 r ...
+        8 r + b - 1`` and columns ``8 c ... 8 c + b - 1`` of
+        ``(1/3) sum_ch (f_ch - f_{q,ch})^2`` (``channels="rgb"``) or
+        ``(Y - Y_q)^2`` (luma ``Y`` rounded to 8 bits and re-compressed as gray),
+        in gray levels squared, ``q = qualities[i]``; windows slide by one 8x8
+        block.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid parameters, or an image with fewer than ``b`` pixels on a side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    >>> ghost_differences(img, qualities=[60, 90]).shape
+    (2, 3, 5)
+    """
+    window = _check_window(window)
+    subsampling = check_choice(subsampling, "subsampling", _SUBSAMPLING)
+    qs = _check_qualities(qualities)
+    channels = check_choice(channels, "channels", _CHANNELS)
+    img = as_image(image, min_size=window)
+    return _differences(encoder_input(img, channels=channels), qs, window // 8, _file_subsampling(img, subsampling))
+
+
+def _check_qualities(qualities: Any) -> list[int]:
+    try:
+        qs = list(qualities)
+    except TypeError:
+        raise TypeError(f"qualities must be a sequence of integers, got {qualities!r}") from None
+    if not qs:
+        raise ValueError("qualities must not be empty")
+    return [check_int(q, "qualities", minimum=1, maximum=100) for q in qs]
+
+
+def _otsu_fisher(v: np.ndarray) -> tuple[float, float]:
+    """Exact two-class Otsu split of ``v``: (Fisher ratio of the split, share of the low class).
+
+    The Fisher ratio is ``(mean_high - mean_low) / sqrt((var_low + var_high) / 2)``; splits
+    leaving less than :data:`MIN_CLASS` of the values (at least one) in a class are not
+    considered (0, 0.5 when there is none).
+    """
+    x = np.sort(v.ravel().astype(np.float64))
+    n = x.size
+    lo = max(1, int(np.ceil(MIN_CLASS * n)))
+    if n < 2 * lo:
+        return 0.0, 0.5
+    c1 = np.cumsum(x)
+    c2 = np.cumsum(x * x)
+    k = np.arange(lo, n - lo + 1)  # low class: x[:k]
+    m0 = c1[k - 1] / k
+    m1 = (c1[-1] - c1[k - 1]) / (n - k)
+    between = k * (n - k) * (m1 - m0) ** 2
+    j = int(np.argmax(between))
+    kk = int(k[j])
+    v0 = max(c2[kk - 1] / kk - m0[j] ** 2, 0.0)
+    v1 = max((c2[-1] - c2[kk - 1]) / (n - kk) - m1[j] ** 2, 0.0)
+    spread = np.sqrt(0.5 * (v0 + v1))
+    gap = float(m1[j] - m0[j])
+    if gap <= 0:
+        return 0.0, 0.5
+    return (gap / spread if spread > 0 else np.inf), kk / n
+
+
+def _ghost_depth(delta: np.ndarray, qualities: list[int]) -> np.ndarray:
+    """Residual of ``log(delta_q + EPS)`` from its least-squares line in ``q``, per window (float32)."""
+    lg = np.log(delta.astype(np.float64) + EPS)
+    t = np.asarray(qualities, dtype=np.float64)
+    t -= t.mean()
+    res = lg - lg.mean(axis=0, keepdims=True)
+    tt = float(t @ t)
+    if tt > 0:
+        slope = np.tensordot(t, res, axes=1) / tt
+        res -= t[:, None, None] * slope[None]
+    return res.astype(np.float32)
+
+
+def _quality_range(img: LoadedImage, q_min: int, step: int, forced: int | None) -> list[int]:
+    """Qualities re-saved: ``q_min, q_min + step, ...`` below the file's own quality (else <= 99)."""
+    q_est = img.info.jpeg_quality
+    top = 99 if q_est is None else min(99, int(np.ceil(q_est)) - 1)
+    qs = list(range(q_min, top + 1, step))
+    if forced is not None and forced not in qs:
+        qs = sorted([*qs, forced])
+    return qs
+
+
+def _choose(depth: np.ndarray, qs: list[int], forced: int | None) -> tuple[int, np.ndarray, float]:
+    """Index of the reported quality, the Fisher ratio per quality and the low-class share there."""
+    scores = np.empty(len(qs))
+    shares = np.empty(len(qs))
+    for i in range(len(qs)):
+        scores[i], shares[i] = _otsu_fisher(depth[i])
+    finite = np.where(np.isfinite(scores), scores, 0.0)
+    i = qs.index(forced) if forced is not None else int(np.argmax(finite))
+    return i, scores, float(shares[i])
+
+
+def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
+    """Window values at full resolution, linear between window centres (``8 i + 4 k - 0.5``)."""
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.clip((np.arange(n) - (4.0 * k - 0.5)) / 8.0, 0.0, m - 1.0)
+        i0 = np.floor(t).astype(np.int64)
+        return i0, np.minimum(i0 + 1, m - 1), (t - i0).astype(np.float32)
+
+    r0, r1, fr = axis(h, grid.shape[0])
+    c0, c1, fc = axis(w, grid.shape[1])
+    g = grid.astype(np.float32)
+    rows = g[r0] * (1 - fr)[:, None] + g[r1] * fr[:, None]
+    return np.ascontiguousarray(rows[:, c0] * (1 - fc)[None] + rows[:, c1] * fc[None], dtype=np.float32)
+
+
+def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:
+    z = np.zeros((h, w), np.float32)
+    return Heatmap(values=z, raw=z, method="jpeg_ghost", params=params, units=_UNITS,
+                   timings={"total": time.perf_counter() - t0}, applicable=False,
+                   note=f"JPEG ghost is not applicable: {why}")
+
+
+def _check_params(quality: Any, q_min: Any, step: Any, window: Any, channels: Any, subsampling: Any,
+                  force: Any) -> tuple[int | None, int, int, int, str, str]:
+    if quality is not None:
+        quality = check_int(quality, "quality", minimum=1, maximum=100)
+    q_min = check_int(q_min, "q_min", minimum=1, maximum=99)
+    step = check_int(step, "step", minimum=1, maximum=50)
+    if not isinstance(force, (bool, np.bool_)):
+        raise TypeError(f"force must be True or False, got {force!r}")
+    return (quality, q_min, step, _check_window(window), check_choice(channels, "channels", _CHANNELS),
+            check_choice(subsampling, "subsampling", _SUBSAMPLING))
+
+
+@register("jpeg_ghost", kind="map")
+def jpeg_ghost_map(
+    image: Any,
+    *,
+    quality: int | None = None,
+    q_min: int = 50,
+    step: int = 2,
+    window: int = 16,
+    channels: str = "luma",
+    subsampling: str = "4:2:0",
+    force: bool = False,
+) -> Heatmap:
+    """JPEG ghost map: the part of the image that re-compresses unusually well at one quality.
+
+    Parameters
+    ----------
+    image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
+        Input image (see :func:`noisestat.load_image`).
+    quality : int or None, default None
+        Quality of the reported ghost. ``None``: the one where the image splits
+        most clearly into ghost and non-ghost windows (see Notes); an int forces it.
+    q_min : int, default 50
+        Lowest re-compression quality.
+    step : int, default 2
+        Step between re-compression qualities, ``q_min, q_min + step, ...`` up to
+        one below the file's own quality (``image.info.jpeg_quality``; 99 when
+        unknown).
+    window : int, default 16
+        Side ``b`` of the averaging window (a multiple of 8; Farid: 16).
+    channels : {"luma", "rgb"}, default "luma"
+        Re-compress the BT.601 luma as a gray JPEG, or the colour image (Farid's
+        mean over R, G, B; its chroma error then depends on ``subsampling``).
+    subsampling : {"4:2:0", "4:2:2", "4:4:4", "auto"}, default "4:2:0"
+        Chroma subsampling of colour re-compressions (``channels="rgb"`` only);
+        "auto": the JPEG file's own (4:2:0 when it cannot be read, e.g. arrays).
+    force : bool, default False
+        Compute the map even when the input is not known to be JPEG-compressed.
+
+    Returns
+    -------
+    Heatmap
+        ``raw``: the ghost depth ``g_q`` (see Notes; low = ghost) at the reported
+        quality, linear between window centres (constant beyond the outer ones),
+        in natural-log units; ``values``:
+        :func:`noisestat.heatmap.robust_logistic` (over the windows, one-sided) of
+        ``-g_q`` (ghost windows high) when the ghost class is the smaller one, of
+        ``+g_q`` when it is the larger one (then the image's own earlier
+        compression shows and the content without it is the odd one). ``params`` hold ``quality`` (reported), its
+        ``fisher`` ratio, ``ghost_share`` (share of windows in the ghost class),
+        ``orientation`` and the ``qualities`` tried. Not applicable (zeros, ``note``
+        says why): input not known to be JPEG (without ``force``), fewer than two
+        windows, fewer than three qualities to try.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid parameters.
+
+    Notes
+    -----
+    Farid [1]_ re-saves the image ``f`` at qualities ``q`` and averages the squared
+    difference over ``b x b`` windows,
+
+    .. math:: \\delta(x, y, q) = \\frac{1}{3} \\sum_{c} \\frac{1}{b^2} \\sum_{b_x, b_y}
+              (f_c(x + b_x, y + b_y) - f_{q,c}(x + b_x, y + b_y))^2,
+
+    then normalises each quality by its spatial min and max. A region compressed at
+    ``q1`` before the last save shows as a dark "ghost" at ``q = q1``. Here the
+    windows slide by one 8x8 block (the re-compression grid). The per-quality
+    normalisation is replaced: in the log domain used here, rescaling ``delta_q``
+    by any per-quality factor is a per-quality constant, to which neither the
+    choice of quality nor the heatmap (a robust z-score about the spatial
+    median) responds. What does matter is the content: flat windows have small
+    differences at every quality, textured ones large differences falling fast
+    with ``q``. Each window's log curve is therefore detrended by its own
+    least-squares line in ``q`` over the qualities tried,
+
+    .. math:: g_q(x, y) = \\log(\\delta(x, y, q) + \\epsilon) - a(x, y) - b(x, y)\\, q,
+              \\quad \\epsilon = 0.5,
+
+    which leaves the shape of the curve, where a ghost is a dip. By default the
+    luma is re-compressed as a gray JPEG (one channel instead of Farid's three): the
+    chroma error of a colour re-save depends on whether its chroma subsampling
+    matches that of the *earlier* compressions, which the file does not record;
+    on synthetic double compressions with 4:4:4 earlier saves, colour re-saves at
+    4:2:0 lost most of the ghost while the luma kept it (and costs half). The reported
+    quality maximises the separation of the exact two-class Otsu split of
+    ``g_q`` over the windows, as a Fisher ratio ``(m_1 - m_0) / \\sqrt{(s_0^2 +
+    s_1^2) / 2}`` (each class at least :data:`MIN_CLASS` of the windows): a
+    ghost is a set of windows whose difference drops at ``q`` relative to the
+    rest. Candidate qualities stay below the file's own quality ``q2`` (at
+    ``q2`` every window is a "ghost"). The first local minimum of the image-mean
+    curve (pyIFD's choice) follows the largest area and, near ``q2``, the steps of
+    the IJG tables; it was worse on synthetic splices. A host compressed before the
+    splice (common: both parts come from JPEG photos) has its own ghost; when the
+    ghost class is the larger one the map flags the rest. The re-compression grid is
+    the image's (aligned case): a region pasted off the 8x8 grid has no ghost, but
+    the host's ghost still outlines it. On a singly compressed image there is no
+    ghost: ``fisher`` stays small and the map shows texture differences.
+
+    Cost: ``n_q`` OpenCV encode+decode pairs (25 with the defaults) plus a few
+    passes over the pixels per quality. Memory: one uint8 and one float32 image
+    and ``n_q`` window grids of ``H W / 64`` float32 (about ``n_q H W / 16``
+    bytes), never ``n_q`` full-size maps.
+
+    References
+    ----------
+    .. [1] H. Farid, "Exposing digital forgeries from JPEG ghosts", IEEE Transactions
+       on Information Forensics and Security 4(1), 154-160, 2009.
+       DOI 10.1109/TIFS.2008.2012215
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    >>> jpeg_ghost_map(img).applicable
+    False
+    >>> hm = jpeg_ghost_map(img, force=True, q_min=70, step=5)
+    >>> hm.params["quality"] in hm.params["qualities"]
+    True
+    """
+    quality, q_min, step, window, channels, subsampling = _check_params(
+        quality, q_min, step, window, channels, subsampling, force)
+    t0 = time.perf_counter()
+    img = as_image(image)
+    h, w = img.shape
+    qs = _quality_range(img, q_min, step, quality)
+    if img.pixels.shape[2] == 1:
+        channels = "luma"
+    subsampling = _file_subsampling(img, subsampling) if channels == "rgb" else "n/a (gray)"
+    params: dict[str, Any] = {"quality": quality, "q_min": q_min, "step": step, "window": window,
+                              "channels": channels, "subsampling": subsampling, "force": bool(force),
+                              "qualities": qs, "encoder": encoder_name()}
+    k = window // 8
+    n_win = max(h // 8 - k + 1, 0) * max(w // 8 - k + 1, 0)
+    if not (img.info.is_jpeg or force):
+        return _not_applicable(h, w, params, t0, f"the input ({img.info.format}) is not known to be "
+                               f"JPEG-compressed; pass force=True if the pixels come from a JPEG")
+    if n_win < 2:
+        return _not_applicable(h, w, params, t0, f"the image ({h}x{w}) holds fewer than two "
+                               f"{window}x{window} windows")
+    if len(qs) < 3:
+        return _not_applicable(h, w, params, t0, f"fewer than three qualities from q_min={q_min} "
+                               f"below the file's quality {img.info.jpeg_quality}")
+    src = encoder_input(img, channels=channels)
+    t1 = time.perf_counter()
+    delta = _differences(src, qs, k, subsampling)
+    t2 = time.perf_counter()
+    depth = _ghost_depth(delta, qs)
+    i, scores, share = _choose(depth, qs, quality)
+    sign = -1.0 if share <= 0.5 else 1.0
+    # the mapping on the window grid (the statistic's own sampling), then both to pixels
+    grid_values = robust_logistic(np.float32(sign) * depth[i], two_sided=False, min_scale=LOG_MIN_SCALE)
+    raw, values = _to_pixels(depth[i], h, w, k), _to_pixels(grid_values, h, w, k)
+    params.update(quality=qs[i], fisher=float(scores[i]), ghost_share=share,
+                  orientation="ghost" if sign < 0 else "non-ghost")
+    t3 = time.perf_counter()
+    return Heatmap(values=values, raw=raw, method="jpeg_ghost", params=params, units=_UNITS,
+                   timings={"prepare": t1 - t0, "recompress": t2 - t1, "choose": t3 - t2, "total": t3 - t0})
