@@ -100,7 +100,7 @@ def _double_splice(tmp_path, host: str, donor: str, q1: int, q2: int):
 def test_aligned_double_jpeg_splice_is_found(tmp_path):
     path, mask = _double_splice(tmp_path, "astronaut", "chelsea", 50, 90)
     est = estimate_first_table(path)
-    assert est.table_source == "file"
+    assert est.table_source == "file coefficients"
     np.testing.assert_array_equal(est.q2, ijg_luma_table(90))
     inf = list(est.informative)
     assert len(inf) >= 15

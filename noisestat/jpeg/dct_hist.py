@@ -20,6 +20,7 @@ import numpy as np
 
 from .._validate import check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct
+from ..blocks.jpeg import read_coefficients
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
 from ..io import as_image, ijg_luma_table
@@ -65,7 +66,9 @@ class FirstTable:
     informative : tuple of int
         Natural indices of the frequencies with an accepted first step.
     table_source : str
-        ``"file"``, ``"IJG quality Q"`` or ``"unknown (steps of 1)"``.
+        ``"file coefficients"`` (coefficients and table read from the file),
+        ``"file"`` (table from the file, coefficients from the pixels),
+        ``"IJG quality Q"`` or ``"unknown (steps of 1)"``.
     """
 
     q1: np.ndarray
@@ -151,16 +154,22 @@ def _last_table(img: LoadedImage) -> tuple[np.ndarray, str]:
     return np.ones((8, 8), np.int64), "unknown (steps of 1)"
 
 
-def _luma_blocks(img: LoadedImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _luma_blocks(img: LoadedImage) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, str] | None]:
     """Block DCTs of the level-shifted 8-bit luma on the JPEG grid (N, 64) and on the grid
-    shifted by one pixel (M, 64), and which JPEG-grid blocks hold clipped luma."""
+    shifted by one pixel (M, 64), which JPEG-grid blocks hold clipped luma, and the file's
+    table when the JPEG-grid coefficients are the file's (dequantised)."""
     y = img.gray().astype(np.float64) * (255.0 / img.info.white_level)
     c = block_dct(y - 128.0)
     hb, wb = c.shape[:2]
+    shifted = block_dct(y[1:, 1:] - 128.0).reshape(-1, 64)
+    coefs = read_coefficients(img)
+    if coefs is not None and coefs.luma.shape[0] >= hb and coefs.luma.shape[1] >= wb:
+        table = np.asarray(coefs.luma_table, dtype=np.int64)
+        flat = (coefs.luma[:hb, :wb].astype(np.float64) * table).reshape(hb * wb, 64)
+        return flat, shifted, np.zeros(hb * wb, bool), (table, "file coefficients")
     tiles = y[: hb * JPEG_BLOCK, : wb * JPEG_BLOCK].reshape(hb, JPEG_BLOCK, wb, JPEG_BLOCK)
     clipped = (tiles.min(axis=(1, 3)) <= 0.5) | (tiles.max(axis=(1, 3)) >= 254.5)
-    shifted = block_dct(y[1:, 1:] - 128.0).reshape(-1, 64)
-    return c.reshape(hb * wb, 64), shifted, clipped.ravel()
+    return c.reshape(hb * wb, 64), shifted, clipped.ravel(), None
 
 
 def estimate_first_table(image: Any, *, coefficients: int = 20) -> FirstTable:
@@ -194,8 +203,12 @@ def estimate_first_table(image: Any, *, coefficients: int = 20) -> FirstTable:
     (model count minus observed count), among those where the observed count is
     at most :data:`RATIO_MAX` of the model's (at least :data:`MIN_COUNT`):
     divisors of the true step forbid a subset of its bins and miss fewer,
-    multiples forbid bins where the doubly quantised coefficients gather. With ``q2 = 1`` this is the periodicity of the histogram that Ye et al.
-    read from its power spectrum.
+    multiples forbid bins where the doubly quantised coefficients gather. With
+    ``q2 = 1`` this is the periodicity of the histogram that Ye et al. read from
+    its power spectrum. When the file's coefficients can be read
+    (:func:`noisestat.blocks.jpeg.read_coefficients`), ``D`` is the file's
+    dequantised luma (no pixel rounding or clipping; ``table_source`` is then
+    ``"file coefficients"``) and no block is left out.
     """
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=64)
     return _estimate(as_image(image, min_size=16), coefficients)[0]
@@ -203,8 +216,8 @@ def estimate_first_table(image: Any, *, coefficients: int = 20) -> FirstTable:
 
 def _estimate(img: LoadedImage, coefficients: int) -> tuple[FirstTable, np.ndarray, np.ndarray]:
     """:func:`estimate_first_table`, with the block coefficients (N, 64) and clipped-block flags."""
-    q2, source = _last_table(img)
-    flat, shifted, clipped = _luma_blocks(img)
+    flat, shifted, clipped, from_file = _luma_blocks(img)
+    q2, source = from_file if from_file is not None else _last_table(img)
     keep = flat[~clipped]
     q2f = q2.ravel()
     q1 = np.zeros(64, np.int64)
