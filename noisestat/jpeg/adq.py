@@ -34,7 +34,9 @@ __all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "dq_factor", 
 #: on the first 16 frequencies).
 Q1_MAX = 48
 #: A frequency counts as doubly compressed only when the fitted share of doubly
-#: quantised coefficients exceeds this (else the single-compression model is kept).
+#: quantised coefficients exceeds this: the host, compressed twice, is the larger part.
+#: (Bianchi et al.'s code uses 0.25; at 0.25, photos saved once at quality >= 92 showed
+#: parity "traces", ``q1 = 2`` on steps of 1 with ``alpha`` 0.3-0.4.)
 ALPHA_MIN = 0.5
 #: Mean ``|C / q2 - round(C / q2)|`` above which the coefficients are taken not to lie on the
 #: quantisation lattice of the table (about 0.05 for a decoded JPEG, 0.25 off the grid).
@@ -45,6 +47,8 @@ LATTICE_MIN_COUNT = 200
 #: Per-coefficient likelihood ratios are clipped to ``[RATIO_FLOOR, 1 / RATIO_FLOOR]`` (an
 #: "empty" bin of the double-quantisation model would otherwise decide a block alone).
 RATIO_FLOOR = 0.02
+#: Most blocks used to estimate the unquantised density and the rounding error.
+CALIBRATION_BLOCKS = 20000
 #: EM iterations for the mixture share ``alpha`` (it converges in about 10).
 EM_STEPS = 30
 #: Share of the histogram mass spread evenly over the bins as a pseudo-count, so that
@@ -60,11 +64,12 @@ MIN_SPREAD = 100
 GAIN_MIN = 20.0
 #: ... and at least this per non-zero coefficient of those frequencies. The
 #: shifted-grid single-compression model has its own misfit, which any mixture
-#: exploits a little: on scikit-image sample photos saved once (quality 70-95, full size
-#: and 384 x 256 crops) the gain per coefficient was 0.000-0.020 for 30 of 36 images,
-#: and 0.041-0.076 only after a second quality >= 91; after a first compression
-#: coarser than the second it is 0.02-1.3 (0.3-1.3 when clearly coarser).
-GAIN_PER_COEF_MIN = 0.03
+#: exploits a little. On 12 scikit-image sample photos (384 x 256 crops, noise 1.5)
+#: saved once at quality 70-95 the gain per coefficient was 0.000-0.014 for 11 and 0.088
+#: for one (quality 92); after a first compression coarser than the second (12 splices,
+#: first quality 55-89) 0.024-1.3, and 0.010-0.012 where the first was as fine or finer.
+#: So about 1 in 10 singly compressed images gets a (weak) map; the note gives the gain.
+GAIN_PER_COEF_MIN = 0.015
 
 
 def dq_factor(x: np.ndarray, q1: int, q2: int) -> np.ndarray:
@@ -247,15 +252,16 @@ def _fit_frequency(x: np.ndarray, u: np.ndarray, q2: int, sig: float) -> _Fit:
     p1 = np.stack([double_pmf(u, q1, q2, sig, m)[nz] for q1 in cands])
     p1 += 1e-12
     p1 /= p1.sum(axis=1, keepdims=True)
+    seen = h > 0  # empty bins do not enter the likelihood
+    hs, a1, a0 = h[seen], p1[:, seen], p0[seen][None, :]
     alpha = np.full(len(cands), 0.5)
     for _ in range(EM_STEPS):
-        mix = alpha[:, None] * p1 + (1.0 - alpha[:, None]) * p0[None, :]
-        alpha = (h[None, :] * alpha[:, None] * p1 / mix).sum(axis=1) / h.sum()
-    mix = alpha[:, None] * p1 + (1.0 - alpha[:, None]) * p0[None, :]
-    gain = (h[None, :] * np.log(mix / p0[None, :])).sum(axis=1)
+        alpha = (hs * (alpha[:, None] * a1) / (alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0)).sum(axis=1) / hs.sum()
+    gain = (hs * np.log((alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0) / a0)).sum(axis=1)
     best = int(np.argmax(gain))
     llr = np.zeros(2 * m + 1)
-    llr[nz] = np.clip(np.log(p0 / mix[best]), np.log(RATIO_FLOOR), -np.log(RATIO_FLOOR))
+    mix = alpha[best] * p1[best] + (1.0 - alpha[best]) * p0
+    llr[nz] = np.clip(np.log(p0 / mix), np.log(RATIO_FLOOR), -np.log(RATIO_FLOOR))
     return _Fit(cands[best], float(alpha[best]), float(gain[best]), llr)
 
 
@@ -279,28 +285,43 @@ class _Coefficients(NamedTuple):
     shape: tuple[int, int]  # block grid
 
 
+def _block_rows(y: np.ndarray, step: int, offset: int = 0) -> np.ndarray:
+    """Every ``step``-th row of 8x8 blocks of ``y[offset:, offset:]`` (a plane on that grid)."""
+    hb = (y.shape[0] - offset) // 8
+    if step <= 1 or hb < 2:
+        return y[offset:, offset:]
+    return y[offset : offset + 8 * hb, offset:].reshape(hb, 8, -1)[::step].reshape(-1, y.shape[1] - offset)
+
+
 def _coefficients(img: LoadedImage, q2t: np.ndarray) -> _Coefficients:
-    """The quantised luma coefficients (from the file when readable) and their calibration."""
+    """The quantised luma coefficients (from the file when readable) and their calibration.
+
+    The shifted-grid density and the rounding error are estimated on every ``s``-th block
+    row, ``s`` chosen for at most :data:`CALIBRATION_BLOCKS` blocks (all of them up to
+    1.3 MP), which keeps large images under 1 s/MP.
+    """
     y = img.gray().astype(np.float64) * (255.0 / img.info.white_level)  # JFIF Y = BT.601 luma
-    c = pixel_coefficients(y)
-    hb, wb = c.shape[:2]
-    flat = c.reshape(hb * wb, 64)
-    u = pixel_coefficients(y, shift=(1, 1)).reshape(-1, 64)
+    hb, wb = y.shape[0] // 8, y.shape[1] // 8
+    step = max(1, -(-hb * wb // CALIBRATION_BLOCKS))
+    u = pixel_coefficients(_block_rows(y, step, 1)).reshape(-1, 64)
     qv = q2t.ravel().astype(np.float64)
     file = read_coefficients(img)
     if file is not None and np.array_equal(file.luma_table.ravel(), qv):
         x = file.luma[:hb, :wb].reshape(hb * wb, 64).astype(np.int64)
+        flat = pixel_coefficients(_block_rows(y, step)).reshape(-1, 64)
+        xs = x.reshape(hb, wb, 64)[::step].reshape(-1, 64)
         misfit, source = 0.0, "file"
     else:
+        flat = pixel_coefficients(y).reshape(hb * wb, 64)
         frac = flat / qv
-        x = np.rint(frac).astype(np.int64)
+        x = xs = np.rint(frac).astype(np.int64)
         on = (np.arange(64) != 0)[None, :] & (qv >= 4)[None, :] & (np.abs(frac) >= 0.5)
         misfit = float(np.mean(np.abs(frac - x)[on])) if on.sum() >= LATTICE_MIN_COUNT else 0.0
         source = "pixels"
     # rounding error of this decompression (Bianchi et al.: the same as between the two
     # compressions), plus the encoder's rounding of Y computed from RGB for colour input
-    err = (flat - x * qv)[:, 1:]
-    var = float(np.mean(np.clip(err, -0.5 * qv[1:], 0.5 * qv[1:]) ** 2)) + (1.0 / 12.0 if img.pixels.shape[2] == 3 else 0.0)
+    err = np.clip((flat - xs * qv)[:, 1:], -0.5 * qv[1:], 0.5 * qv[1:])
+    var = float(np.mean(err**2)) + (1.0 / 12.0 if img.pixels.shape[2] == 3 else 0.0)
     return _Coefficients(x, u, max(float(np.sqrt(var)), 0.05), misfit, source, (hb, wb))
 
 
