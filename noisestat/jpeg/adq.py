@@ -8,7 +8,9 @@ content (resampled, moved off the 8x8 grid, or never compressed) was only
 quantised once and lacks it. Per frequency, the first step ``q1`` and the
 share ``alpha`` of doubly quantised coefficients are fitted to the
 histogram; each block's coefficients then give the likelihood ratio of
-"single" against "double" compression.
+"single" against "double" compression. The quantised coefficients are the
+file's own when it can be read (:mod:`noisestat.blocks.jpeg`), else they are
+recomputed from the decoded pixels.
 """
 
 from __future__ import annotations
@@ -368,11 +370,15 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
     is the mean squared ``C - q2 x`` (this decompression's rounding, clipped
     to ``+-q2 / 2``), plus ``1/12`` for colour input (the encoder rounds
     ``Y``). ``alpha`` is fitted by EM for every ``q1`` in ``2..Q1_MAX`` not
-    dividing ``q2``; the ``q1`` of highest likelihood is kept when its gain
-    over ``alpha = 0`` passes :data:`GAIN_MIN`, :data:`GAIN_PER_COEF_MIN`,
-    ``alpha >`` :data:`ALPHA_MIN` and :data:`MIN_SPREAD`. A block's log-odds
-    of single compression is ``sum_k log P0(x_k) / P1(x_k)`` over those
-    frequencies and its non-zero coefficients (each term clipped to
+    dividing ``q2`` and the ``q1`` of highest likelihood kept; its gain over
+    ``alpha = 0`` is the frequency's trace statistic (``gain``). Frequencies
+    with ``alpha >`` :data:`ALPHA_MIN`, a positive gain and
+    :data:`MIN_SPREAD` are usable; the image has a trace when at least
+    :data:`MIN_FREQUENCIES` are and their total gain passes :data:`GAIN_MIN`
+    and :data:`GAIN_PER_COEF_MIN` per non-zero coefficient. Then a block's
+    log-odds of single compression is ``sum_k log P0(x_k) / (alpha_k P1(x_k)
+    + (1 - alpha_k) P0(x_k))`` over the usable frequencies and its non-zero
+    coefficients (each term clipped to
     ``+-log(1 / RATIO_FLOOR)``); zeros carry no evidence.
     """
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=63)
@@ -432,10 +438,13 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
         per 8x8 block (pixels past the last full block take the nearest
         block): the posterior probability, at equal priors, that the block was
         compressed once (spliced) rather than twice. Not applicable (zeros and
-        a ``note``) when the input is not JPEG, its coefficients do not lie on
-        the table's lattice (cropped or resampled after the last compression),
-        or no frequency shows a double-compression trace (a single
-        compression, or a first one with the same or a finer table).
+        a ``note``) when the input is not JPEG, its recomputed coefficients
+        do not lie on the table's lattice (pixels cropped or resampled after
+        the last compression), or the image shows no double-compression trace
+        (a single compression, or a first one with the same or a finer
+        table). ``params``: ``coefficient_source`` (``"file"`` or
+        ``"pixels"``), ``trace_frequencies`` and ``trace_gain`` (nats), the
+        trace statistic.
 
     Raises
     ------
