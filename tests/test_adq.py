@@ -120,14 +120,69 @@ def test_gray_jpeg_and_array_with_quality(tmp_path):
     gray = _host("camera")
     b = _jpeg_bytes(_decode(_jpeg_bytes(gray, 55)), 85)
     hm = adq_map(_write(tmp_path, "g.jpg", b))
-    assert hm.applicable
+    assert hm.applicable and hm.params["coefficient_source"] == "file"
     # the same pixels as an array: not known to be JPEG unless forced with a quality
     arr = noisestat.load_image(_decode(b))
     assert not adq_map(arr).applicable
     info = arr.info.__class__(**{**arr.info.to_dict(), "jpeg_quality": 85.0})
     forced = adq_map(noisestat.types.LoadedImage(arr.pixels, info), force=True)
     assert forced.applicable and forced.params["table"] == "IJG quality 85"
-    np.testing.assert_allclose(forced.values, hm.values)
+    assert forced.params["coefficient_source"] == "pixels"
+    # recomputed coefficients round back to the file's on a decoded grayscale JPEG
+    assert np.mean(np.abs(forced.values - hm.values)) < 0.05
+
+
+def _naive_double_pmf(u, q1, q2, sig, m):
+    """Sum over the samples: P(round((q1 round(c / q1) + e) / q2) = x), e ~ N(0, sig^2)."""
+    out = np.zeros(2 * m + 1)
+    for c in u:
+        t = q1 * round(c / q1)
+        for i, x in enumerate(range(-m, m + 1)):
+            hi, lo = ((x + 0.5) * q2 - t) / sig, ((x - 0.5) * q2 - t) / sig
+            if x == m:
+                hi = math.inf
+            if x == -m:
+                lo = -math.inf
+            out[i] += 0.5 * (math.erf(hi / math.sqrt(2)) - math.erf(lo / math.sqrt(2)))
+    return out / out.sum()
+
+
+@pytest.mark.parametrize(("q1", "q2", "sig"), [(6, 2, 0.3), (5, 3, 0.6), (3, 5, 0.4), (7, 1, 0.35)])
+def test_double_pmf_matches_naive_sum(rng, q1, q2, sig):
+    from noisestat.jpeg.adq import PSEUDO_MASS, double_pmf
+
+    u = rng.laplace(0, 6, 400) + 0.25  # no sample on a rounding boundary
+    m = 12
+    got = double_pmf(u, q1, q2, sig, m)
+    ref = _naive_double_pmf(u, q1, q2, sig, m)
+    # double_pmf spreads PSEUDO_MASS evenly over the first-step bins: compare up to it
+    assert np.abs(got - ref).sum() < 2.5 * PSEUDO_MASS
+    assert got.sum() == pytest.approx(1.0)
+
+
+def test_file_coefficients_find_a_trace_at_step_one(tmp_path):
+    # second save at quality 100 (all steps 1): a comb of the first steps, read from the file
+    host = _decode(_jpeg_bytes(_host("chelsea"), 70)).copy()
+    donor = _host("coffee", 1)
+    mask = np.zeros(host.shape[:2], bool)
+    mask[100:220, 150:330] = True
+    host[mask] = donor[: host.shape[0], : host.shape[1]][mask]
+    path = _write(tmp_path, "q100.jpg", _jpeg_bytes(host, 100))
+    a = analyze_double_jpeg(path)
+    assert a.coefficient_source == "file" and a.lattice_misfit == 0.0
+    inf = list(a.informative)
+    assert len(inf) >= 10
+    assert np.mean(a.q1.ravel()[inf] == ijg_luma_table(70).ravel()[inf]) >= 0.8
+    hm = adq_map(path)
+    assert evaluate_map(hm.values, mask).f1_best > 0.85
+
+
+def test_cmyk_jpeg_never_raises(tmp_path):
+    a = _host("chelsea")
+    Image.fromarray(np.dstack([a, a[:, :, :1]]), "CMYK").save(tmp_path / "c.jpg", quality=80)
+    hm = adq_map(tmp_path / "c.jpg")
+    assert hm.values.shape == a.shape[:2]
+    assert hm.params.get("coefficient_source", "pixels") == "pixels"
 
 
 def test_off_grid_pixels_are_refused(tmp_path):

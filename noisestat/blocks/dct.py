@@ -107,7 +107,7 @@ def block_dct(plane: np.ndarray) -> np.ndarray:
     hb, wb = x.shape[0] // JPEG_BLOCK, x.shape[1] // JPEG_BLOCK
     b = x[: hb * JPEG_BLOCK, : wb * JPEG_BLOCK].reshape(hb, JPEG_BLOCK, wb, JPEG_BLOCK)
     d = _jpeg_matrix()
-    return np.einsum("ux,axby,vy->abuv", d, b, d, optimize=True)
+    return d @ b.transpose(0, 2, 1, 3) @ d.T  # batched matmul: several times faster than einsum
 
 
 def _zigzag() -> np.ndarray:

@@ -8,7 +8,9 @@ content (resampled, moved off the 8x8 grid, or never compressed) was only
 quantised once and lacks it. Per frequency, the first step ``q1`` and the
 share ``alpha`` of doubly quantised coefficients are fitted to the
 histogram; each block's coefficients then give the likelihood ratio of
-"single" against "double" compression.
+"single" against "double" compression. The quantised coefficients are the
+file's own when it can be read (:mod:`noisestat.blocks.jpeg`), else they are
+recomputed from the decoded pixels.
 """
 
 from __future__ import annotations
@@ -20,53 +22,62 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validate import check_int
-from ..blocks.dct import ZIGZAG, block_dct
+from ..blocks.dct import ZIGZAG
+from ..blocks.jpeg import pixel_coefficients, read_coefficients
+from ..blocks.tiling import expand_grid
 from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
 
-__all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "dq_factor"]
+__all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "dq_factor", "double_pmf"]
 
 
 #: Largest first-compression step tried per frequency (IJG quality 25 has steps up to 40
 #: on the first 16 frequencies).
 Q1_MAX = 48
 #: A frequency counts as doubly compressed only when the fitted share of doubly
-#: quantised coefficients exceeds this (else the single-compression model is kept).
-ALPHA_MIN = 0.25
+#: quantised coefficients exceeds this: the host, compressed twice, is the larger part.
+#: Bianchi et al.'s code uses 0.25; spurious fits on singly compressed photos have
+#: ``alpha`` 0.3-0.67 (e.g. a parity "trace", ``q1 = 2`` on steps of 1, at quality >= 92).
+#: On 24 synthetic splices (384 x 256 crops of the sample photos, first quality 55-89,
+#: second 70-99, 5-30 % pasted) and the same crops saved once: 0.5 gave a map for 23
+#: splices (mean F1-best 0.87) and 9 of 24 singles, 0.65 for 21 (0.84) and 2 singles
+#: (none with MIN_FREQUENCIES = 2). The old pixel-based map: 19 splices (0.77), 1 single.
+ALPHA_MIN = 0.65
 #: Mean ``|C / q2 - round(C / q2)|`` above which the coefficients are taken not to lie on the
 #: quantisation lattice of the table (about 0.05 for a decoded JPEG, 0.25 off the grid).
+#: Checked only when the coefficients are recomputed from pixels.
 LATTICE_MAX = 0.15
 #: Fewest non-zero AC coefficients (with steps >= 4) on which the lattice is checked.
 LATTICE_MIN_COUNT = 200
-#: Per-coefficient likelihood ratios are floored at this (an "empty" bin of ``n(x)``
-#: would otherwise decide a block alone).
+#: Per-coefficient likelihood ratios are clipped to ``[RATIO_FLOOR, 1 / RATIO_FLOOR]`` (an
+#: "empty" bin of the double-quantisation model would otherwise decide a block alone).
 RATIO_FLOOR = 0.02
-#: Relative error of the single-compression histogram model (the shifted-grid DCT
-#: histogram): each bin's variance is ``h0 + 1 + (MODEL_ERROR h0)^2``, Poisson noise plus
-#: this systematic part, which dominates on large images (a resampled photo saved once
-#: otherwise shows spurious "traces" that gain hundreds in Poisson chi-square).
-MODEL_ERROR = 0.1
-#: A frequency's double-compression fit is kept only when it lowers that chi-square of
-#: the single-compression model by at least this ...
-CHI2_GAIN_MIN = 20.0
-#: ... on a frequency where at least this many blocks have ``|x| >= 2`` (smooth content
-#: leaves high frequencies with 0 and +-1 only, which one mixture weight fits exactly).
-#: Together, on 60 crops of 384 x 256 pixels of the scikit-image sample photos (quality
-#: 60-95): singly compressed, 0 of 870 analysed frequencies kept (no image with a
-#: trace); doubly compressed (first quality 50-95), 475 of 870 kept, a trace in 50 of 60
-#: images (the others mostly had a first step finer than the second, which leaves none).
-MIN_SPREAD = 30
-#: ... and where the fit gains at least this on the bins ``|x| >= 2`` alone: a periodic
-#: trace shows beyond the first bins, while a first step much coarser than the second
-#: can otherwise "explain" a mismatch in the bins +-1 only (seen on resampled photos
-#: saved once).
-OUTER_GAIN_MIN = 10.0
-
-
-def _trace_kept(chi_single: float, chi_double: float, outer_gain: float, spread: int) -> bool:
-    """Whether a frequency's double-compression fit is trusted (see the constants above)."""
-    return spread >= MIN_SPREAD and chi_single - chi_double >= CHI2_GAIN_MIN and outer_gain >= OUTER_GAIN_MIN
+#: Most blocks used to estimate the unquantised density and the rounding error.
+CALIBRATION_BLOCKS = 20000
+#: EM iterations for the mixture share ``alpha`` (it converges in about 10).
+EM_STEPS = 30
+#: Share of the histogram mass spread evenly over the bins as a pseudo-count, so that
+#: bins the shifted-grid estimate left empty keep a small probability.
+PSEUDO_MASS = 0.01
+#: A frequency enters the map when its best fit has ``alpha >`` :data:`ALPHA_MIN`, a
+#: positive gain and at least this many blocks with ``|x| >= 2`` (smooth content leaves
+#: high frequencies with 0 and +-1 only, which one mixture weight fits exactly).
+MIN_SPREAD = 100
+#: The image has a trace when the log-likelihood gain of the double-compression
+#: mixture over the single-compression model, summed over those frequencies, is at
+#: least this (nats) ...
+GAIN_MIN = 20.0
+#: ... and at least this per non-zero coefficient of those frequencies. The
+#: shifted-grid single-compression model has its own misfit, which any mixture
+#: exploits a little. On 12 scikit-image sample photos (384 x 256 crops, noise 1.5)
+#: saved once at quality 70-95 the gain per coefficient was 0.000-0.014 for 11 and 0.088
+#: for one (quality 92); after a first compression coarser than the second (12 splices,
+#: first quality 55-89) 0.024-1.3, and 0.010-0.012 where the first was as fine or finer.
+GAIN_PER_COEF_MIN = 0.015
+#: ... over at least this many frequencies (a first compression leaves its trace on
+#: most of them; one frequency alone was seen on a 3 MP photo upscaled and saved once).
+MIN_FREQUENCIES = 2
 
 
 def dq_factor(x: np.ndarray, q1: int, q2: int) -> np.ndarray:
@@ -123,15 +134,22 @@ class DoubleJpegAnalysis:
         frequencies (0 everywhere when there are none).
     lattice_misfit : float
         Mean ``|C / q2 - round(C / q2)|`` over the AC coefficients with
-        ``q2 >= 4`` and ``|C / q2| >= 0.5`` (0 when there are fewer than
-        :data:`LATTICE_MIN_COUNT`).
+        ``q2 >= 4`` and ``|C / q2| >= 0.5`` when the coefficients are
+        recomputed from pixels (0 when read from the file, or when there are
+        fewer than :data:`LATTICE_MIN_COUNT`).
     table_source : str
         ``"file"`` or ``"IJG quality Q"``.
-    chi2_single, chi2_double : ndarray, float, shape (8, 8)
-        Per analysed frequency, the weighted squared misfit (see :data:`MODEL_ERROR`) of the
-        single-compression model and of the best double-compression fit (NaN
-        where not analysed); see :func:`analyze_double_jpeg` for when a trace
-        is kept.
+    gain : ndarray, float, shape (8, 8)
+        Per analysed frequency, the log-likelihood gain (nats) of the best
+        double-compression mixture over the single-compression model on the
+        non-zero coefficients (NaN where not analysed): the trace statistic.
+    coefficient_source : str
+        ``"file"`` (the file's quantised coefficients,
+        :func:`noisestat.blocks.jpeg.read_coefficients`) or ``"pixels"``
+        (recomputed from the decoded pixels).
+    rounding_sigma : float
+        Standard deviation of the rounding error added between the two
+        compressions, in DCT units (see :func:`analyze_double_jpeg`).
     """
 
     q2: np.ndarray
@@ -141,8 +159,9 @@ class DoubleJpegAnalysis:
     log_odds: np.ndarray
     lattice_misfit: float
     table_source: str
-    chi2_single: np.ndarray
-    chi2_double: np.ndarray
+    gain: np.ndarray
+    coefficient_source: str = "pixels"
+    rounding_sigma: float = 0.0
 
 
 def _luma_table(img: LoadedImage) -> tuple[np.ndarray, str] | None:
@@ -156,50 +175,162 @@ def _luma_table(img: LoadedImage) -> tuple[np.ndarray, str] | None:
 class _Fit(NamedTuple):
     q1: int
     alpha: float
-    chi2_single: float
-    chi2_double: float
-    outer_gain: float  # chi-square gain of the best fit on the bins |x| >= 2 alone
-    n: np.ndarray  # smoothed n(x) of the best q1 (ones for the single-compression model)
+    gain: float  # log-likelihood gain (nats) over the single-compression model
+    llr: np.ndarray  # per bin, log P(x | single) / P(x | double), 0 at x = 0
 
 
-def _fit_frequency(h: np.ndarray, h0: np.ndarray, xs: np.ndarray, q2: int, sig: float) -> _Fit:
-    """Best first step ``q1`` and share ``alpha`` for one frequency's histogram ``h``.
+def _quantised_pmf(us: np.ndarray, q: float, m: int) -> np.ndarray:
+    """Histogram of ``round(u / q)`` over ``-m..m`` (clipped), with :data:`PSEUDO_MASS`, summing to 1.
 
-    Model: ``h ~ alpha n(x) h0 + (1 - alpha) h0`` over the bins ``x != 0``, fitted by
-    least squares weighted by ``1 / (h0 + 1 + (MODEL_ERROR h0)^2)``; ``n`` is smoothed
-    by the rounding error (Gaussian, ``sig`` bins). Steps that divide ``q2`` give
-    ``n = 1`` (the single-compression model, ``alpha = 1``).
+    ``us`` is sorted, so that each step ``q`` costs one ``searchsorted``.
     """
-    use = xs != 0
-    g = _smoothing_kernel(sig)
-    w = 1.0 / (h0[use] + 1.0 + (MODEL_ERROR * h0[use]) ** 2)
-    a2 = (h0 - h)[use]
-    base = float(np.sum(w * a2**2))
-    best = _Fit(1, 1.0, base, base, 0.0, np.ones(xs.size))
-    outer = np.abs(xs[use]) >= 2
-    for q1 in range(2, Q1_MAX + 1):
-        if q2 % q1 == 0:
-            continue  # same model as q1 = 1
-        n = np.convolve(dq_factor(xs, q1, q2), g, mode="same")
-        a1 = (n * h0 - h0)[use]
-        den = float(np.sum(w * a1 * a1))
-        if den <= 0.0:
-            continue
-        alpha = min(-float(np.sum(w * a1 * a2)) / den, 1.0)
-        if alpha <= ALPHA_MIN:
-            continue
-        r2 = w * (alpha * a1 + a2) ** 2
-        err = float(np.sum(r2))
-        if err < best.chi2_double:
-            best = _Fit(q1, alpha, base, err, float(np.sum((w * a2**2 - r2)[outer])), n)
-    return best
+    cdf = np.searchsorted(us, (np.arange(-m, m + 2) - 0.5) * q).astype(np.float64)
+    h = np.diff(cdf)
+    h[0] += cdf[0]
+    h[-1] += us.size - cdf[-1]
+    h += PSEUDO_MASS * max(us.size, 1) / h.size + 1e-12
+    return h / h.sum()
 
 
-def _smoothing_kernel(sig: float) -> np.ndarray:
-    f = max(1, int(np.ceil(4.0 * sig)))
-    p = np.arange(-f, f + 1)
-    g = np.exp(-0.5 * (p / max(sig, 1e-3)) ** 2)
-    return g / g.sum()
+def double_pmf(u: np.ndarray, q1: int, q2: int, sig: float, m: int) -> np.ndarray:
+    """Distribution of ``x = round((q1 round(c / q1) + e) / q2)`` over ``-m..m``.
+
+    ``c`` follows the empirical distribution of the unquantised coefficients
+    ``u`` and ``e ~ N(0, sig^2)`` is the rounding error of the decompression
+    between the two quantisations: ``P(x) = sum_k P(round(c / q1) = k)
+    [Phi(((x + 1/2) q2 - q1 k) / sig) - Phi(((x - 1/2) q2 - q1 k) / sig)]``.
+
+    Parameters
+    ----------
+    u : ndarray of float
+        Samples of the unquantised coefficient (sorted is fastest).
+    q1, q2 : int
+        First and second quantisation steps.
+    sig : float
+        Rounding-error standard deviation (DCT units, > 0).
+    m : int
+        Bins ``-m..m`` (values beyond are clipped into the end bins).
+
+    Returns
+    -------
+    ndarray, float64, shape (2 m + 1,), summing to 1
+
+    Examples
+    --------
+    >>> p = double_pmf(np.linspace(-40, 40, 801), 6, 2, 0.3, 25)
+    >>> bool(p[25 + 3] > 20 * p[25 + 2])  # only multiples of q1 / q2 = 3 are left
+    True
+    """
+    from scipy.special import ndtr
+
+    kmax = int(np.ceil((m + 0.5) * q2 / q1)) + 1
+    pk = _quantised_pmf(np.sort(u), q1, kmax) if not _is_sorted(u) else _quantised_pmf(u, q1, kmax)
+    t = q1 * np.arange(-kmax, kmax + 1, dtype=np.float64)
+    w = int(np.ceil(5.0 * sig / q2)) + 1
+    x = np.rint(t / q2)[:, None] + np.arange(-w, w + 1)[None, :]
+    p = ndtr(((x + 0.5) * q2 - t[:, None]) / sig) - ndtr(((x - 0.5) * q2 - t[:, None]) / sig)
+    out = np.bincount(np.clip(x, -m, m).astype(np.int64).ravel() + m, weights=(pk[:, None] * p).ravel(),
+                      minlength=2 * m + 1)
+    return out / out.sum()
+
+
+def _is_sorted(u: np.ndarray) -> bool:
+    return bool(u.size < 2 or np.all(u[1:] >= u[:-1]))
+
+
+def _fit_frequency(x: np.ndarray, u: np.ndarray, q2: int, sig: float) -> _Fit:
+    """Best first step ``q1`` and share ``alpha`` for one frequency's quantised coefficients ``x``.
+
+    Model over the non-zero bins: ``h(x) ~ alpha P1(x; q1) + (1 - alpha) P0(x)`` with
+    ``P0`` = histogram of ``round(u / q2)`` and ``P1`` = :func:`double_pmf`, both
+    conditioned on ``x != 0``; ``alpha`` by EM for each ``q1`` in ``2..Q1_MAX`` that does
+    not divide ``q2`` (those leave no trace), ``q1`` maximising the likelihood.
+    """
+    m = int(min(max(np.abs(x).max(initial=0), 1), 2047)) + 1
+    h = np.bincount(np.clip(x, -m, m) + m, minlength=2 * m + 1).astype(np.float64)
+    nz = np.arange(2 * m + 1) != m
+    h = h[nz]
+    cands = [q1 for q1 in range(2, Q1_MAX + 1) if q2 % q1 != 0]
+    u = np.sort(u)
+    p0 = _quantised_pmf(u, q2, m)[nz]
+    p0 /= p0.sum()
+    none = _Fit(0, 0.0, 0.0, np.zeros(2 * m + 1))
+    if not cands or h.sum() == 0:
+        return none
+    p1 = np.stack([double_pmf(u, q1, q2, sig, m)[nz] for q1 in cands])
+    p1 += 1e-12
+    p1 /= p1.sum(axis=1, keepdims=True)
+    seen = h > 0  # empty bins do not enter the likelihood
+    hs, a1, a0 = h[seen], p1[:, seen], p0[seen][None, :]
+    alpha = np.full(len(cands), 0.5)
+    for _ in range(EM_STEPS):
+        alpha = (hs * (alpha[:, None] * a1) / (alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0)).sum(axis=1) / hs.sum()
+    gain = (hs * np.log((alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0) / a0)).sum(axis=1)
+    best = int(np.argmax(gain))
+    llr = np.zeros(2 * m + 1)
+    mix = alpha[best] * p1[best] + (1.0 - alpha[best]) * p0
+    llr[nz] = np.clip(np.log(p0 / mix), np.log(RATIO_FLOOR), -np.log(RATIO_FLOOR))
+    return _Fit(cands[best], float(alpha[best]), float(gain[best]), llr)
+
+
+def _usable(fit: _Fit, x: np.ndarray) -> bool:
+    """Whether a frequency's double-compression fit can enter the map (see the constants above)."""
+    return fit.q1 > 0 and fit.alpha > ALPHA_MIN and fit.gain > 0.0 and int(np.sum(np.abs(x) >= 2)) >= MIN_SPREAD
+
+
+def _trace_found(gains: list[float], counts: list[int]) -> bool:
+    """Image-level decision: the usable frequencies' total gain passes both thresholds."""
+    g = float(sum(gains))
+    return len(gains) >= MIN_FREQUENCIES and g >= GAIN_MIN and g >= GAIN_PER_COEF_MIN * max(sum(counts), 1)
+
+
+class _Coefficients(NamedTuple):
+    x: np.ndarray  # (N, 64) int64 quantised coefficients on the JPEG grid
+    u: np.ndarray  # (Ns, 64) float64 unquantised estimate (grid shifted by one pixel)
+    sig: float  # rounding-error standard deviation, DCT units
+    misfit: float  # lattice misfit (pixels) or 0 (file)
+    source: str
+    shape: tuple[int, int]  # block grid
+
+
+def _block_rows(y: np.ndarray, step: int, offset: int = 0) -> np.ndarray:
+    """Every ``step``-th row of 8x8 blocks of ``y[offset:, offset:]`` (a plane on that grid)."""
+    hb = (y.shape[0] - offset) // 8
+    if step <= 1 or hb < 2:
+        return y[offset:, offset:]
+    return y[offset : offset + 8 * hb, offset:].reshape(hb, 8, -1)[::step].reshape(-1, y.shape[1] - offset)
+
+
+def _coefficients(img: LoadedImage, q2t: np.ndarray) -> _Coefficients:
+    """The quantised luma coefficients (from the file when readable) and their calibration.
+
+    The shifted-grid density and the rounding error are estimated on every ``s``-th block
+    row, ``s`` chosen for at most :data:`CALIBRATION_BLOCKS` blocks (all of them up to
+    1.3 MP), which keeps large images under 1 s/MP.
+    """
+    y = img.gray().astype(np.float64) * (255.0 / img.info.white_level)  # JFIF Y = BT.601 luma
+    hb, wb = y.shape[0] // 8, y.shape[1] // 8
+    step = max(1, -(-hb * wb // CALIBRATION_BLOCKS))
+    u = pixel_coefficients(_block_rows(y, step, 1)).reshape(-1, 64)
+    qv = q2t.ravel().astype(np.float64)
+    file = read_coefficients(img)
+    if file is not None and np.array_equal(file.luma_table.ravel(), qv):
+        x = file.luma[:hb, :wb].reshape(hb * wb, 64).astype(np.int64)
+        flat = pixel_coefficients(_block_rows(y, step)).reshape(-1, 64)
+        xs = x.reshape(hb, wb, 64)[::step].reshape(-1, 64)
+        misfit, source = 0.0, "file"
+    else:
+        flat = pixel_coefficients(y).reshape(hb * wb, 64)
+        frac = flat / qv
+        x = xs = np.rint(frac).astype(np.int64)
+        on = (np.arange(64) != 0)[None, :] & (qv >= 4)[None, :] & (np.abs(frac) >= 0.5)
+        misfit = float(np.mean(np.abs(frac - x)[on])) if on.sum() >= LATTICE_MIN_COUNT else 0.0
+        source = "pixels"
+    # rounding error of this decompression (Bianchi et al.: the same as between the two
+    # compressions), plus the encoder's rounding of Y computed from RGB for colour input
+    err = np.clip((flat - xs * qv)[:, 1:], -0.5 * qv[1:], 0.5 * qv[1:])
+    var = float(np.mean(err**2)) + (1.0 / 12.0 if img.pixels.shape[2] == 3 else 0.0)
+    return _Coefficients(x, u, max(float(np.sqrt(var)), 0.05), misfit, source, (hb, wb))
 
 
 def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnalysis:
@@ -208,8 +339,9 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
     Parameters
     ----------
     image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
-        JPEG-decoded pixels, with the last quantisation table known: read from
-        the file, or the IJG table of ``info.jpeg_quality`` for arrays.
+        A JPEG file (its quantised coefficients and table are read from it),
+        or JPEG-decoded pixels with the last quantisation table known (the IJG
+        table of ``info.jpeg_quality`` for arrays).
     coefficients : int, default 15
         The first AC frequencies in zigzag order that are analysed (1-63).
 
@@ -226,22 +358,28 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
 
     Notes
     -----
-    Coefficients are recovered from the pixels: ``C`` = 8x8 DCT of
-    ``Y - 128`` on the JPEG grid, ``x = round(C / q2)``. The single-compression
-    histogram ``h0`` is that of the DCT on the grid shifted by one pixel
-    (which breaks the blocking), quantised with ``q2``. Per frequency, ``q1``
-    in 1-:data:`Q1_MAX` and ``alpha`` minimise ``chi2 = sum_{x != 0} (h(x) -
-    alpha n(x) h0(x) - (1 - alpha) h0(x))^2 / v(x)`` with ``v = h0 + 1 +
-    (0.1 h0)^2`` (the mixture of Bianchi, De Rosa & Piva 2011, fitted with
-    Poisson weights plus a 10 % model error, :data:`MODEL_ERROR`), ``n``
-    smoothed by the rounding error measured on the lattice; the fit must
-    lower the single-compression ``chi2`` (``alpha = 0``) by at least
-    :data:`CHI2_GAIN_MIN` (and by :data:`OUTER_GAIN_MIN` on the bins ``|x|
-    >= 2`` alone), on a frequency with at least :data:`MIN_SPREAD` blocks
-    where ``|x| >= 2``.
-    A coefficient ``x != 0`` then has likelihood ratio ``P(x | double) /
-    P(x | single) = alpha n(x) + 1 - alpha``, and a block's log-odds of single
-    compression is minus the sum of their logs.
+    Quantised coefficients ``x``: the file's own
+    (:func:`noisestat.blocks.jpeg.read_coefficients`), else ``round(C / q2)``
+    with ``C`` the 8x8 DCT of ``Y - 128`` on the JPEG grid. The unquantised
+    density is estimated by the DCT ``u`` on the grid shifted by one pixel
+    (which breaks the blocking). Per frequency with step ``q2``, the
+    non-zero ``x`` follow the mixture ``alpha P1(x; q1) + (1 - alpha) P0(x)``
+    (Bianchi, De Rosa & Piva 2011): ``P0`` = histogram of ``round(u / q2)``
+    (one compression), ``P1`` = :func:`double_pmf` (quantised with ``q1``,
+    rounding error ``e ~ N(0, sigma^2)``, quantised with ``q2``). ``sigma^2``
+    is the mean squared ``C - q2 x`` (this decompression's rounding, clipped
+    to ``+-q2 / 2``), plus ``1/12`` for colour input (the encoder rounds
+    ``Y``). ``alpha`` is fitted by EM for every ``q1`` in ``2..Q1_MAX`` not
+    dividing ``q2`` and the ``q1`` of highest likelihood kept; its gain over
+    ``alpha = 0`` is the frequency's trace statistic (``gain``). Frequencies
+    with ``alpha >`` :data:`ALPHA_MIN`, a positive gain and
+    :data:`MIN_SPREAD` are usable; the image has a trace when at least
+    :data:`MIN_FREQUENCIES` are and their total gain passes :data:`GAIN_MIN`
+    and :data:`GAIN_PER_COEF_MIN` per non-zero coefficient. Then a block's
+    log-odds of single compression is ``sum_k log P0(x_k) / (alpha_k P1(x_k)
+    + (1 - alpha_k) P0(x_k))`` over the usable frequencies and its non-zero
+    coefficients (each term clipped to
+    ``+-log(1 / RATIO_FLOOR)``); zeros carry no evidence.
     """
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=63)
     img = as_image(image, min_size=16)
@@ -250,56 +388,30 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
         raise ValueError("analyze_double_jpeg needs the last JPEG quantisation table: pass a JPEG file, or an "
                          "image whose info.jpeg_quality is set (IJG table assumed)")
     q2t, source = found
-    y = img.gray().astype(np.float64) * (255.0 / img.info.white_level) - 128.0  # JFIF Y = BT.601 luma
-    c = block_dct(y)
-    cs = block_dct(y[1:, 1:])
-    hb, wb = c.shape[:2]
-    flat = c.reshape(hb * wb, 64)
-    flat_s = cs.reshape(-1, 64)
-    qv = q2t.ravel().astype(np.float64)
-    frac = flat / qv
-    err = frac - np.rint(frac)
-    ac = np.arange(64) != 0
-    lat = ac & (qv >= 4)
-    # lattice check on the coefficients that were not quantised to 0 (those sit near 0
-    # whatever the grid); fewer than LATTICE_MIN_COUNT leaves the grid unchecked
-    on = lat[None, :] & (np.abs(frac) >= 0.5)
-    misfit = float(np.mean(np.abs(err[on]))) if on.sum() >= LATTICE_MIN_COUNT else 0.0
-    e = (err * qv)[:, lat] if lat.any() else err[:, ac] * qv[ac]
-    sig_e = float(np.sqrt(np.mean(e**2)))
+    co = _coefficients(img, q2t)
+    qv = q2t.ravel()
     q1t = np.zeros(64, np.int64)
     alphat = np.full(64, np.nan)
-    log_odds = np.zeros(hb * wb)
-    chi2 = np.full((64, 2), np.nan)
+    gain = np.full(64, np.nan)
+    log_odds = np.zeros(co.x.shape[0])
     informative: list[int] = []
-    if misfit <= LATTICE_MAX:
+    fits: dict[int, _Fit] = {}
+    if co.misfit <= LATTICE_MAX:
         for k in ZIGZAG[1 : coefficients + 1]:
-            q2 = int(qv[k])
-            if q2 < 2:
-                continue
-            xq = np.rint(frac[:, k]).astype(np.int64)
-            m = int(min(np.abs(xq).max(initial=0), 2047)) + 1
-            xs = np.arange(-m, m + 1)
-            h = np.bincount(np.clip(xq, -m, m) + m, minlength=xs.size).astype(np.float64)
-            x0 = np.clip(np.rint(flat_s[:, k] / q2).astype(np.int64), -m, m)
-            h0 = np.bincount(x0 + m, minlength=xs.size).astype(np.float64)
-            h0 *= h.sum() / max(h0.sum(), 1.0)
-            fit = _fit_frequency(h, h0, xs, q2, sig_e / q2)
-            chi2[k] = (fit.chi2_single, fit.chi2_double)
-            if q2 % fit.q1 == 0 or not _trace_kept(fit.chi2_single, fit.chi2_double, fit.outer_gain,
-                                                   int(np.sum(np.abs(xq) >= 2))):
-                continue
-            alphat[k] = fit.alpha
-            q1t[k] = fit.q1
-            ratio = fit.alpha * fit.n + (1.0 - fit.alpha)
-            lr = np.log(np.maximum(ratio, RATIO_FLOOR))
-            lr[m] = 0.0  # zeroed coefficients carry no information
-            log_odds -= lr[np.clip(xq, -m, m) + m]
-            informative.append(int(k))
+            fit = _fit_frequency(co.x[:, k], co.u[:, k], int(qv[k]), co.sig)
+            gain[k] = fit.gain
+            if _usable(fit, co.x[:, k]):
+                fits[int(k)] = fit
+    if _trace_found([f.gain for f in fits.values()], [int(np.count_nonzero(co.x[:, k])) for k in fits]):
+        for k, fit in fits.items():
+            alphat[k], q1t[k] = fit.alpha, fit.q1
+            m = (fit.llr.size - 1) // 2
+            log_odds += fit.llr[np.clip(co.x[:, k], -m, m) + m]
+            informative.append(k)
     return DoubleJpegAnalysis(q2=q2t, q1=q1t.reshape(8, 8), alpha=alphat.reshape(8, 8),
-                              informative=tuple(informative), log_odds=log_odds.reshape(hb, wb),
-                              lattice_misfit=misfit, table_source=source,
-                              chi2_single=chi2[:, 0].reshape(8, 8), chi2_double=chi2[:, 1].reshape(8, 8))
+                              informative=tuple(informative), log_odds=log_odds.reshape(co.shape),
+                              lattice_misfit=co.misfit, table_source=source, gain=gain.reshape(8, 8),
+                              coefficient_source=co.source, rounding_sigma=co.sig)
 
 
 @register("adq", kind="map")
@@ -326,10 +438,13 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
         per 8x8 block (pixels past the last full block take the nearest
         block): the posterior probability, at equal priors, that the block was
         compressed once (spliced) rather than twice. Not applicable (zeros and
-        a ``note``) when the input is not JPEG, its coefficients do not lie on
-        the table's lattice (cropped or resampled after the last compression),
-        or no frequency shows a double-compression trace (a single
-        compression, or a first one with the same or a finer table).
+        a ``note``) when the input is not JPEG, its recomputed coefficients
+        do not lie on the table's lattice (pixels cropped or resampled after
+        the last compression), or the image shows no double-compression trace
+        (a single compression, or a first one with the same or a finer
+        table). ``params``: ``coefficient_source`` (``"file"`` or
+        ``"pixels"``), ``trace_frequencies`` and ``trace_gain`` (nats), the
+        trace statistic.
 
     Raises
     ------
@@ -341,20 +456,24 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     Notes
     -----
     Bianchi, De Rosa & Piva (2011): for doubly compressed blocks the
-    quantised coefficient ``x`` of a frequency follows ``p(x | H1) = n(x)
-    p(x | H0)`` with ``n`` of :func:`dq_factor`; with the fitted mixture share
-    ``alpha`` the per-coefficient ratio is ``alpha n(x) + 1 - alpha``, and
-    blocks multiply the ratios of their frequencies. The map is the ADQ2
-    detector of the MKLab toolbox in spirit, computed from decoded pixels
-    instead of the file's coefficients (so it also runs on arrays).
+    quantised coefficient ``x`` of a frequency follows ``P1(x; q1)`` (the
+    unquantised density quantised with ``q1``, rounded by the decompression,
+    quantised with ``q2``; :func:`double_pmf`), for singly compressed blocks
+    ``P0(x)``; the first steps ``q1`` and the share ``alpha`` of doubly
+    compressed coefficients are fitted per frequency to the histogram, and
+    blocks add ``log P0 / P1`` over their non-zero coefficients of the
+    frequencies with a trace (see :func:`analyze_double_jpeg`). ``x`` are the
+    file's own quantised coefficients when
+    :func:`noisestat.blocks.jpeg.read_coefficients` can read them (exact, no
+    lattice check), else they are recomputed from the decoded pixels (arrays
+    with ``force=True``; refused when off the table's lattice). The map is the
+    ADQ2 detector of the MKLab toolbox in spirit.
 
-    Known limitation: on large resampled photos saved once, the shifted-grid
-    model of the single-compression histogram can be off enough for one or
-    two frequencies to show a spurious trace (5 of 12 scikit-image sample
-    photos upscaled to 2048 x 1536 and saved at quality 75 or 90); the note
-    gives the number of frequencies, and a trace in one or two of them is
-    weak evidence. No spurious trace was seen on 60 singly compressed
-    384 x 256 crops.
+    Constants (:data:`GAIN_MIN`, :data:`GAIN_PER_COEF_MIN`,
+    :data:`MIN_SPREAD`, :data:`ALPHA_MIN`) were set on synthetic double-JPEG
+    splices of the scikit-image sample photos
+    (``benchmarks/synthetic_double_jpeg.py``) and the same photos saved once,
+    never on evaluation data.
 
     References
     ----------
@@ -398,22 +517,28 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     if _luma_table(img) is None:
         return not_applicable("ADQ is not applicable: no JPEG quantisation table is known for this input")
     a = analyze_double_jpeg(img, coefficients=coefficients)
-    params["table"] = a.table_source
+    t1 = time.perf_counter()
+    kept = list(a.informative)
+    params.update(table=a.table_source, coefficient_source=a.coefficient_source,
+                  trace_frequencies=len(kept), trace_gain=float(np.nansum(a.gain.ravel()[kept])) if kept else 0.0)
     if a.lattice_misfit > LATTICE_MAX:
         return not_applicable(
             f"ADQ is not applicable: the 8x8 DCT coefficients do not lie on the quantisation lattice "
             f"(misfit {a.lattice_misfit:.2f} > {LATTICE_MAX}); cropped, resized or edited after the last "
             f"compression?")
-    if not a.informative:
+    if not kept:
         return not_applicable("ADQ found no aligned double-compression trace: a single compression, or a "
                               "first compression with the same or a finer table")
-    prob = 1.0 / (1.0 + np.exp(-np.clip(a.log_odds, -60.0, 60.0)))
+    lo = a.log_odds
     if median > 1:
-        prob = median_filter(prob, size=median, mode="nearest")
-    hb, wb = prob.shape
-    rows = np.minimum(np.arange(h) // 8, hb - 1)
-    cols = np.minimum(np.arange(w) // 8, wb - 1)
-    values = np.ascontiguousarray(prob[rows][:, cols], dtype=np.float32)
+        lo = median_filter(lo, size=median, mode="nearest")
+    prob = 1.0 / (1.0 + np.exp(-np.clip(lo, -60.0, 60.0)))
+    hb, wb = prob.shape  # pixels past the last full block take the nearest block
+    rows, cols = np.minimum(np.arange(h) // 8, hb - 1), np.minimum(np.arange(w) // 8, wb - 1)
+    values = expand_grid(np.ascontiguousarray(prob), rows, cols)
+    t2 = time.perf_counter()
     return Heatmap(values=values, raw=values.copy(), method="adq", params=params, units=units,
-                   timings={"total": time.perf_counter() - t0},
-                   note=f"{len(a.informative)} frequencies with a double-compression trace ({a.table_source})")
+                   timings={"analysis": t1 - t0, "map": t2 - t1, "total": t2 - t0},
+                   note=f"{len(kept)} frequencies with a double-compression trace, total gain "
+                        f"{params['trace_gain']:.0f} nats ({a.coefficient_source} coefficients, table "
+                        f"{a.table_source})")
