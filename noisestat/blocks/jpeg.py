@@ -15,8 +15,6 @@ entropy decoder) and falls back to nothing: :func:`read_coefficients` returns
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_int
-from ..types import LoadedImage
+from ..types import LoadedImage, readonly
 from .dct import JPEG_BLOCK, block_dct
 
 __all__ = [
@@ -202,7 +200,15 @@ def _read_file(source: str, sha256: str) -> tuple[JpegCoefficients | None, str]:
     header = _scan_header(data)
     if isinstance(header, str):
         return None, header
-    return _decode(data, header)
+    coef, status = _decode(source, header)
+    # libjpeg reads the path itself (no copy is written anywhere): make sure it read the same bytes
+    try:
+        same = hashlib.sha256(Path(source).read_bytes()).hexdigest() == sha256
+    except OSError:
+        same = False
+    if not same:
+        raise _Unreadable(f"{source} changed while its coefficients were read (SHA-256 differs)")
+    return coef, status
 
 
 def _scan_header(data: bytes) -> dict | str:
@@ -251,37 +257,27 @@ def _check_frame(sof: dict, adobe: int | None) -> dict | str:
     return {**sof, "progressive": m in _PROGRESSIVE, "arithmetic": m in _ARITHMETIC}
 
 
-def _decode(data: bytes, header: dict) -> tuple[JpegCoefficients | None, str]:
+def _decode(source: str, header: dict) -> tuple[JpegCoefficients | None, str]:
     try:
         import jpeglib
     except ImportError:
         return None, "the jpeglib package is not installed"
-    fd, tmp = tempfile.mkstemp(suffix=".jpg")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
         with _JPEGLIB_LOCK, jpeglib.version(JPEGLIB_VERSION):
-            jp = jpeglib.read_dct(tmp)
+            jp = jpeglib.read_dct(source)
             jp.load()
             planes = [jp.Y] + ([jp.Cb, jp.Cr] if header["n"] == 3 else [])
             slots = [int(s) for s in np.asarray(jp.quant_tbl_no).ravel()]
             qt = np.asarray(jp.qt)
     except Exception as exc:  # libjpeg errors surface as OSError / RuntimeError
         return None, f"libjpeg could not decode the file ({exc})"
-    finally:
-        os.remove(tmp)
     if any(p is None for p in planes) or len(slots) < len(planes):
         return None, "libjpeg returned fewer components than the frame header lists"
-    comps = tuple(_readonly(np.ascontiguousarray(p, dtype=np.int16)) for p in planes)
-    tables = tuple(_readonly(np.array(qt[s], dtype=np.int32).reshape(8, 8)) for s in slots[: len(planes)])
+    comps = tuple(readonly(np.ascontiguousarray(p, dtype=np.int16)) for p in planes)
+    tables = tuple(readonly(np.array(qt[s], dtype=np.int32).reshape(8, 8)) for s in slots[: len(planes)])
     coef = JpegCoefficients(components=comps, tables=tables, sampling=header["sampling"],
                             progressive=header["progressive"], arithmetic=header["arithmetic"])
     return coef, OK
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 def pixel_coefficients(
