@@ -23,12 +23,13 @@ __all__ = ["shift_histograms"]
 
 
 @jit
-def shift_histograms(plane, d, us, vs, lo, width, nbins):
+def shift_histograms(plane, active, d, us, vs, lo, width, nbins):
     """Histograms ``(64, K, nbins)`` of the coefficients ``(us[k], vs[k])`` on every 8x8 grid shift.
 
     ``plane``: float64 (H, W); ``d``: the 8x8 DCT matrix; bin ``b`` holds the
     values in ``[lo + b width, lo + (b + 1) width)``; values outside the range
-    are dropped. Shift index ``8 r + c``.
+    are dropped; so are the blocks whose top-left ``(i, j)`` has ``active[i, j]`` False
+    (``active``: bool (H - 7, W - 7)). Shift index ``8 r + c``.
     """
     h, w = plane.shape
     k = us.shape[0]
@@ -51,6 +52,8 @@ def shift_histograms(plane, d, us, vs, lo, width, nbins):
         for q in range(k):
             u = us[q]
             for j in range(wo):
+                if not active[i, j]:
+                    continue
                 s = 0.0
                 for t in range(8):
                     s += d[u, t] * rows[i + t, q, j]
@@ -63,4 +66,4 @@ def shift_histograms(plane, d, us, vs, lo, width, nbins):
 @register_warmup
 def _warmup():
     us = np.zeros(1, np.int64)
-    shift_histograms(np.zeros((9, 9)), np.ascontiguousarray(dct_matrix(8)), us, us, -8.0, 1.0, 16)
+    shift_histograms(np.zeros((9, 9)), np.ones((2, 2), np.bool_), np.ascontiguousarray(dct_matrix(8)), us, us, -8.0, 1.0, 16)
