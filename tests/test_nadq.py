@@ -129,8 +129,8 @@ def test_lattice_likelihood_is_the_mixture_maximum(rng):
 
     opt = minimize_scalar(nll, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-10})
     alpha, gain = nd.lattice_likelihood(h, p0, p1, iterations=2000)
-    assert alpha == pytest.approx(opt.x, abs=1e-6)
-    assert gain == pytest.approx(nll(0.0) - opt.fun, rel=1e-9)
+    assert alpha == pytest.approx(opt.x, abs=1e-5)
+    assert gain == pytest.approx(nll(0.0) - opt.fun, rel=1e-6)
 
 
 # ---------------------------------------------------------------- known truth

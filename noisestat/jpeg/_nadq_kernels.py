@@ -37,26 +37,36 @@ def shift_histograms(plane, active, d, us, vs, lo, width, nbins):
     if h < 8 or w < 8:
         return hist
     wo = w - 7
-    rows = np.zeros((h, k, wo), np.float64)
+    # one row pass per distinct v
+    slot = np.full(8, -1, np.int64)
+    nv = 0
+    for q in range(k):
+        if slot[vs[q]] < 0:
+            slot[vs[q]] = nv
+            nv += 1
+    rows = np.zeros((h, nv, wo), np.float64)
     for i in range(h):
-        for q in range(k):
-            v = vs[q]
+        for v in range(8):
+            p = slot[v]
+            if p < 0:
+                continue
             for j in range(wo):
                 s = 0.0
                 for t in range(8):
                     s += d[v, t] * plane[i, j + t]
-                rows[i, q, j] = s
+                rows[i, p, j] = s
     inv = 1.0 / width
     for i in range(h - 7):
         r8 = (i % 8) * 8
         for q in range(k):
             u = us[q]
+            p = slot[vs[q]]
             for j in range(wo):
                 if not active[i, j]:
                     continue
                 s = 0.0
                 for t in range(8):
-                    s += d[u, t] * rows[i + t, q, j]
+                    s += d[u, t] * rows[i + t, p, j]
                 b = int(np.floor((s - lo) * inv))
                 if 0 <= b < nbins:
                     hist[r8 + j % 8, q, b] += 1.0

@@ -50,6 +50,9 @@ STEP_MARGIN = 2
 BIN = 0.25
 BIN_LO = -1024.0 - 0.0625
 N_BINS = 8194
+#: Bins merged for the grid search's periodicity (bins of 0.5: a phase error of at most
+#: pi / 8 at the smallest step compared, 4, on a search that is the costliest stage).
+SEARCH_MERGE = 2
 #: Smallest side (pixels) analysed: fewer blocks give no reliable periodicity.
 MIN_SIDE = 64
 #: Smallest robust spread of the periodicity energy over the 64 grids (its null
@@ -75,19 +78,22 @@ RATIO_FLOOR = 0.02
 P0_SMOOTH = 1.0
 
 
-def _centres() -> np.ndarray:
-    return BIN_LO + (np.arange(N_BINS) + 0.5) * BIN
+def _centres(merge: int = 1) -> np.ndarray:
+    """Centres of the bins, or of groups of ``merge`` adjacent bins."""
+    return BIN_LO + (np.arange(N_BINS // merge) + 0.5) * (BIN * merge)
 
 
-def periodicity(hist: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def periodicity(hist: np.ndarray, steps: np.ndarray, *, merge: int = 1) -> np.ndarray:
     """Integer periodicity energy ``N |mean exp(2 pi i y / Q)|^2`` of binned coefficients.
 
     Parameters
     ----------
-    hist : ndarray, shape (..., N_BINS)
-        Counts on the bins of centre ``BIN_LO + (b + 0.5) BIN``.
+    hist : ndarray, shape (..., N_BINS // merge)
+        Counts on the bins of centre ``BIN_LO + (b + 0.5) BIN merge``.
     steps : ndarray of int, shape (nQ,)
         Quantisation steps ``Q``.
+    merge : int, default 1
+        Bins merged in ``hist`` (the grid search uses 2: bins of 0.5).
 
     Returns
     -------
@@ -104,14 +110,14 @@ def periodicity(hist: np.ndarray, steps: np.ndarray) -> np.ndarray:
     True
     """
     h = np.asarray(hist, dtype=np.float64)
-    cos, sin = _phasors(tuple(int(q) for q in np.asarray(steps).ravel()))
+    cos, sin = _phasors(tuple(int(q) for q in np.asarray(steps).ravel()), int(merge))
     n = np.maximum(h.sum(axis=-1, keepdims=True), 1.0)
     return ((h @ cos) ** 2 + (h @ sin) ** 2) / n
 
 
 @lru_cache(maxsize=8)
-def _phasors(steps: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    ph = 2.0 * np.pi * _centres()[:, None] / np.asarray(steps, dtype=np.float64)[None, :]
+def _phasors(steps: tuple[int, ...], merge: int) -> tuple[np.ndarray, np.ndarray]:
+    ph = 2.0 * np.pi * _centres(merge)[:, None] / np.asarray(steps, dtype=np.float64)[None, :]
     cos, sin = np.cos(ph), np.sin(ph)
     cos.flags.writeable = sin.flags.writeable = False
     return cos, sin
@@ -201,7 +207,7 @@ def lattice_likelihood(h: np.ndarray, p0: np.ndarray, p1: np.ndarray, *,
         Bin probabilities under single (:func:`reference_density`) and
         non-aligned double compression (:func:`lattice_density`).
     iterations : int, default 40
-        EM steps from ``alpha = 0.5``.
+        Most EM steps from ``alpha = 0.5`` (it stops when ``alpha`` moves by less than 1e-7).
 
     Returns
     -------
@@ -222,7 +228,11 @@ def lattice_likelihood(h: np.ndarray, p0: np.ndarray, p1: np.ndarray, *,
     total = max(float(hh.sum()), 1.0)
     for _ in range(iterations):
         m = alpha * a1 + (1.0 - alpha) * a0
-        alpha = float(np.sum(hh * alpha * a1 / m)) / total
+        new = float(np.sum(hh * alpha * a1 / m)) / total
+        if abs(new - alpha) < 1e-7:
+            alpha = new
+            break
+        alpha = new
     gain = float(np.sum(hh * np.log((alpha * a1 + (1.0 - alpha) * a0) / a0)))
     return alpha, gain
 
@@ -295,10 +305,12 @@ def _allowed(steps: np.ndarray, q2: np.ndarray | None, freqs) -> np.ndarray:
 
 
 def _box_sums(a: np.ndarray, bh: int, bw: int) -> np.ndarray:
-    """Sums of ``a`` over every ``bh x bw`` window, indexed by the window's top-left corner."""
-    s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
-    s[1:, 1:] = a.cumsum(0).cumsum(1)
-    return s[bh:, bw:] - s[:-bh, bw:] - s[bh:, :-bw] + s[:-bh, :-bw]
+    """Sums of ``a`` over every ``bh x bw`` window inside it, indexed by the window's top-left corner."""
+    import cv2
+
+    out = cv2.boxFilter(np.ascontiguousarray(a, np.float64), -1, (bw, bh), anchor=(0, 0), normalize=False,
+                        borderType=cv2.BORDER_CONSTANT)
+    return out[: a.shape[0] - bh + 1, : a.shape[1] - bw + 1]
 
 
 def _active_blocks(y: np.ndarray) -> np.ndarray:
@@ -315,7 +327,8 @@ def _search_grid(y: np.ndarray, q2: np.ndarray | None) -> tuple[np.ndarray, np.n
     d = np.ascontiguousarray(dct_matrix(JPEG_BLOCK))
     hist = shift_histograms(np.ascontiguousarray(y), _active_blocks(y), d, us, vs, BIN_LO, BIN, N_BINS)
     steps = np.arange(2, Q_MAX + 1)
-    energy = periodicity(hist, steps)
+    hist = hist.reshape(hist.shape[:-1] + (N_BINS // SEARCH_MERGE, SEARCH_MERGE)).sum(axis=-1)
+    energy = periodicity(hist, steps, merge=SEARCH_MERGE)
     ev, _ = shift_evidence(energy, _allowed(steps, q2, SEARCH_FREQS))
     return ev, energy
 
@@ -358,7 +371,7 @@ def _luma_plane(img: LoadedImage) -> np.ndarray:
     return img.gray().astype(np.float64) * (255.0 / img.info.white_level) - 128.0  # JFIF Y, level-shifted
 
 
-def analyze_nonaligned(image: Any, *, coefficients: int = 6) -> NonAlignedAnalysis:
+def analyze_nonaligned(image: Any, *, coefficients: int = 6, min_evidence: float = 0.0) -> NonAlignedAnalysis:
     """Find the shifted first-compression grid and fit the NA-DJPG model on it.
 
     Parameters
@@ -367,6 +380,10 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6) -> NonAlignedAnalys
         Decoded pixels, at least :data:`MIN_SIDE` pixels on a side.
     coefficients : int, default 6
         The first frequencies in zigzag order (DC included) fitted on the chosen grid (1-64).
+    min_evidence : float, default 0
+        The steps are fitted only when the chosen grid's evidence reaches this
+        (else ``q1`` etc. are empty and ``log_odds`` is zero): :func:`nadq_map`
+        passes :data:`EVIDENCE_MIN` and skips the fit on images without a trace.
 
     Returns
     -------
@@ -400,13 +417,15 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6) -> NonAlignedAnalys
     others = [s for s in np.argsort(ev, kind="stable") if s not in (0, best)]
     r, c = divmod(best, 8)
     rr, cr = divmod(int(others[0]), 8)
-    blocks = block_dct(y[r:, c:])
-    ref = block_dct(y[rr:, cr:]).reshape(-1, 64)
-    flat = blocks.reshape(-1, 64)
+    grid = ((y.shape[0] - r) // JPEG_BLOCK, (y.shape[1] - c) // JPEG_BLOCK)
     freqs = tuple(int(k) for k in ZIGZAG[:coefficients])
-    fits = {k: _fit_frequency(flat[:, k], ref[:, k], None if q2 is None else int(q2.ravel()[k]))
-            for k in freqs}
-    log_odds = np.zeros(flat.shape[0])
+    fits = {}
+    if ev[best] >= min_evidence:
+        flat = block_dct(y[r:, c:]).reshape(-1, 64)
+        ref = block_dct(y[rr:, cr:]).reshape(-1, 64)
+        fits = {k: _fit_frequency(flat[:, k], ref[:, k], None if q2 is None else int(q2.ravel()[k]))
+                for k in freqs}
+    log_odds = np.zeros(grid[0] * grid[1])
     informative = []
     for k, (q1, _, alpha, gain, p0, p1) in fits.items():
         if q1 and gain >= GAIN_MIN and alpha >= ALPHA_MIN:
@@ -416,7 +435,7 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6) -> NonAlignedAnalys
         grid_offset=(r, c), shift=((8 - r) % 8, (8 - c) % 8), evidence=ev.reshape(8, 8), last_table=q2,
         frequencies=freqs, q1={k: f[0] for k, f in fits.items()}, sigma={k: f[1] for k, f in fits.items()},
         alpha={k: f[2] for k, f in fits.items()}, gain={k: f[3] for k, f in fits.items()},
-        informative=tuple(informative), log_odds=log_odds.reshape(blocks.shape[:2]))
+        informative=tuple(informative), log_odds=log_odds.reshape(grid))
 
 
 def _expand(block_values: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -530,11 +549,11 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
                               f"JPEG-compressed; pass force=True if it is")
     if min(h, w) < MIN_SIDE:
         return not_applicable(f"NA-DJPG is not applicable: {h}x{w} is smaller than {MIN_SIDE} pixels on a side")
-    a = analyze_nonaligned(img, coefficients=coefficients)
-    timings["analysis"] = time.perf_counter() - t0
+    a = analyze_nonaligned(img, coefficients=coefficients, min_evidence=EVIDENCE_MIN)
     params.update(shift=a.shift, grid_offset=a.grid_offset, shift_evidence=round(a.best_evidence, 3),
                   aligned_evidence=round(float(a.evidence[0, 0]), 3),
                   q1=tuple(a.q1[k] if k in a.informative else 0 for k in a.frequencies))
+    timings["analysis"] = time.perf_counter() - t0
     why = _why_not(a)
     if why is not None:
         return not_applicable(why)
