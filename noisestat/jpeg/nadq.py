@@ -174,28 +174,35 @@ def _gauss_kernel(sigma: float, radius_sd: float = 8.0) -> np.ndarray:
     return np.exp(-0.5 * (x / sigma) ** 2) * (BIN / (np.sqrt(2.0 * np.pi) * sigma))
 
 
-def reference_density(h0: np.ndarray) -> np.ndarray:
-    """``p(y | H0)`` per bin: the reference histogram smoothed (``P0_SMOOTH``) with a small floor, sum 1."""
+def reference_density(h0: np.ndarray, *, total_bins: int | None = None) -> np.ndarray:
+    """``p(y | H0)`` per bin: the reference histogram smoothed (``P0_SMOOTH``) with a floor of 1e-3 counts.
+
+    Normalised to sum 1 over ``total_bins`` bins (default ``h0.size``; a window of the
+    bins passes :data:`N_BINS`, the floor of the bins outside counting in the total).
+    """
     g = _gauss_kernel(P0_SMOOTH, 4.0)
-    p = np.convolve(np.asarray(h0, np.float64), g / g.sum(), mode="same") + 1e-3
-    return p / p.sum()
+    h0 = np.asarray(h0, np.float64)
+    p = np.convolve(h0, g / g.sum(), mode="same") + 1e-3
+    return p / (h0.sum() + 1e-3 * (h0.size if total_bins is None else total_bins))
 
 
-def lattice_density(p0: np.ndarray, step: int, sigma: float) -> np.ndarray:
+def lattice_density(p0: np.ndarray, step: int, sigma: float, *, first: int = 0) -> np.ndarray:
     """``p(y | H1)`` per bin: the lattice of ``step`` weighted by ``p0``'s cells, blurred by ``sigma``.
 
     ``p1(y) = sum_j P_j N(y; j step, sigma^2)`` with ``P_j`` the mass of ``p0`` on
     ``|y - j step| < step / 2`` (quantisation with the first step), each lattice
-    point on the bin holding ``j step``.
+    point on the bin holding ``j step``. ``p0`` may be a window of the bins starting
+    at bin ``first``.
     """
-    c = _centres()
+    n = p0.size
+    c = _centres()[first:first + n]
     cell = np.rint(c / step).astype(np.int64)
     j0 = int(cell[0])
     mass = np.bincount(cell - j0, weights=p0)
     js = np.arange(mass.size) + j0
-    idx = np.floor((js * float(step) - BIN_LO) / BIN).astype(np.int64)
-    keep = (idx >= 0) & (idx < N_BINS)
-    spikes = np.zeros(N_BINS)
+    idx = np.floor((js * float(step) - BIN_LO) / BIN).astype(np.int64) - first
+    keep = (idx >= 0) & (idx < n)
+    spikes = np.zeros(n)
     np.add.at(spikes, idx[keep], mass[keep])
     return np.convolve(spikes, _gauss_kernel(sigma), mode="same")
 
@@ -345,31 +352,45 @@ def _hist(values: np.ndarray) -> np.ndarray:
 
 
 def _fit_frequency(y: np.ndarray, y0: np.ndarray, q2step: int | None) -> tuple[int, float, float, float,
-                                                                               np.ndarray, np.ndarray]:
-    """Best ``(q1, sigma)`` for one frequency: candidates by periodicity, then the mixture likelihood."""
+                                                                               np.ndarray, np.ndarray, int]:
+    """Best ``(q1, sigma, alpha, gain, p0, p1, first)`` for one frequency.
+
+    Candidates by periodicity, then the mixture likelihood; ``p0``, ``p1`` on the bins
+    from ``first``.
+    """
     h, h0 = _hist(y), _hist(y0)
     steps = np.arange(2, Q_MAX + 1)
     score = periodicity(h, steps)[...] - periodicity(h0, steps) * (h.sum() / max(h0.sum(), 1.0))
     if q2step is not None:
         score[steps < q2step + STEP_MARGIN] = -np.inf
-    p0 = reference_density(h0)
-    best = (0, 0.0, 0.0, 0.0, p0, p0)
+    # the fit only needs the bins near the data: a window with room for a lattice cell
+    # and the blur on each side (the same densities there as on all the bins)
+    nz = np.flatnonzero((h > 0) | (h0 > 0))
+    margin = int(np.ceil((Q_MAX + 8.0 * max(SIGMAS) + 4.0 * P0_SMOOTH) / BIN)) + 2
+    first = max(int(nz[0]) - margin, 0) if nz.size else 0
+    last = min(int(nz[-1]) + margin + 1, N_BINS) if nz.size else N_BINS
+    hw = h[first:last]
+    p0 = reference_density(h0[first:last], total_bins=N_BINS)
+    best = (0, 0.0, 0.0, 0.0, p0, p0, first)
     for qi in np.argsort(-score, kind="stable")[:N_CANDIDATES]:
         for s in SIGMAS:
-            p1 = lattice_density(p0, int(steps[qi]), s)
-            alpha, gain = lattice_likelihood(h, p0, p1)
+            p1 = lattice_density(p0, int(steps[qi]), s, first=first)
+            alpha, gain = lattice_likelihood(hw, p0, p1)
             if gain > best[3]:
-                best = (int(steps[qi]), s, alpha, gain, p0, p1)
+                best = (int(steps[qi]), s, alpha, gain, p0, p1, first)
     return best
 
 
-def _block_log_ratio(y: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """Per coefficient ``log p1(y) / p0(y)`` (clipped to ``+-log(1 / RATIO_FLOOR)``; 0 off the bins)."""
-    b = np.floor((y - BIN_LO) / BIN).astype(np.int64)
-    inside = (b >= 0) & (b < N_BINS)
+def _block_log_ratio(y: np.ndarray, p0: np.ndarray, p1: np.ndarray, first: int) -> np.ndarray:
+    """Per coefficient ``log p1(y) / p0(y)`` (clipped to ``+-log(1 / RATIO_FLOOR)``; 0 off the bins).
+
+    ``p0``, ``p1``: bin probabilities on the bins from ``first``.
+    """
+    b = np.floor((y - BIN_LO) / BIN).astype(np.int64) - first
+    inside = (b >= 0) & (b < p0.size)
     lr = np.log(np.maximum(p1, 1e-300) / p0)
     lim = -np.log(RATIO_FLOOR)
-    return np.where(inside, np.clip(lr[np.clip(b, 0, N_BINS - 1)], -lim, lim), 0.0)
+    return np.where(inside, np.clip(lr[np.clip(b, 0, p0.size - 1)], -lim, lim), 0.0)
 
 
 def _luma_plane(img: LoadedImage) -> np.ndarray:
@@ -432,10 +453,10 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6, min_evidence: float
                 for k in freqs}
     log_odds = np.zeros(grid[0] * grid[1])
     informative = []
-    for k, (q1, _, alpha, gain, p0, p1) in fits.items():
+    for k, (q1, _, alpha, gain, p0, p1, first) in fits.items():
         if q1 and gain >= GAIN_MIN and alpha >= ALPHA_MIN:
             informative.append(k)
-            log_odds -= _block_log_ratio(flat[:, k], p0, p1)
+            log_odds -= _block_log_ratio(flat[:, k], p0, p1, first)
     return NonAlignedAnalysis(
         grid_offset=(r, c), shift=((8 - r) % 8, (8 - c) % 8), evidence=ev.reshape(8, 8), last_table=q2,
         frequencies=freqs, q1={k: f[0] for k, f in fits.items()}, sigma={k: f[1] for k, f in fits.items()},
