@@ -62,7 +62,9 @@ Z_SCALE_MIN = 0.5
 #: :data:`SEARCH_FREQS` of the best robust z over the steps) reaches this. Measured on
 #: synthetic data only, never on CASIA: on the scikit-image sample photos saved once or
 #: twice on the same grid (quality 50-99; 30 crops of 384 x 256 and 24 whole photos up to
-#: 1536 x 1024) the best shifted grid reached at most 39.3; shifted-grid double
+#: 1536 x 1024) the best shifted grid reached at most 31.0, except on
+#: ``immunohistochemistry``, whose source was itself JPEG-compressed on a grid offset by
+#: (5, 3) (found at 400-850, moving with the crop: a true trace); shifted-grid double
 #: compressions with a coarser first step reached 40-4000 (``benchmarks/synthetic_nadq.py``).
 EVIDENCE_MIN = 50.0
 #: ... and at least this share of the aligned grid's own evidence: an aligned double
