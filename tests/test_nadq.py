@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
+from jpegtools import decode, jpeg_bytes
 from PIL import Image
 
 from noisestat.blocks.dct import block_dct, dct_matrix
@@ -13,17 +12,6 @@ from noisestat.jpeg import nadq as nd
 from noisestat.jpeg._nadq_kernels import shift_histograms
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
-
-
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im)
 
 
 def _host(name: str = "chelsea", seed: int = 0) -> np.ndarray:
@@ -137,12 +125,12 @@ def test_lattice_likelihood_is_the_mixture_maximum(rng):
 
 
 def _na_splice(tmp_path, crop=(3, 5), q1=60, q2=90):
-    first = _decode(_jpeg_bytes(_host("chelsea"), q1))
+    first = decode(jpeg_bytes(_host("chelsea"), q1))
     img = first[crop[0]:, crop[1]:].copy()  # the first grid is now shifted
     mask = np.zeros(img.shape[:2], bool)
     mask[80:200, 120:300] = True
     img[mask] = _host("coffee", 1)[: img.shape[0], : img.shape[1]][mask]  # never-compressed pixels
-    return _write(tmp_path, "na.jpg", _jpeg_bytes(img, q2)), mask
+    return _write(tmp_path, "na.jpg", jpeg_bytes(img, q2)), mask
 
 
 def test_shift_found_and_region_separated(tmp_path):
@@ -170,13 +158,13 @@ def test_other_shift(tmp_path):
 
 @pytest.mark.parametrize("quality", [75, 90])
 def test_single_compression_is_not_applicable(tmp_path, quality):
-    hm = nd.nadq_map(_write(tmp_path, "s.jpg", _jpeg_bytes(_host("chelsea", 2), quality)))
+    hm = nd.nadq_map(_write(tmp_path, "s.jpg", jpeg_bytes(_host("chelsea", 2), quality)))
     assert not hm.applicable and "no non-aligned" in hm.note and not hm.values.any()
     assert hm.params["shift_evidence"] < nd.EVIDENCE_MIN
 
 
 def test_aligned_double_compression_is_not_applicable(tmp_path):
-    b = _jpeg_bytes(_decode(_jpeg_bytes(_host("chelsea", 3), 60)), 90)
+    b = jpeg_bytes(decode(jpeg_bytes(_host("chelsea", 3), 60)), 90)
     assert not nd.nadq_map(_write(tmp_path, "a.jpg", b)).applicable
 
 
@@ -192,13 +180,13 @@ def test_not_jpeg_tiny_gray_and_16bit(tmp_path):
     png16 = tmp_path / "p16.png"
     Image.fromarray(arr[..., 0].astype(np.uint16) * 257).save(png16)
     assert not nd.nadq_map(png16).applicable
-    tiny = _write(tmp_path, "t.jpg", _jpeg_bytes(arr[:40, :40], 90))
+    tiny = _write(tmp_path, "t.jpg", jpeg_bytes(arr[:40, :40], 90))
     hm = nd.nadq_map(tiny)
     assert not hm.applicable and "smaller" in hm.note and hm.values.shape == (40, 40)
-    gray = _decode(_jpeg_bytes(_host("camera")[:256, :384], 55))[2:, 6:]
-    hm = nd.nadq_map(_write(tmp_path, "g.jpg", _jpeg_bytes(gray, 92)))
+    gray = decode(jpeg_bytes(_host("camera")[:256, :384], 55))[2:, 6:]
+    hm = nd.nadq_map(_write(tmp_path, "g.jpg", jpeg_bytes(gray, 92)))
     assert hm.applicable and hm.params["shift"] == (2, 6)
-    forced = nd.nadq_map(_decode(_jpeg_bytes(gray, 92)), force=True)
+    forced = nd.nadq_map(decode(jpeg_bytes(gray, 92)), force=True)
     assert forced.params["shift"] == (2, 6)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct, dct_matrix
 from ..io import as_image, ijg_luma_table
 from ..registry import register
@@ -481,8 +481,7 @@ def _check_map_args(coefficients: int, median: int, force: bool) -> tuple[int, i
     median = check_int(median, "median", minimum=1)
     if median % 2 == 0:
         raise ValueError(f"median={median} must be odd (1 = no filtering)")
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    check_bool(force, "force")
     return coefficients, median
 
 
@@ -574,10 +573,9 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
     units = "log P(single) / P(non-aligned double) per block"
 
     def not_applicable(note: str) -> Heatmap:
-        z = np.zeros((h, w), np.float32)
         timings["total"] = time.perf_counter() - t0
-        return Heatmap(values=z, raw=z, method="nadq", params=params, units=units, timings=timings,
-                       applicable=False, note=note)
+        return Heatmap.not_applicable((h, w), method="nadq", note=note, params=params, units=units,
+                                      timings=timings)
 
     if not (img.info.is_jpeg or force):
         return not_applicable(f"NA-DJPG is not applicable: the input ({img.info.format}) is not known to be "
