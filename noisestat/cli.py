@@ -96,7 +96,8 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         spec = get_method(name)
         if args.verbose:
             params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
-            print(f"{name:22s} {spec.kind:9s} {spec.description}\n{'':32s}{params}")
+            applies = f"\n{'':32s}applies to: {spec.applies}" if spec.applies else ""
+            print(f"{name:22s} {spec.kind:9s} {spec.description}{applies}\n{'':32s}{params}")
         else:
             print(f"{name:22s} {spec.description}")
     return 0

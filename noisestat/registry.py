@@ -54,16 +54,20 @@ class MethodSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     module: str = ""
+    #: what input the method applies to (empty: any image); elsewhere it returns applicable=False
+    applies: str = ""
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _LOADED = False
 
 
-def register(name: str, *, kind: str = "map", description: str | None = None):
+def register(name: str, *, kind: str = "map", description: str | None = None, applies: str = ""):
     """Decorator that registers ``func`` under ``name``.
 
     Parameter defaults are read from the function's keyword-only arguments.
+    ``applies`` says in a few words which inputs the method applies to (e.g.
+    ``"JPEG input"``; empty = any image); ``noisestat methods -v`` shows it.
     """
     if kind not in ("map", "localizer"):
         raise ValueError(f"kind={kind!r}; use 'map' or 'localizer'")
@@ -79,7 +83,7 @@ def register(name: str, *, kind: str = "map", description: str | None = None):
         prev = _REGISTRY.get(name)
         if prev is not None and not _same_function(prev.func, func):
             raise RuntimeError(f"method name {name!r} registered twice ({prev.module}, {func.__module__})")
-        _REGISTRY[name] = MethodSpec(name, func, kind, params, desc, func.__module__)
+        _REGISTRY[name] = MethodSpec(name, func, kind, params, desc, func.__module__, applies)
         return func
 
     return deco

@@ -108,3 +108,13 @@ def test_import_has_no_side_effects():
         "assert 'numba' not in sys.modules, 'import noisestat must not import numba'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_methods_that_apply_to_some_inputs_say_which():
+    for name in noisestat.methods():
+        spec = registry.get_method(name)
+        if spec.module.startswith("noisestat.jpeg.") or name == "ela":
+            assert spec.applies, f"{name} returns applicable=False on some inputs but declares no 'applies'"
+    from noisestat.cli import main
+
+    assert main(["methods", "-v"]) == 0

@@ -414,7 +414,8 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
                               coefficient_source=co.source, rounding_sigma=co.sig)
 
 
-@register("adq", kind="map")
+@register("adq", kind="map",
+          applies="JPEG input with an aligned double-compression trace")
 def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool = False) -> Heatmap:
     """Aligned double-JPEG map: per 8x8 block, the probability of a single compression.
 

@@ -185,7 +185,8 @@ def _block_of(n: int, offset: int) -> np.ndarray:
     return np.clip((np.arange(n, dtype=np.int64) - offset) // JPEG_BLOCK, 0, nb - 1)
 
 
-@register("blocking_grid", kind="map")
+@register("blocking_grid", kind="map",
+          applies="JPEG input with visible 8x8 blocking")
 def blocking_grid_map(image: Any, *, threshold: float = 50.0, window: int = 3, force: bool = False) -> Heatmap:
     """Block artifact grid map: per 8x8 block of the dominant grid, how far its BAG is off that grid.
 

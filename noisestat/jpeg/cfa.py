@@ -302,7 +302,8 @@ def _input_problem(img: LoadedImage, block: int, min_quality: float) -> str | No
     return None
 
 
-@register("cfa", kind="map")
+@register("cfa", kind="map",
+          applies="colour input, never compressed or JPEG quality >= 90, with a demosaicing trace")
 def cfa_map(
     image: Any,
     *,

@@ -288,7 +288,8 @@ def _block_map(b: np.ndarray, clipped: np.ndarray, window: int) -> np.ndarray:
     return np.where(den > 1e-9, num / np.maximum(den, 1e-9), np.nan)
 
 
-@register("dct_hist", kind="map")
+@register("dct_hist", kind="map",
+          applies="JPEG input compressed twice on one grid, the first step coarser")
 def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: bool = False) -> Heatmap:
     """Local DCT-histogram inconsistency: each block's distance from the first-compression lattice.
 

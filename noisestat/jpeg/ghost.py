@@ -244,7 +244,8 @@ def _check_params(quality: Any, q_min: Any, step: Any, window: Any, channels: An
             check_choice(subsampling, "subsampling", _SUBSAMPLING))
 
 
-@register("jpeg_ghost", kind="map")
+@register("jpeg_ghost", kind="map",
+          applies="JPEG input of quality above 54, at least two 16-pixel windows")
 def jpeg_ghost_map(
     image: Any,
     *,

@@ -153,7 +153,8 @@ def _auto_region(h: int, w: int) -> int:
     return 2 if h * w < 640 * 480 else 3
 
 
-@register("grid_content", kind="map")
+@register("grid_content", kind="map",
+          applies="JPEG input, at least 3 regions a side")
 def grid_content_map(
     image: Any,
     *,

@@ -500,7 +500,8 @@ def _why_not(a: NonAlignedAnalysis) -> str | None:
     return None
 
 
-@register("nadq", kind="map")
+@register("nadq", kind="map",
+          applies="JPEG input whose first compression was on a shifted 8x8 grid")
 def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool = False) -> Heatmap:
     """Non-aligned double-JPEG map: per 8x8 block of the shifted grid, the probability of a single compression.
 

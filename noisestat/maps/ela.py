@@ -16,7 +16,8 @@ from ..types import Heatmap
 
 __all__ = ["ela_map"]
 
-@register("ela", kind="map")
+@register("ela", kind="map",
+          applies="JPEG input")
 def ela_map(
     image: Any,
     *,
