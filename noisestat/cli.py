@@ -104,7 +104,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_localize(args: argparse.Namespace) -> int:
-    from .io import load_image, overlay, save_gray_png, save_mask_png, save_rgb_png
+    from .io import load_image, overlay, save_heatmap_png, save_mask_png, save_rgb_png
     from .registry import default_method, localize
 
     params = _parse_params(args.param)
@@ -119,7 +119,8 @@ def _cmd_localize(args: argparse.Namespace) -> int:
             img = load_image(path, max_pixels=args.max_pixels)
             loc = localize(img, method=method, **params)
             stem = Path(path).stem
-            save_gray_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
+            np.save(out_dir / f"{stem}.heatmap.npy", np.asarray(loc.heatmap.values, dtype=np.float32))
+            png_mapping = save_heatmap_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
             save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
             save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
             if args.panel:
@@ -127,6 +128,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 
                 save_rgb_png(out_dir / f"{stem}.panel.png", object_panel(img, loc))
             rep = report_dict(loc, img.info)
+            rep["heatmap"]["png"] = png_mapping
             (out_dir / f"{stem}.json").write_text(json.dumps(rep, indent=2))
             summary.append({"image": str(path), "score": rep["score"], "method": method,
                             "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
@@ -166,7 +168,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             mpath = _find_by_stem(mask_dir, stem)
             if mpath is None:
                 raise ValueError(f"no mask named {stem}.* in {mask_dir}")
-            heat = load_image(mp).pixels[:, :, 0] / 255.0
+            npy = mp.with_name(f"{stem}.heatmap.npy")  # the lossless values when localize wrote them
+            heat = np.load(npy, allow_pickle=False) if npy.is_file() else load_image(mp).pixels[:, :, 0] / 255.0
             gt = load_mask(mpath, heat.shape, convention=args.mask_convention)
             m = evaluate_map(heat, gt, threshold=args.threshold, orientation=args.orientation)
             rows.append((stem, m))

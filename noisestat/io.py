@@ -43,6 +43,8 @@ __all__ = [
     "jpeg_quality_from_tables",
     "ijg_luma_table",
     "save_gray_png",
+    "heatmap_to_gray",
+    "save_heatmap_png",
     "save_mask_png",
     "save_rgb_png",
     "overlay",
@@ -603,6 +605,64 @@ def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
         raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
     v = np.nan_to_num(v, nan=0.0, posinf=1.0, neginf=0.0)
     Image.fromarray(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L").save(path)
+
+
+def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """8-bit grey levels that keep the order of a heatmap's values (a per-image quantile stretch).
+
+    A value's grey level is ``floor(256 * c / N)`` with ``c`` the number of
+    pixels holding a smaller value and ``N`` the number of pixels; with at most
+    256 distinct values each gets its own level, spread evenly over 0-255. So
+    ``v1 < v2`` gives ``g1 <= g2``, equal values equal levels, and wherever the
+    map has contrast the grey levels keep it, however small the values (a map
+    with values in [0, 0.004] is not written black). A constant map is
+    written as 0 everywhere.
+
+    Parameters
+    ----------
+    values : ndarray, shape (H, W)
+        Heatmap values (NaN is written as the lowest level).
+
+    Returns
+    -------
+    gray : ndarray of uint8, shape (H, W)
+    mapping : dict
+        ``{"kind": "quantile", "levels": [...]}``: for each grey level 0-255,
+        the smallest value written at that level (None where unused), so that
+        a grey level can be read back as a value range. The CLI records it in
+        ``<stem>.json``; the lossless values are in ``<stem>.heatmap.npy``.
+
+    Examples
+    --------
+    >>> g, m = heatmap_to_gray(np.array([[0.0, 0.001], [0.002, 0.004]]))
+    >>> g.tolist(), m["kind"]
+    ([[0, 85], [170, 255]], 'quantile')
+    """
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    if v.ndim != 2:
+        raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
+    uniq, inverse, counts = np.unique(v.ravel(), return_inverse=True, return_counts=True)
+    if uniq.size <= 1:
+        grey_u = np.zeros(uniq.size, np.uint8)
+    elif uniq.size <= 256:
+        grey_u = np.round(np.arange(uniq.size) * (255.0 / (uniq.size - 1))).astype(np.uint8)
+    else:
+        below = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        grey_u = np.minimum(255, (below * 256) // v.size).astype(np.uint8)
+    gray = grey_u[inverse].reshape(v.shape)
+    levels: list[float | None] = [None] * 256
+    for g, u in zip(grey_u[::-1], uniq[::-1]):  # the smallest value of each level wins
+        levels[int(g)] = float(u) if np.isfinite(u) else None
+    return gray, {"kind": "quantile", "levels": levels}
+
+
+def save_heatmap_png(path: str | os.PathLike, values: np.ndarray) -> dict[str, Any]:
+    """Write a heatmap as a single-channel 8-bit PNG by :func:`heatmap_to_gray`; returns its mapping."""
+    from PIL import Image
+
+    gray, mapping = heatmap_to_gray(values)
+    Image.fromarray(gray, mode="L").save(path)
+    return mapping
 
 
 def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:

@@ -83,3 +83,57 @@ def test_sample_writes_image_and_mask(tmp_path):
     img = np.asarray(Image.open(tmp_path / "sample.png"))
     mask = np.asarray(Image.open(tmp_path / "truth" / "sample.png"))
     assert img.shape[:2] == mask.shape and 0 < (mask > 0).mean() < 0.5
+
+
+def test_heatmap_png_keeps_the_order_of_tiny_values():
+    from noisestat.io import heatmap_to_gray
+
+    rng = np.random.default_rng(3)
+    v = rng.uniform(0.0, 0.004, (40, 50))
+    gray, mapping = heatmap_to_gray(v)
+    assert len(np.unique(gray)) >= 10  # round(v * 255) would be all 0 or 1
+    order = np.argsort(v, axis=None)
+    assert np.all(np.diff(gray.ravel()[order].astype(int)) >= 0)  # never out of order
+    assert gray.min() == 0 and gray.max() == 255
+    levels = mapping["levels"]
+    used = [lv for lv in levels if lv is not None]
+    assert used == sorted(used) and used[0] == v.min()
+    flat, _ = heatmap_to_gray(np.full((4, 4), 0.7))
+    assert not flat.any()
+    few, _ = heatmap_to_gray(np.array([[0.1, 0.2], [0.2, 0.9]]))
+    assert few.tolist() == [[0, 128], [128, 255]]
+
+
+def test_png_and_npy_score_like_the_arrays(tmp_path):
+    """Scored as grey/255, the written PNGs give the arrays' mean F1-best and AUC within 0.02."""
+    import noisestat
+    from noisestat.metrics import evaluate_map
+    from noisestat.synth import make_splice
+
+    out = tmp_path / "out"
+    for method in ("median_residual", "objects", "wavelet_mad"):
+        arr_f1, png_f1, arr_auc, png_auc = [], [], [], []
+        for seed in range(3):
+            sp = make_splice(noisestat.synth.sample_image("coffee")[::2, ::2], seed=seed, noise_sigma=6.0)
+            path = _write(tmp_path / f"s{seed}.png", sp.image)
+            assert main(["localize", path, "--method", method, "--out", str(out)]) == 0
+            values = noisestat.localize(path, method=method).heatmap.values
+            png = np.asarray(Image.open(out / f"s{seed}.heatmap.png"), dtype=np.float64) / 255.0
+            np.testing.assert_array_equal(np.load(out / f"s{seed}.heatmap.npy"), values)
+            a, p = evaluate_map(values, sp.mask), evaluate_map(png, sp.mask)
+            arr_f1.append(a.f1_best), png_f1.append(p.f1_best), arr_auc.append(a.auc), png_auc.append(p.auc)
+        assert abs(np.mean(arr_f1) - np.mean(png_f1)) <= 0.02, method
+        assert abs(np.mean(arr_auc) - np.mean(png_auc)) <= 0.02, method
+
+
+def test_evaluate_prefers_the_lossless_npy(tmp_path, capsys):
+    pred, masks = tmp_path / "pred", tmp_path / "masks"
+    pred.mkdir(), masks.mkdir()
+    truth = np.zeros((16, 16), bool)
+    truth[:, :8] = True
+    np.save(pred / "x.heatmap.npy", truth.astype(np.float32) * 0.003)  # right, but too small for v*255
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(pred / "x.heatmap.png")  # a blank PNG
+    Image.fromarray(truth.astype(np.uint8) * 255).save(masks / "x.png")
+    assert main(["evaluate", "--pred", str(pred), "--masks", str(masks)]) == 0
+    row = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("x ")][0]
+    assert float(row.split()[1]) == 1.0  # AUC of the .npy, not of the blank PNG
