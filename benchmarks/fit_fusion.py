@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/fit_fusion.py [--seed 2024] [--n-images 480] [--workers 2] [--rows-cache rows.pkl]
+    python benchmarks/fit_fusion.py [--seed 2024] [--n-images 600] [--workers 2] [--rows-cache rows.pkl]
         [--extra-maps blocking_grid,grid_content] [--out noisestat/localizers/fusion_model.json]
 
 The training set is generated here, reproducibly from ``--seed``, with
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--n-images", type=int, default=480)
+    p.add_argument("--n-images", type=int, default=600)
     p.add_argument("--maps", default=FIT_MAPS)
     p.add_argument("--extra-maps", default="", help="maps computed and cached too (to assess them), not fitted")
     p.add_argument("--workers", type=int, default=2, help="processes computing the features (<= 2 here)")
