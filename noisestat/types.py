@@ -226,6 +226,29 @@ class Heatmap:
     def shape(self) -> tuple[int, int]:
         return (int(self.values.shape[0]), int(self.values.shape[1]))
 
+    @classmethod
+    def not_applicable(
+        cls,
+        shape: tuple[int, int],
+        *,
+        method: str,
+        note: str,
+        params: Mapping[str, Any] | None = None,
+        units: str = "",
+        timings: Mapping[str, float] | None = None,
+    ) -> Heatmap:
+        """The result of a method that does not apply to an input: zeros, ``applicable=False``, ``note``.
+
+        Examples
+        --------
+        >>> hm = Heatmap.not_applicable((2, 3), method="ela", note="ELA is not applicable: not a JPEG")
+        >>> hm.applicable, hm.values.shape, float(hm.values.max())
+        (False, (2, 3), 0.0)
+        """
+        z = np.zeros(shape, np.float32)
+        return cls(values=z, raw=z, method=method, params=dict(params or {}), units=units,
+                   timings=dict(timings or {}), applicable=False, note=note)
+
 
 @dataclass(frozen=True)
 class ObjectDetail:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
 import pytest
+from jpegtools import decode, jpeg_bytes, write
 from PIL import Image
 
 import noisestat
@@ -15,23 +15,6 @@ from noisestat.io import ijg_luma_table
 from noisestat.jpeg.adq import adq_map, analyze_double_jpeg, dq_factor
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
-
-
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
-
-
-def _write(tmp_path, name: str, b: bytes):
-    p = tmp_path / name
-    p.write_bytes(b)
-    return p
 
 
 def _host(name: str = "chelsea", seed: int = 0) -> np.ndarray:
@@ -86,12 +69,12 @@ def test_dq_factor_matches_enumeration(q1, q2):
 
 @pytest.mark.parametrize(("q_first", "q_second"), [(60, 90), (50, 80), (75, 95)])
 def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_second):
-    host = _decode(_jpeg_bytes(_host("chelsea"), q_first)).copy()
+    host = decode(jpeg_bytes(_host("chelsea"), q_first)).copy()
     donor = _host("coffee", 1)
     mask = np.zeros(host.shape[:2], bool)
     mask[100:220, 150:330] = True  # never-compressed content pasted before the second save
     host[mask] = donor[: host.shape[0], : host.shape[1]][mask]
-    path = _write(tmp_path, "dq.jpg", _jpeg_bytes(host, q_second))
+    path = write(tmp_path, "dq.jpg", jpeg_bytes(host, q_second))
     a = analyze_double_jpeg(path)
     assert a.table_source == "file"
     np.testing.assert_array_equal(a.q2, ijg_luma_table(q_second))
@@ -110,7 +93,7 @@ def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_s
 
 @pytest.mark.parametrize("quality", [70, 85, 95])
 def test_single_compression_is_not_applicable(tmp_path, quality):
-    path = _write(tmp_path, "s.jpg", _jpeg_bytes(_host("chelsea", 2), quality))
+    path = write(tmp_path, "s.jpg", jpeg_bytes(_host("chelsea", 2), quality))
     hm = adq_map(path)
     assert not hm.applicable and "no aligned double-compression trace" in hm.note
     assert not hm.values.any()
@@ -118,11 +101,11 @@ def test_single_compression_is_not_applicable(tmp_path, quality):
 
 def test_gray_jpeg_and_array_with_quality(tmp_path):
     gray = _host("camera")
-    b = _jpeg_bytes(_decode(_jpeg_bytes(gray, 55)), 85)
-    hm = adq_map(_write(tmp_path, "g.jpg", b))
+    b = jpeg_bytes(decode(jpeg_bytes(gray, 55)), 85)
+    hm = adq_map(write(tmp_path, "g.jpg", b))
     assert hm.applicable and hm.params["coefficient_source"] == "file"
     # the same pixels as an array: not known to be JPEG unless forced with a quality
-    arr = noisestat.load_image(_decode(b))
+    arr = noisestat.load_image(decode(b))
     assert not adq_map(arr).applicable
     info = arr.info.__class__(**{**arr.info.to_dict(), "jpeg_quality": 85.0})
     forced = adq_map(noisestat.types.LoadedImage(arr.pixels, info), force=True)
@@ -162,12 +145,12 @@ def test_double_pmf_matches_naive_sum(rng, q1, q2, sig):
 
 def test_file_coefficients_find_a_trace_at_step_one(tmp_path):
     # second save at quality 100 (all steps 1): a comb of the first steps, read from the file
-    host = _decode(_jpeg_bytes(_host("chelsea"), 70)).copy()
+    host = decode(jpeg_bytes(_host("chelsea"), 70)).copy()
     donor = _host("coffee", 1)
     mask = np.zeros(host.shape[:2], bool)
     mask[100:220, 150:330] = True
     host[mask] = donor[: host.shape[0], : host.shape[1]][mask]
-    path = _write(tmp_path, "q100.jpg", _jpeg_bytes(host, 100))
+    path = write(tmp_path, "q100.jpg", jpeg_bytes(host, 100))
     a = analyze_double_jpeg(path)
     assert a.coefficient_source == "file" and a.lattice_misfit == 0.0
     inf = list(a.informative)
@@ -186,8 +169,8 @@ def test_cmyk_jpeg_never_raises(tmp_path):
 
 
 def test_off_grid_pixels_are_refused(tmp_path):
-    b = _jpeg_bytes(_decode(_jpeg_bytes(_host("chelsea"), 60)), 90)
-    px = _decode(b)[3:, 5:]  # cropped after the last compression: the grid moved
+    b = jpeg_bytes(decode(jpeg_bytes(_host("chelsea"), 60)), 90)
+    px = decode(b)[3:, 5:]  # cropped after the last compression: the grid moved
     img = noisestat.load_image(px)
     info = img.info.__class__(**{**img.info.to_dict(), "is_jpeg": True, "jpeg_quality": 90.0})
     hm = adq_map(noisestat.types.LoadedImage(img.pixels, info))
@@ -211,7 +194,7 @@ def test_not_jpeg_and_bad_parameters(tmp_path):
 
 
 def test_jpeg_file_records_its_table(tmp_path):
-    path = _write(tmp_path, "q.jpg", _jpeg_bytes(_host("chelsea"), 77))
+    path = write(tmp_path, "q.jpg", jpeg_bytes(_host("chelsea"), 77))
     info = noisestat.load_image(path).info
     assert info.jpeg_luma_table == tuple(int(v) for v in ijg_luma_table(77).ravel())
     assert info.jpeg_quality == 77
@@ -229,5 +212,5 @@ def test_large_resampled_single_compression_has_no_trace(tmp_path, name, quality
     import cv2
 
     big = cv2.resize(_host(name, 3), (2048, 1536), interpolation=cv2.INTER_CUBIC)
-    hm = adq_map(_write(tmp_path, "big.jpg", _jpeg_bytes(big, quality)))
+    hm = adq_map(write(tmp_path, "big.jpg", jpeg_bytes(big, quality)))
     assert not hm.applicable

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
+from jpegtools import decode, jpeg_bytes
 
 import noisestat
 from noisestat.jpeg._blocking_grid_kernels import periodic_median, running_median
 from noisestat.jpeg.blocking_grid import block_artifact_grid, block_mismatch, blocking_grid_map
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
-
-
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
 
 
 def _photo(name: str, seed: int = 0) -> np.ndarray:
@@ -88,8 +75,8 @@ def test_block_mismatch_matches_loops(rng):
 
 
 def _shifted_paste(tmp_path, host: str, donor: str, q_host: int, q_donor: int, q_final: int):
-    h = _decode(_jpeg_bytes(_photo(host), q_host))
-    d = _decode(_jpeg_bytes(_photo(donor, 1), q_donor))
+    h = decode(jpeg_bytes(_photo(host), q_host))
+    d = decode(jpeg_bytes(_photo(donor, 1), q_donor))
     hh, ww = min(h.shape[0], d.shape[0]) - 8, min(h.shape[1], d.shape[1]) - 8
     h = h[:hh, :ww].copy()
     mask = np.zeros((hh, ww), bool)
@@ -98,7 +85,7 @@ def _shifted_paste(tmp_path, host: str, donor: str, q_host: int, q_donor: int, q
     ys, xs = np.nonzero(mask)
     h[ys, xs] = d[ys + 3, xs + 5]  # the donor's grid lands shifted by (3, 5)
     path = tmp_path / "paste.jpg"
-    path.write_bytes(_jpeg_bytes(h, q_final))
+    path.write_bytes(jpeg_bytes(h, q_final))
     return path, mask
 
 
@@ -125,7 +112,7 @@ def test_shifted_paste_saved_at_85_is_weaker(tmp_path):
 
 
 def test_cropped_image_finds_the_shifted_grid(tmp_path):
-    px = _decode(_jpeg_bytes(_photo("coffee"), 70))[3:, 5:]
+    px = decode(jpeg_bytes(_photo("coffee"), 70))[3:, 5:]
     arr = noisestat.load_image(px)
     g = block_artifact_grid(arr)
     assert g.phase == (5, 3)
@@ -143,7 +130,7 @@ def test_not_applicable_and_bad_parameters(tmp_path):
     never = blocking_grid_map(_photo("chelsea"), force=True)  # never compressed
     assert not never.applicable and "no periodic 8x8 blocking" in never.note
     gray = tmp_path / "g.jpg"
-    gray.write_bytes(_jpeg_bytes(_photo("camera")[:128, :128], 60))
+    gray.write_bytes(jpeg_bytes(_photo("camera")[:128, :128], 60))
     assert blocking_grid_map(gray).applicable
     with pytest.raises(ValueError, match="smaller"):
         blocking_grid_map(rgb[:16, :16])

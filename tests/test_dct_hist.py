@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
+from jpegtools import decode, jpeg_bytes
 
 import noisestat
 from noisestat.io import ijg_luma_table
@@ -20,17 +18,6 @@ from noisestat.jpeg.dct_hist import (
 )
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
-
-
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
 
 
 def _photo(name: str, seed: int = 0) -> np.ndarray:
@@ -85,7 +72,7 @@ def test_block_artifact_matches_naive_sum(rng):
 
 
 def _double_splice(tmp_path, host: str, donor: str, q1: int, q2: int):
-    h = _decode(_jpeg_bytes(_photo(host), q1)).copy()
+    h = decode(jpeg_bytes(_photo(host), q1)).copy()
     d = _photo(donor, 1)
     hh, ww = min(h.shape[0], d.shape[0]), min(h.shape[1], d.shape[1])
     h = h[:hh, :ww].copy()
@@ -93,7 +80,7 @@ def _double_splice(tmp_path, host: str, donor: str, q1: int, q2: int):
     mask[hh // 4 : hh // 4 + hh // 3, ww // 3 : ww // 3 + ww // 3] = True
     h[mask] = d[:hh, :ww][mask]  # never-compressed content pasted before the second save
     path = tmp_path / "splice.jpg"
-    path.write_bytes(_jpeg_bytes(h, q2))
+    path.write_bytes(jpeg_bytes(h, q2))
     return path, mask
 
 
@@ -120,7 +107,7 @@ def test_aligned_double_jpeg_splice_is_found(tmp_path):
 @pytest.mark.parametrize("quality", [75, 90])
 def test_single_compression_is_not_applicable(tmp_path, quality):
     path = tmp_path / "single.jpg"
-    path.write_bytes(_jpeg_bytes(_photo("chelsea", 2), quality))
+    path.write_bytes(jpeg_bytes(_photo("chelsea", 2), quality))
     assert not estimate_first_table(path).informative
     hm = dct_hist_map(path)
     assert not hm.applicable and "no first-compression lattice" in hm.note and not hm.values.any()
@@ -137,17 +124,17 @@ def test_not_jpeg_force_gray_and_small(tmp_path):
     assert not dct_hist_map(png16).applicable
     assert not dct_hist_map(png16, force=True).applicable  # never compressed: no lattice
     # the decoded pixels of a double JPEG as an array: found with force=True
-    b = _jpeg_bytes(_decode(_jpeg_bytes(_photo("camera"), 50)), 90)
+    b = jpeg_bytes(decode(jpeg_bytes(_photo("camera"), 50)), 90)
     gray = tmp_path / "g.jpg"
     gray.write_bytes(b)
     from_file = dct_hist_map(gray)
     assert from_file.applicable
-    arr = noisestat.load_image(_decode(b))
+    arr = noisestat.load_image(decode(b))
     info = arr.info.__class__(**{**arr.info.to_dict(), "jpeg_quality": 90.0})
     forced = dct_hist_map(noisestat.types.LoadedImage(arr.pixels, info), force=True)
     assert forced.applicable and forced.params["table"] == "IJG quality 90"
     tiny = tmp_path / "tiny.jpg"
-    tiny.write_bytes(_jpeg_bytes(rgb[:20, :20], 80))
+    tiny.write_bytes(jpeg_bytes(rgb[:20, :20], 80))
     assert not dct_hist_map(tiny).applicable
     with pytest.raises(ValueError, match="smaller"):
         dct_hist_map(rgb[:8, :8])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
+from jpegtools import decode, jpeg_bytes, write
 from PIL import Image
 
 import noisestat
@@ -14,33 +13,16 @@ from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
 
 
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
-
-
-def _write(tmp_path, name: str, b: bytes):
-    p = tmp_path / name
-    p.write_bytes(b)
-    return p
-
-
 def _splice(host_q: int = 60, donor_q: int = 70, final_q: int = 85, offset=(3, 5)):
     """A region cut from a JPEG at ``offset`` (off its grid), pasted block-aligned into another JPEG."""
-    host = _decode(_jpeg_bytes(sample_image("chelsea")[:256, :384], host_q)).copy()
-    donor = _decode(_jpeg_bytes(sample_image("astronaut"), donor_q))
+    host = decode(jpeg_bytes(sample_image("chelsea")[:256, :384], host_q)).copy()
+    donor = decode(jpeg_bytes(sample_image("astronaut"), donor_q))
     y0, x0, hh, ww = 64, 96, 128, 192
     sy, sx = 96 + offset[0], 96 + offset[1]
     host[y0 : y0 + hh, x0 : x0 + ww] = donor[sy : sy + hh, sx : sx + ww]
     mask = np.zeros(host.shape[:2], bool)
     mask[y0 : y0 + hh, x0 : x0 + ww] = True
-    return _jpeg_bytes(host, final_q), mask
+    return jpeg_bytes(host, final_q), mask
 
 
 def _naive_profiles(y: np.ndarray):
@@ -79,7 +61,7 @@ def test_prominence_of_a_pure_grid(tmp_path):
 
 def test_shifted_grid_splice_is_found(tmp_path):
     b, mask = _splice()
-    img = noisestat.load_image(_write(tmp_path, "splice.jpg", b))
+    img = noisestat.load_image(write(tmp_path, "splice.jpg", b))
     hm = grid_content_map(img)
     assert hm.applicable and hm.values.shape == mask.shape and hm.values.dtype == np.float32
     assert 0.0 <= hm.values.min() <= hm.values.max() <= 1.0
@@ -96,7 +78,7 @@ def test_deterministic(tmp_path):
     import numba
 
     b, _ = _splice()
-    path = _write(tmp_path, "splice.jpg", b)
+    path = write(tmp_path, "splice.jpg", b)
     a = grid_content_map(path)
     default = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -116,14 +98,14 @@ def test_not_applicable_inputs(tmp_path):
     for src in (rgb, png):
         hm = grid_content_map(src)
         assert not hm.applicable and "JPEG" in hm.note and not hm.values.any()
-    small = _write(tmp_path, "small.jpg", _jpeg_bytes(rgb[:40, :40], 80))
+    small = write(tmp_path, "small.jpg", jpeg_bytes(rgb[:40, :40], 80))
     hm = grid_content_map(small)
     assert not hm.applicable and "smaller" in hm.note and hm.values.shape == (40, 40)
     assert not grid_content_map(np.zeros((1, 1), np.uint8), force=True).applicable
 
 
 def test_other_inputs_give_a_map(tmp_path):
-    gray = _write(tmp_path, "g.jpg", _jpeg_bytes(sample_image("camera")[:160, :200], 75))
+    gray = write(tmp_path, "g.jpg", jpeg_bytes(sample_image("camera")[:160, :200], 75))
     hm = grid_content_map(gray)
     assert hm.applicable and hm.values.shape == (160, 200) and hm.params["grid_origin"] == (0, 0)
     p16 = tmp_path / "deep.png"

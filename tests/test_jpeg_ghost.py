@@ -7,29 +7,13 @@ import io
 import numba
 import numpy as np
 import pytest
+from jpegtools import decode, jpeg_bytes, write
 from PIL import Image
 
 import noisestat
 from noisestat.jpeg.ghost import EPS, MIN_CLASS, ghost_differences, jpeg_ghost_map
 from noisestat.metrics import evaluate_map
 from noisestat.synth import sample_image
-
-
-def _jpeg_bytes(a: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
-
-
-def _decode(b: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(b)) as im:
-        return np.asarray(im.convert("RGB" if im.mode != "L" else "L"))
-
-
-def _write(tmp_path, name: str, b: bytes):
-    p = tmp_path / name
-    p.write_bytes(b)
-    return p
 
 
 def _photo(name: str = "astronaut", seed: int = 0, shape=(256, 384)) -> np.ndarray:
@@ -48,8 +32,8 @@ def splice_path(tmp_path_factory):
     """Farid's case: a region saved at q1 = 60 pasted into a never-compressed host, all saved at 90."""
     host = _photo()
     spliced = host.copy()
-    spliced[MASK] = _decode(_jpeg_bytes(host, 60))[MASK]
-    return _write(tmp_path_factory.mktemp("ghost"), "splice.jpg", _jpeg_bytes(spliced, 90))
+    spliced[MASK] = decode(jpeg_bytes(host, 60))[MASK]
+    return write(tmp_path_factory.mktemp("ghost"), "splice.jpg", jpeg_bytes(spliced, 90))
 
 
 # --------------------------------------------------------------------------- #
@@ -126,8 +110,8 @@ def test_differences_match_reference(shape, window, rng):
 
 def test_depth_and_criterion_match_reference(rng):
     px = np.clip(rng.normal(120, 30, (48, 64, 3)), 0, 255).astype(np.uint8)
-    path_bytes = _jpeg_bytes(px, 80)
-    img = noisestat.load_image(_decode(path_bytes))
+    path_bytes = jpeg_bytes(px, 80)
+    img = noisestat.load_image(decode(path_bytes))
     hm = jpeg_ghost_map(img, force=True, q_min=50, step=5, quality=65)
     assert hm.params["qualities"] == list(range(50, 100, 5)) and hm.params["quality"] == 65
     allq = hm.params["qualities"]
@@ -169,7 +153,7 @@ def test_colour_mode_and_file_subsampling(tmp_path, splice_path):
     assert abs(hm.params["quality"] - 60) <= 5 and evaluate_map(hm.values, MASK).f1_best >= 0.8
     b = io.BytesIO()
     Image.fromarray(_photo(shape=(64, 96))).save(b, format="JPEG", quality=90, subsampling=0)
-    p444 = _write(tmp_path, "s444.jpg", b.getvalue())
+    p444 = write(tmp_path, "s444.jpg", b.getvalue())
     assert jpeg_ghost_map(p444, channels="rgb", subsampling="auto").params["subsampling"] == "4:4:4"
     assert jpeg_ghost_map(p444).params["subsampling"] == "n/a (gray)"  # luma: no chroma
 
@@ -186,9 +170,9 @@ def test_host_ghost_flags_the_content_without_it(tmp_path):
     # Whichever quality splits the image best (70: the host is the ghost; for this photo 94, just
     # below the last quality, where the pasted part is), the map flags the smaller class.
     for name, other in (("astronaut", "coffee"), ("chelsea", "astronaut")):
-        host = _decode(_jpeg_bytes(_photo(name), 70)).copy()
+        host = decode(jpeg_bytes(_photo(name), 70)).copy()
         host[MASK] = _photo(other, 1)[MASK]
-        hm = jpeg_ghost_map(_write(tmp_path, "h.jpg", _jpeg_bytes(host, 95)))
+        hm = jpeg_ghost_map(write(tmp_path, "h.jpg", jpeg_bytes(host, 95)))
         share = hm.params["ghost_share"]
         assert hm.params["orientation"] == ("ghost" if share <= 0.5 else "non-ghost")
         assert evaluate_map(hm.values, MASK).f1_best >= 0.8, (name, hm.params["quality"])
@@ -197,7 +181,7 @@ def test_host_ghost_flags_the_content_without_it(tmp_path):
 
 
 def test_single_compression_has_no_strong_ghost(tmp_path, splice_path):
-    hm = jpeg_ghost_map(_write(tmp_path, "s.jpg", _jpeg_bytes(_photo(), 90)))
+    hm = jpeg_ghost_map(write(tmp_path, "s.jpg", jpeg_bytes(_photo(), 90)))
     assert hm.applicable
     spliced = jpeg_ghost_map(splice_path)
     assert hm.params["fisher"] < spliced.params["fisher"] - 1.0
@@ -218,15 +202,15 @@ def test_not_applicable_inputs(tmp_path):
         hm = jpeg_ghost_map(src)
         assert not hm.applicable and "not known to be JPEG" in hm.note
         assert not hm.values.any() and not hm.raw.any() and hm.shape == (64, 80)
-    tiny = jpeg_ghost_map(_write(tmp_path, "t.jpg", _jpeg_bytes(px[:12, :40], 90)))
+    tiny = jpeg_ghost_map(write(tmp_path, "t.jpg", jpeg_bytes(px[:12, :40], 90)))
     assert not tiny.applicable and "fewer than two" in tiny.note
-    low = jpeg_ghost_map(_write(tmp_path, "l.jpg", _jpeg_bytes(px, 52)))  # nothing below to try
+    low = jpeg_ghost_map(write(tmp_path, "l.jpg", jpeg_bytes(px, 52)))  # nothing below to try
     assert not low.applicable and "three qualities" in low.note
 
 
 def test_gray_jpeg_and_16bit_png(tmp_path):
     gray = _photo("camera", shape=(96, 128))
-    hm = jpeg_ghost_map(_write(tmp_path, "g.jpg", _jpeg_bytes(gray, 85)), step=5)
+    hm = jpeg_ghost_map(write(tmp_path, "g.jpg", jpeg_bytes(gray, 85)), step=5)
     assert hm.applicable and hm.params["subsampling"] == "n/a (gray)" and hm.shape == (96, 128)
     png16 = tmp_path / "p16.png"
     Image.fromarray(gray.astype(np.uint16) * 257).save(png16)

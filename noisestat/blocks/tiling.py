@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._numba import pjit, register_warmup
+from .._numba import jit, pjit, register_warmup
 
-__all__ = ["block_starts", "block_index", "reflect_index", "expand_grid"]
+__all__ = ["block_starts", "block_index", "reflect", "reflect_index", "expand_grid"]
 
 
 def block_starts(n: int, b: int) -> np.ndarray:
@@ -41,6 +41,21 @@ def block_index(n: int, b: int, *, stride: int = 1) -> np.ndarray:
     t = np.arange(n, dtype=np.int64) // stride
     return np.minimum(t // b, nb - 1)
 
+@jit
+def reflect(t: int, n: int) -> int:  # pragma: no cover - compiled
+    """Half-sample symmetric index of ``t`` in ``0..n-1`` (numpy 'symmetric', OpenCV BORDER_REFLECT).
+
+    For Numba kernels (scalar); :func:`reflect_index` is the array version.
+    """
+    p = 2 * n
+    m = t % p
+    if m < 0:
+        m += p
+    if m >= n:
+        m = p - 1 - m
+    return m
+
+
 def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
     """Half-sample symmetric extension (``d c b a | a b c d``; numpy 'symmetric')."""
     p = 2 * n
@@ -63,3 +78,4 @@ def expand_grid(grid, ridx, cidx):
 @register_warmup
 def _warmup() -> None:
     expand_grid(np.zeros((2, 2)), block_index(5, 2), block_index(5, 2))
+    reflect(-1, 4)

@@ -11,21 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._numba import jit, pjit, register_warmup
+from .._numba import pjit, register_warmup
+from ..blocks.tiling import reflect
 
 __all__ = ["running_median", "periodic_median"]
-
-
-@jit
-def _refl(t: int, n: int) -> int:
-    """Half-sample symmetric index."""
-    p = 2 * n
-    m = t % p
-    if m < 0:
-        m += p
-    if m >= n:
-        m = p - 1 - m
-    return m
 
 
 @pjit
@@ -38,12 +27,12 @@ def running_median(x, r):
         win = np.empty(k)
         # the sorted window of j = 0
         for t in range(k):
-            win[t] = x[i, _refl(t - r, w)]
+            win[t] = x[i, reflect(t - r, w)]
         win.sort()
         out[i, 0] = win[r]
         for j in range(1, w):
-            old = x[i, _refl(j - r - 1, w)]
-            new = x[i, _refl(j + r, w)]
+            old = x[i, reflect(j - r - 1, w)]
+            new = x[i, reflect(j + r, w)]
             # remove one copy of `old`
             p = 0
             while win[p] != old:
@@ -74,7 +63,7 @@ def periodic_median(x, step, r):
             inside = j >= reach and j + reach < w
             for t in range(k):
                 q = j + step * (t - r)
-                v = x[i, q] if inside else x[i, _refl(q, w)]
+                v = x[i, q] if inside else x[i, reflect(q, w)]
                 p = t
                 while p > 0 and win[p - 1] > v:
                     win[p] = win[p - 1]

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ..blocks.dct import ZIGZAG
 from ..blocks.jpeg import pixel_coefficients, read_coefficients
 from ..blocks.tiling import expand_grid
@@ -498,8 +498,7 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     median = check_int(median, "median", minimum=1)
     if median % 2 == 0:
         raise ValueError(f"median={median} must be odd (1 = no filtering)")
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    force = check_bool(force, "force")
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
     h, w = img.shape
@@ -507,9 +506,8 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     units = "P(block compressed once | coefficients)"
 
     def not_applicable(note: str) -> Heatmap:
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(values=z, raw=z, method="adq", params=params, units=units,
-                       timings={"total": time.perf_counter() - t0}, applicable=False, note=note)
+        return Heatmap.not_applicable((h, w), method="adq", note=note, params=params, units=units,
+                                      timings={"total": time.perf_counter() - t0})
 
     if not (img.info.is_jpeg or force):
         return not_applicable(f"ADQ is not applicable: the input ({img.info.format}) is not known to be "

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_float, check_int
+from .._validate import check_bool, check_float, check_int
 from ..blocks.dct import JPEG_BLOCK
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
@@ -249,8 +249,7 @@ def blocking_grid_map(image: Any, *, threshold: float = 50.0, window: int = 3, f
     if not threshold > 0:
         raise ValueError(f"threshold={threshold} must be > 0")
     window = check_int(window, "window", minimum=1)
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    force = check_bool(force, "force")
     t0 = time.perf_counter()
     img = as_image(image, min_size=24)
     h, w = img.shape
@@ -258,9 +257,8 @@ def blocking_grid_map(image: Any, *, threshold: float = 50.0, window: int = 3, f
     units = "BAG inner-minus-border line sum (8-bit second differences)"
 
     def not_applicable(note: str) -> Heatmap:
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(values=z, raw=z, method="blocking_grid", params=params, units=units,
-                       timings={"total": time.perf_counter() - t0}, applicable=False, note=note)
+        return Heatmap.not_applicable((h, w), method="blocking_grid", note=note, params=params, units=units,
+                                      timings={"total": time.perf_counter() - t0})
 
     if not (img.info.is_jpeg or force):
         return not_applicable(f"blocking_grid is not applicable: the input ({img.info.format}) is not known to "

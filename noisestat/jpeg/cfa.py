@@ -415,9 +415,8 @@ def cfa_map(
     units = "log p(L | no CFA trace) / p(L | CFA trace)"
 
     def not_applicable(note: str) -> Heatmap:
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(values=z, raw=z, method="cfa", params=params, units=units,
-                       timings={"total": time.perf_counter() - t0}, applicable=False, note=note)
+        return Heatmap.not_applicable((h, w), method="cfa", note=note, params=params, units=units,
+                                      timings={"total": time.perf_counter() - t0})
 
     problem = _input_problem(img, block, params["min_quality"])
     if problem:

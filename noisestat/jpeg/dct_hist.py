@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct
 from ..blocks.jpeg import read_coefficients
 from ..blocks.tiling import expand_grid
@@ -357,8 +357,7 @@ def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: 
     """
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=64)
     window = check_int(window, "window", minimum=1)
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    force = check_bool(force, "force")
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
     h, w = img.shape
@@ -366,9 +365,8 @@ def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: 
     units = "sum over frequencies of |D / Q - round(D / Q)| (steps)"
 
     def not_applicable(note: str) -> Heatmap:
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(values=z, raw=z, method="dct_hist", params=params, units=units,
-                       timings={"total": time.perf_counter() - t0}, applicable=False, note=note)
+        return Heatmap.not_applicable((h, w), method="dct_hist", note=note, params=params, units=units,
+                                      timings={"total": time.perf_counter() - t0})
 
     if not (img.info.is_jpeg or force):
         return not_applicable(f"dct_hist is not applicable: the input ({img.info.format}) is not known to be "

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_choice, check_int
+from .._validate import check_bool, check_choice, check_int
 from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
@@ -229,10 +229,8 @@ def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
 
 
 def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:
-    z = np.zeros((h, w), np.float32)
-    return Heatmap(values=z, raw=z, method="jpeg_ghost", params=params, units=_UNITS,
-                   timings={"total": time.perf_counter() - t0}, applicable=False,
-                   note=f"JPEG ghost is not applicable: {why}")
+    return Heatmap.not_applicable((h, w), method="jpeg_ghost", note=f"JPEG ghost is not applicable: {why}",
+                                  params=params, units=_UNITS, timings={"total": time.perf_counter() - t0})
 
 
 def _check_params(quality: Any, q_min: Any, step: Any, window: Any, channels: Any, subsampling: Any,
@@ -241,8 +239,7 @@ def _check_params(quality: Any, q_min: Any, step: Any, window: Any, channels: An
         quality = check_int(quality, "quality", minimum=1, maximum=100)
     q_min = check_int(q_min, "q_min", minimum=1, maximum=99)
     step = check_int(step, "step", minimum=1, maximum=50)
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    force = check_bool(force, "force")
     return (quality, q_min, step, _check_window(window), check_choice(channels, "channels", _CHANNELS),
             check_choice(subsampling, "subsampling", _SUBSAMPLING))
 

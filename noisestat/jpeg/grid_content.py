@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
@@ -272,9 +272,7 @@ def grid_content_map(
     """
     region = check_int(region, "region", minimum=0)
     smooth = check_int(smooth, "smooth", minimum=1)
-    for name, flag in (("inverse", inverse), ("force", force)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    inverse, force = check_bool(inverse, "inverse"), check_bool(force, "force")
     t0 = time.perf_counter()
     img = as_image(image)
     h, w = img.shape
@@ -287,10 +285,8 @@ def grid_content_map(
                f"the pixels come from a JPEG") if min(h, w) >= side else (
                f"the image ({h} x {w}) is smaller than {side} pixels a side ({MIN_REGIONS} regions of "
                f"{8 * r} pixels)")
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(values=z, raw=z, method="grid_content", params=params, units=units,
-                       timings={"total": time.perf_counter() - t0}, applicable=False,
-                       note=f"grid_content is not applicable: {why}")
+        return Heatmap.not_applicable((h, w), method="grid_content", note=f"grid_content is not applicable: {why}",
+                                      params=params, units=units, timings={"total": time.perf_counter() - t0})
     deficit, found = _analyse(img, r, smooth)
     params.update(found)
     t1 = time.perf_counter()

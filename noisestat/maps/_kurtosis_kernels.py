@@ -33,20 +33,9 @@ import numpy as np
 
 from .._numba import jit, register_warmup
 from ..blocks.dct import dct_matrix
+from ..blocks.tiling import reflect
 
 __all__ = ["kurtosis_stats", "box_preblur"]
-
-
-@jit
-def _refl(t: int, n: int) -> int:
-    """Half-sample symmetric index (numpy 'symmetric', OpenCV BORDER_REFLECT)."""
-    p = 2 * n
-    m = t % p
-    if m < 0:
-        m += p
-    if m >= n:
-        m = p - 1 - m
-    return m
 
 
 @jit
@@ -80,7 +69,7 @@ def _response_row(img, cmat, ry, br, xtap, prow, tcache, ttag, tmp, out_row):
     ncache = ttag.shape[0]
     slots = np.empty(fz, np.int64)
     for i in range(fz):
-        r = _refl(ry + i - o, h)
+        r = reflect(ry + i - o, h)
         slot = r % ncache
         if ttag[slot] != r:
             _row_filter(img, r, cmat, xtap, prow, tcache[slot])
@@ -102,8 +91,8 @@ def _response_row(img, cmat, ry, br, xtap, prow, tcache, ttag, tmp, out_row):
         for k in range(nk):
             out_row[xp, k] = tmp[k, x]
     for t in range(br):
-        src_l = br + _refl(t - br, w)
-        src_r = br + _refl(w + t, w)
+        src_l = br + reflect(t - br, w)
+        src_r = br + reflect(w + t, w)
         for k in range(nk):
             out_row[t, k] = out_row[src_l, k]
             out_row[br + w + t, k] = out_row[src_r, k]
@@ -216,7 +205,7 @@ def _strips(img, cmat, br, strip, var_floor, s0, s1, sqk, vfit, vharm):
     ncache = 2 * fz + 2
     xtap = np.empty(w + fz - 1, np.int64)
     for t in range(w + fz - 1):
-        xtap[t] = _refl(t - o, w)
+        xtap[t] = reflect(t - o, w)
     ring = np.zeros((nring, wp, nkp))
     col = np.zeros((wp, 4, nkp))
     acc = np.empty((4, nkp))
@@ -231,13 +220,13 @@ def _strips(img, cmat, br, strip, var_floor, s0, s1, sqk, vfit, vharm):
         # rows y0 - br .. y0 + br form the first window
         for yy in range(y0 - br, y0 + br + 1):
             slot = (yy - y0 + br) % nring
-            _response_row(img, cmat, _refl(yy, h), br, xtap, prow, tcache, ttag, tmp, ring[slot])
+            _response_row(img, cmat, reflect(yy, h), br, xtap, prow, tcache, ttag, tmp, ring[slot])
             _add_row(col, ring[slot])
         for y in range(y0, y1):
             if y > y0:
                 slot_in = (y + br - y0 + br) % nring
                 slot_out = (y - 1 - y0) % nring
-                _response_row(img, cmat, _refl(y + br, h), br, xtap, prow, tcache, ttag, tmp, ring[slot_in])
+                _response_row(img, cmat, reflect(y + br, h), br, xtap, prow, tcache, ttag, tmp, ring[slot_in])
                 _swap_rows(col, ring[slot_in], ring[slot_out])
             _finish_row(col, win, inv_n, var_floor, wk, acc, sqk[y], vfit[y], vharm[y])
 
@@ -319,14 +308,14 @@ def box_preblur(img, size):
         for x in range(w):
             s = 0.0
             for j in range(size):
-                s += img[y, _refl(x + j - o, w)]
+                s += img[y, reflect(x + j - o, w)]
             tmp[y, x] = s
     inv = 1.0 / (size * size)
     for y in range(h):
         for x in range(w):
             s = 0.0
             for i in range(size):
-                s += tmp[_refl(y + i - o, h), x]
+                s += tmp[reflect(y + i - o, h), x]
             out[y, x] = s * inv
     return out
 

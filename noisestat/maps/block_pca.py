@@ -194,8 +194,6 @@ def _params(block: int, fine_block: int, mix: float, patch: int) -> dict[str, An
 
 
 def _not_applicable(shape, sides, weights, patch, t0, why: str) -> Heatmap:
-    z = np.zeros(shape, np.float32)
-    return Heatmap(values=z, raw=z, method="block_pca",
-                   params=_params(sides[0], sides[1], weights[0], patch),
-                   units="sigma (input scale)", timings={"total": time.perf_counter() - t0},
-                   applicable=False, note=f"block_pca is not applicable: {why}")
+    return Heatmap.not_applicable(shape, method="block_pca", note=f"block_pca is not applicable: {why}",
+                                  params=_params(sides[0], sides[1], weights[0], patch),
+                                  units="sigma (input scale)", timings={"total": time.perf_counter() - t0})

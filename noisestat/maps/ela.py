@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_choice, check_int
+from .._validate import check_bool, check_choice, check_int
 from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
@@ -106,19 +106,16 @@ def ela_map(
     quality = check_int(quality, "quality", minimum=1, maximum=100)
     subsampling = check_choice(subsampling, "subsampling", SUBSAMPLINGS)
     window = check_int(window, "window", minimum=1)
-    if not isinstance(force, (bool, np.bool_)):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    force = check_bool(force, "force")
     t0 = time.perf_counter()
     img = as_image(image)
     h, w = img.shape
     params = {"quality": quality, "subsampling": subsampling if img.pixels.shape[2] == 3 else "n/a (gray)",
               "window": window, "force": bool(force), "encoder": encoder_name()}
     if not (img.info.is_jpeg or force):
-        z = np.zeros((h, w), np.float32)
-        return Heatmap(
-            values=z, raw=z, method="ela", params=params,
-            units="mean |I - JPEG(I)| (input scale)",
-            timings={"total": time.perf_counter() - t0}, applicable=False,
+        return Heatmap.not_applicable(
+            (h, w), method="ela", params=params, units="mean |I - JPEG(I)| (input scale)",
+            timings={"total": time.perf_counter() - t0},
             note=(f"ELA is not applicable: the input ({img.info.format}) is not known to be "
                   f"JPEG-compressed, so the re-compression error would mostly show edges and "
                   f"texture; pass force=True if the pixels come from a JPEG"),

@@ -124,12 +124,10 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     params = {"window": window, "step": step, "patch_size": patch_size}
     ok = count_grid >= MIN_WINDOW_PATCHES_PER_DIM * d
     if not ok.any():
-        zeros = np.zeros((h, w), np.float32)
-        return Heatmap(values=zeros, raw=zeros, method="local_pca", params=params,
-                       units="sigma (input scale, channels jointly)",
-                       timings={"windows": t1 - t0, "total": time.perf_counter() - t0},
-                       applicable=False,
-                       note="no window has enough unclipped patches for a noise estimate")
+        return Heatmap.not_applicable((h, w), method="local_pca", params=params,
+                                      units="sigma (input scale, channels jointly)",
+                                      timings={"windows": t1 - t0, "total": time.perf_counter() - t0},
+                                      note="no window has enough unclipped patches for a noise estimate")
     note = ""
     if not ok.all():
         from scipy import ndimage as ndi

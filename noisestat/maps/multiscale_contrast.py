@@ -132,16 +132,10 @@ def multiscale_contrast_map(image: Any, *, window: int = 15) -> Heatmap:
     ratios = np.log(prof[:-1]) - np.log(prof[1:])
     params = {"window": window}
     if np.ptp(img.pixels) == 0:
-        return Heatmap(
-            values=np.zeros(img.shape, np.float32),
-            raw=np.zeros(img.shape, np.float32),
-            method="multiscale_contrast",
-            params=params,
-            units="robust z (RMS over 3 contrast ratios)",
-            timings={"total": time.perf_counter() - t0},
-            applicable=False,
-            note="constant image: no contrast at any scale",
-        )
+        return Heatmap.not_applicable(img.shape, method="multiscale_contrast", params=params,
+                                      units="robust z (RMS over 3 contrast ratios)",
+                                      timings={"total": time.perf_counter() - t0},
+                                      note="constant image: no contrast at any scale")
     z2 = np.zeros(img.shape, np.float32)
     for r in ratios:
         z2 += robust_z(r.astype(np.float32)) ** 2
