@@ -52,8 +52,9 @@ LOG: tuple[str, float | None] = ("log", None)
 LOGIT: tuple[str, float | None] = ("logit", 1e-4)
 LINEAR: tuple[str, float | None] = ("linear", None)
 #: The maps fusion is fitted with and uses by default, with their transform
-#: (one entry per map: adding a map, e.g. ``"nadq": LOGIT`` if its raw is a
-#: probability, is one entry here and a refit with ``benchmarks/fit_fusion.py``).
+#: (one entry per map: adding a map, e.g. ``"nadq": LINEAR`` - its raw is a
+#: per-block log-odds -, is one entry here and a refit with
+#: ``benchmarks/fit_fusion.py``; seven maps double the subset models to 128).
 #: The JPEG maps apply only to JPEG files with a trace; on other images they
 #: are left out and the model without them is used. Chosen on the synthetic
 #: training splices (held-out object AUC of the noise maps + ELA, then with the
@@ -72,7 +73,7 @@ FUSED_MAPS: dict[str, tuple[str, float | None]] = {
 #: Transforms of maps that were evaluated for fusion but are not fused (any
 #: other map: :data:`LOG`).
 OTHER_TRANSFORMS: dict[str, tuple[str, float | None]] = {
-    "blocking_grid": LINEAR, "grid_content": LINEAR, "cfa": LINEAR,
+    "blocking_grid": LINEAR, "grid_content": LINEAR, "cfa": LINEAR, "nadq": LINEAR,
 }
 #: Dense maps used by default (together about 3 s on a 3 MP double JPEG, the
 #: object segmentation about 1.2 s more).
