@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/fit_fusion.py [--seed 2024] [--n-images 960] [--out noisestat/localizers/fusion_model.json]
+    python benchmarks/fit_fusion.py [--seed 2024] [--n-images 600] [--workers 2] [--rows-cache rows.pkl]
+        [--extra-maps blocking_grid,grid_content] [--out noisestat/localizers/fusion_model.json]
 
 The training set is generated here, reproducibly from ``--seed``, with
 :func:`noisestat.synth.make_splice` over the scikit-image sample images
@@ -22,7 +23,17 @@ or other) is read. It follows the usual splicing pipeline:
   0.8/1.2) or on the whole image with one setting of the robustness
   protocols (:func:`noisestat.synth.protocols`: noise, blur, JPEG, gamma /
   dynamic range, resizing); then most images are JPEG-compressed (quality
-  60-100) and some resized.
+  60-100) and some resized;
+* a share (:data:`JPEG_SHARE`) of the images follows a JPEG protocol instead
+  (``_jpeg_splice``): ``single`` (host never compressed, the composite saved
+  once at q2), ``aligned`` (host saved at q1, pasted into, saved at q2 on the
+  same grid) or ``nonaligned`` (host saved at q1, cropped by a non-multiple
+  of 8, pasted into, saved at q2), q1 60-95, q2 70-100, the pasted region
+  half of the time processed as above.
+
+Every final JPEG is written as a file by Pillow and read back with
+:func:`noisestat.load_image`, so the JPEG maps see the file's quantised
+coefficients and tables as they do on real files.
 
 Per object, the features are computed by ``noisestat.localizers.fusion.
 _object_features`` - the same function the localizer uses. An object is a
@@ -32,14 +43,15 @@ Examples are weighted by the object's share of the image's pixels (the
 evaluation metrics are per pixel, per image). One model (standardised
 features, scikit-learn ``LogisticRegression``, L2, C = 1) is fitted for every
 subset of the maps, on the images where all of the subset's maps apply (ELA
-only on JPEG-compressed images). Held-out object-level AUC (every 5th image
+and the JPEG maps only on JPEG files, ADQ / dct_hist only with a
+double-compression trace). ``--extra-maps`` are computed too (kept in the
+``--rows-cache`` pickle, to assess a candidate map) but not fitted. Held-out object-level AUC (every 5th image
 held out) is printed and stored, then each model is refitted on all images.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import io
 import json
@@ -54,13 +66,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from noisestat import __version__  # noqa: E402
-from noisestat.io import as_image  # noqa: E402
+from noisestat.io import as_image, load_image  # noqa: E402
 from noisestat.localizers import fusion  # noqa: E402
 from noisestat.synth import available_sample_images, make_splice, protocols, sample_image  # noqa: E402
 
 POS_MIN, NEG_MAX = 0.75, 0.25
-#: maps the model is fitted with (fusion's default maps plus the slower kurtosis map)
-FIT_MAPS = "median_residual,wavelet_mad,ela,adq,kurtosis"
+#: maps the model is fitted with (fusion's default maps, noisestat.localizers.fusion.FUSED_MAPS)
+FIT_MAPS = ",".join(fusion.FUSED_MAPS)
 #: natural photographs among the sample images, used as hosts
 HOSTS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
 C_REG = 1.0
@@ -99,7 +111,7 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int 
     return img, None
 
 
-def _host(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+def _host(name: str, rng: np.random.Generator, *, camera: bool = True) -> tuple[np.ndarray, int | None]:
     import cv2
 
     img = sample_image(name).astype(np.float32)
@@ -112,7 +124,8 @@ def _host(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
         ch, cw = cw, ch
     ch, cw = min(h, ch), min(w, cw)
     r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    return _camera(img[r0 : r0 + ch, c0 : c0 + cw].astype(np.float64), rng)
+    crop = img[r0 : r0 + ch, c0 : c0 + cw].astype(np.float64)
+    return _camera(crop, rng) if camera else (crop, None)
 
 
 def _donor(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None, float]:
@@ -129,27 +142,17 @@ def _donor(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None,
     return np.clip(img, 0, 255), q, scale
 
 
-def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, bool, dict]:
-    """The k-th training splice: (image uint8, mask, jpeg-compressed?, settings)."""
-    rng = np.random.default_rng([seed, k])
-    names = available_sample_images()
-    hosts = [n for n in HOSTS if n in names]
-    host_name = hosts[int(rng.integers(len(hosts)))]
-    others = [n for n in names if n != host_name]
-    donor_name = others[int(rng.integers(len(others)))]
-    host, host_q = _host(host_name, rng)
-    donor, donor_q, donor_scale = _donor(donor_name, rng)
-    settings: dict = {"host": host_name, "donor": donor_name, "host_jpeg": host_q, "donor_jpeg": donor_q,
-                      "donor_scale": donor_scale}
+#: share of the training images made by the JPEG protocols (single, aligned and non-aligned double JPEG)
+JPEG_SHARE = 0.45
+JPEG_PROTOCOLS = ("single", "aligned", "nonaligned")
+
+
+def _splice_kwargs(rng: np.random.Generator) -> dict:
+    """Region and processing of the noise/blur/resize protocol splices (final JPEG in ``jpeg_quality``)."""
     kw: dict = {"region": str(rng.choice(["ellipse", "rectangle", "blob"])),
                 "region_fraction": float(rng.uniform(0.03, 0.3))}
     if rng.random() < 0.55:
-        kw["apply_to"] = "region"
-        kw["noise_sigma"] = float(rng.choice([0, 0, 1, 2, 3, 5, 8]))
-        if rng.random() < 0.4:
-            kw["blur_sigma"] = float(rng.choice([0.5, 1.0, 1.5, 2.0]))
-        if rng.random() < 0.2:
-            kw["gamma"] = float(rng.choice([0.8, 1.2]))
+        kw.update(_region_processing(rng))
     else:
         entries = [e for plist in protocols().values() for e in plist]
         kw.update(entries[int(rng.integers(len(entries)))])
@@ -157,18 +160,96 @@ def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, bool, dict]
         kw["jpeg_quality"] = int(rng.integers(60, 101))
     if kw.get("resize", 1.0) == 1.0 and rng.random() < 0.15:
         kw["resize"] = float(rng.choice([0.8, 0.9, 1.1, 1.2]))
+    return kw
+
+
+def _region_processing(rng: np.random.Generator) -> dict:
+    """Noise / blur / gamma on the pasted region only."""
+    kw: dict = {"apply_to": "region", "noise_sigma": float(rng.choice([0, 0, 1, 2, 3, 5, 8]))}
+    if rng.random() < 0.4:
+        kw["blur_sigma"] = float(rng.choice([0.5, 1.0, 1.5, 2.0]))
+    if rng.random() < 0.2:
+        kw["gamma"] = float(rng.choice([0.8, 1.2]))
+    return kw
+
+
+def _jpeg_splice(rng: np.random.Generator, host_name: str) -> tuple[np.ndarray, dict]:
+    """Host of a JPEG protocol splice and its settings.
+
+    ``single``: the host is never compressed (the composite is saved once);
+    ``aligned``: the host is saved at q1, pasted into and saved at q2 on the
+    same grid; ``nonaligned``: saved at q1, cropped by a non-multiple of 8
+    (row and/or column offset 1-7), pasted into and saved at q2. q1 60-95,
+    q2 70-100 (q2 != q1).
+    """
+    kind = JPEG_PROTOCOLS[int(rng.integers(len(JPEG_PROTOCOLS)))]
+    host, _ = _host(host_name, rng, camera=False)
+    host = np.clip(host + rng.normal(0.0, rng.uniform(0.5, 4.0), host.shape), 0, 255)
+    q1 = int(rng.integers(60, 96))
+    q2 = int(rng.integers(70, 101))
+    while q2 == q1:
+        q2 = int(rng.integers(70, 101))
+    settings: dict = {"jpeg_protocol": kind, "host_jpeg": None if kind == "single" else q1}
+    if kind != "single":
+        host = _jpeg_array(host, q1)
+    if kind == "nonaligned":
+        dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+        while dy == 0 and dx == 0:
+            dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+        host = host[dy:, dx:]
+        settings["crop"] = (dy, dx)
+    kw: dict = {"region": str(rng.choice(["ellipse", "rectangle", "blob"])),
+                "region_fraction": float(rng.uniform(0.03, 0.3)), "jpeg_quality": q2}
+    if rng.random() < 0.5:
+        kw.update(_region_processing(rng))
+    settings["kw"] = kw
+    return host, settings
+
+
+def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, int | None, dict]:
+    """The k-th training splice: (image uint8 before the final save, mask, final JPEG quality or None, settings)."""
+    rng = np.random.default_rng([seed, k])
+    names = available_sample_images()
+    hosts = [n for n in HOSTS if n in names]
+    host_name = hosts[int(rng.integers(len(hosts)))]
+    others = [n for n in names if n != host_name]
+    donor_name = others[int(rng.integers(len(others)))]
+    if rng.random() < JPEG_SHARE:
+        host, jset = _jpeg_splice(rng, host_name)
+        kw = jset.pop("kw")
+        settings: dict = {"host": host_name, "donor": donor_name, **jset}
+    else:
+        host, host_q = _host(host_name, rng)
+        kw = None
+        settings = {"host": host_name, "donor": donor_name, "jpeg_protocol": None, "host_jpeg": host_q}
+    donor, donor_q, donor_scale = _donor(donor_name, rng)
+    settings.update(donor_jpeg=donor_q, donor_scale=donor_scale)
+    if kw is None:
+        kw = _splice_kwargs(rng)
+    final_q = kw.pop("jpeg_quality", None)
     sp = make_splice(host.astype(np.float32), donor.astype(np.float32), seed=int(rng.integers(2**31)), **kw)
-    settings.update(kw)
-    return sp.image, sp.mask, kw.get("jpeg_quality") is not None, settings
+    settings.update(kw, jpeg_quality=final_q)
+    return np.asarray(sp.image), sp.mask, final_q, settings
+
+
+def _load_example(image: np.ndarray, quality: int | None, tmp: str):
+    """The splice as the localizer sees it: a JPEG file written by Pillow at ``quality``, or the array."""
+    if quality is None:
+        return as_image(image)
+    from PIL import Image
+
+    path = Path(tmp) / "splice.jpg"
+    Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=quality)
+    return load_image(path)
 
 
 def example_features(seed: int, k: int, maps: tuple[str, ...]) -> dict:
-    image, mask, jpeg, settings = make_example(seed, k)
-    img = as_image(image)
-    if jpeg:  # the pixels are JPEG-decoded: let ELA apply, as for a JPEG file
-        img = dataclasses.replace(img, info=dataclasses.replace(img.info, is_jpeg=True,
-                                                                jpeg_quality=float(settings["jpeg_quality"])))
-    f = fusion._object_features(img, maps=maps)
+    import tempfile
+
+    image, mask, quality, settings = make_example(seed, k)
+    with tempfile.TemporaryDirectory(prefix="fit_fusion_") as tmp:
+        img = _load_example(image, quality, tmp)
+        f = fusion._object_features(img, maps=maps)
     n = f.x.shape[0]
     lab = f.labels.ravel()
     counts = np.bincount(lab, minlength=n + 1)[1:]
@@ -250,22 +331,72 @@ def fit_models(rows: list[dict], maps: tuple[str, ...]) -> dict:
     return models
 
 
+def _protocol_summary(rows: list[dict]) -> dict:
+    """How many training images each protocol made."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        st = r["settings"]
+        kind = st.get("jpeg_protocol") or ("noise/blur/resize protocols, final JPEG" if st.get("jpeg_quality")
+                                           else "noise/blur/resize protocols, no final JPEG")
+        counts[kind] = counts.get(kind, 0) + 1
+    return {"share_jpeg_protocols": JPEG_SHARE, "images": counts,
+            "jpeg_protocols": " ".join(_jpeg_splice.__doc__.split("\n\n")[1].split())}
+
+
+def _rows(seed: int, n_images: int, maps: tuple[str, ...], workers: int) -> list[dict]:
+    """Per-image feature rows of images 0..n_images-1 (``workers`` processes at most)."""
+    import functools
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    job = functools.partial(example_features, seed, maps=maps)
+    rows: list[dict] = []
+    with multiprocessing.get_context("spawn").Pool(max(1, workers)) if workers > 1 else _Serial() as pool:
+        for row in pool.imap(job, range(n_images)):
+            rows.append(row)
+            if len(rows) % 20 == 0:
+                print(f"{len(rows)}/{n_images} images, {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
+
+
+class _Serial:
+    """The part of a multiprocessing pool used here, in this process."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def imap(func, items):
+        return map(func, items)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import pickle
+
     import sklearn
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--n-images", type=int, default=960)
+    p.add_argument("--n-images", type=int, default=600)
     p.add_argument("--maps", default=FIT_MAPS)
+    p.add_argument("--extra-maps", default="", help="maps computed and cached too (to assess them), not fitted")
+    p.add_argument("--workers", type=int, default=2, help="processes computing the features (<= 2 here)")
+    p.add_argument("--rows-cache", default="", help="pickle of the feature rows: read if present, else written")
     p.add_argument("--out", default=str(ROOT / "noisestat" / "localizers" / fusion.MODEL_FILE))
     args = p.parse_args(argv)
     maps = tuple(sorted({m.strip() for m in args.maps.split(",") if m.strip()}))
+    extra = tuple(sorted({m.strip() for m in args.extra_maps.split(",") if m.strip()} - set(maps)))
     t0 = time.perf_counter()
-    rows = []
-    for k in range(args.n_images):
-        rows.append(example_features(args.seed, k, maps))
-        if (k + 1) % 20 == 0:
-            print(f"{k + 1}/{args.n_images} images, {time.perf_counter() - t0:.0f} s", flush=True)
+    cache = Path(args.rows_cache) if args.rows_cache else None
+    if cache is not None and cache.exists():
+        rows = pickle.loads(cache.read_bytes())
+    else:
+        rows = _rows(args.seed, args.n_images, maps + extra, args.workers)
+        if cache is not None:
+            cache.write_bytes(pickle.dumps(rows))
     models = fit_models(rows, maps)
     out = {
         "format": fusion.MODEL_FORMAT,
@@ -279,8 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "n_images": args.n_images,
             "training_data": ("synthetic splices only (noisestat.synth.make_splice over the scikit-image "
-                              "sample images " + ", ".join(available_sample_images()) + "); no evaluation "
-                              "dataset was used"),
+                              "sample images " + ", ".join(available_sample_images()) + "; final JPEGs written "
+                              "as files by Pillow and read back with noisestat.load_image); no evaluation "
+                              "dataset (CASIA or other) was used"),
+            "protocols": _protocol_summary(rows),
+            "extra_maps_computed": list(extra),
             "hosts": list(HOSTS),
             "labels": f"object spliced if >= {POS_MIN:.0%} of its pixels are, pristine if <= {NEG_MAX:.0%}; "
                       "objects in between left out; weights = object's share of the image's pixels",

@@ -51,9 +51,10 @@ def test_model_file_matches_the_features_fusion_computes():
 def test_computed_features_are_the_model_features(demo):
     sp, loc = demo
     img = noisestat.load_image(sp.image)
-    f = fusion._object_features(img, maps=("median_residual", "kurtosis", "ela"))
-    assert f.maps_used == ("kurtosis", "median_residual")  # ELA does not apply to a raw array
-    assert list(f.names) == load_model()["models"]["kurtosis,median_residual"]["features"]
+    f = fusion._object_features(img, maps=("median_residual", "wavelet_mad", "ela", "adq"))
+    assert f.maps_used == ("median_residual", "wavelet_mad")  # ELA / ADQ do not apply to a raw array
+    assert set(f.not_applicable) == {"ela", "adq"}
+    assert list(f.names) == load_model()["models"]["median_residual,wavelet_mad"]["features"]
     assert f.x.shape == (len(loc.objects), len(f.names))
     assert np.all(np.isfinite(f.x[f.valid])) and np.all(np.isnan(f.x[~f.valid]))
     # pooled map statistics against a plain per-object reference
@@ -81,6 +82,61 @@ def test_computed_features_are_the_model_features(demo):
         np.testing.assert_allclose(rel[idx], vals - med, rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(f.x[:, f.names.index(f"median_residual_{stat}_absrel")][idx],
                                       np.abs(rel[idx]))
+
+
+def _double_jpeg_splice(tmp_path, host: str, donor: str, q1: int, q2: int, seed: int, crop=(0, 0)):
+    """Host saved at q1 (Pillow), cropped by ``crop``, donor pasted, saved at q2 as a file."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    h = sample_image(host).astype(np.float64)
+    h = np.clip(h + rng.normal(0, 1.5, h.shape), 0, 255).astype(np.uint8)
+    first = tmp_path / f"first{seed}.jpg"
+    Image.fromarray(h).save(first, quality=q1)
+    with Image.open(first) as im:
+        h1 = np.asarray(im, dtype=np.float32)[crop[0]:, crop[1]:]
+    sp = make_splice(h1, sample_image(donor), region="ellipse", region_fraction=0.15, seed=seed)
+    path = tmp_path / f"splice{seed}.jpg"
+    Image.fromarray(np.asarray(sp.image)).save(path, quality=q2)
+    return load_image(path), sp.mask
+
+
+def test_jpeg_maps_pooled_on_their_own_scale(tmp_path):
+    img, _ = _double_jpeg_splice(tmp_path, "chelsea", "rocket", 70, 90, 2)
+    f = fusion._object_features(img, maps=("adq", "jpeg_ghost", "dct_hist"))
+    assert f.maps_used == ("adq", "dct_hist", "jpeg_ghost")  # an aligned double JPEG: all apply
+    assert list(f.names) == load_model()["models"]["adq,dct_hist,jpeg_ghost"]["features"]
+    from noisestat.heatmap import robust_z
+    from noisestat.registry import get_method
+
+    def ref_z(t):  # the transforms written out: logit (probability), as is (log-ratio), log (steps)
+        return np.clip(robust_z(t.astype(np.float32)), -6, 6)
+
+    p = np.clip(get_method("adq").func(img).raw.astype(np.float64), 1e-4, 1 - 1e-4)
+    refs = {"adq": ref_z(np.log(p / (1 - p))), "jpeg_ghost": ref_z(get_method("jpeg_ghost").func(img).raw),
+            "dct_hist": ref_z(np.log(np.maximum(get_method("dct_hist").func(img).raw, 1e-2)))}
+    idx = np.flatnonzero(f.valid)
+    for m, z in refs.items():
+        means = np.array([z[f.labels == i + 1].mean() for i in idx])
+        np.testing.assert_allclose(f.x[idx, f.names.index(f"{m}_mean")], means, rtol=1e-3, atol=1e-4)
+
+
+def test_uses_the_jpeg_maps_on_double_jpeg_splices(tmp_path):
+    f1s, base = [], []
+    for seed, (host, donor, crop) in enumerate([("coffee", "astronaut", (0, 0)), ("chelsea", "rocket", (0, 0)),
+                                                ("astronaut", "coffee", (3, 5))]):
+        img, mask = _double_jpeg_splice(tmp_path, host, donor, 70, 90, seed, crop)
+        loc = fusion_localizer(img)
+        used = set(loc.extras["maps_used"])
+        assert {"ela", "jpeg_ghost"} <= used and loc.extras["model"] == model_key(used)
+        if crop == (0, 0):  # aligned: the double-compression maps find the trace
+            assert {"adq", "dct_hist"} <= used
+        else:  # not aligned: ADQ / dct_hist left out, the model without them used
+            assert "adq" in loc.extras["maps_not_applicable"] and "adq" not in loc.extras["model"]
+        f1s.append(evaluate_map(loc.heatmap.values, mask).f1_best)
+        base.append(evaluate_map(np.ones(mask.shape), mask).f1_best)
+    assert np.mean(f1s[:2]) > 0.7  # aligned double-JPEG splices
+    assert np.mean(f1s) > np.mean(base) + 0.2
 
 
 def test_probability_mask_score_and_contributions(demo):
@@ -159,8 +215,9 @@ def test_parameter_errors(demo):
         fusion_localizer(img, maps="nope")
     with pytest.raises(ValueError, match="not a dense map"):
         fusion_localizer(img, maps="objects")
-    with pytest.raises(ValueError, match="not fitted"):
-        fusion_localizer(img, maps="block_pca")
+    for unfitted in ("block_pca", "kurtosis", "blocking_grid"):
+        with pytest.raises(ValueError, match="not fitted"):
+            fusion_localizer(img, maps=unfitted)
     with pytest.raises(TypeError, match="maps"):
         fusion_localizer(img, maps=3)
     with pytest.raises(ValueError, match="n_objects"):

@@ -3,8 +3,8 @@
 The image is segmented and scored by the object-level localizer
 (:func:`noisestat.localizers.objects.objects_localizer`); a fixed list of
 dense maps is computed on the same image. For every object, each map's
-robust z-score of ``log(raw)`` is pooled over the object's pixels; these
-pooled values and the object localizer's own per-object features form one
+robust z-score of its transformed ``raw`` (``log``, ``logit`` or as is:
+:data:`FUSED_MAPS`) is pooled over the object's pixels; these pooled values and the object localizer's own per-object features form one
 feature vector per object, and a logistic model turns it into the
 probability that the object is spliced.
 
@@ -12,10 +12,11 @@ The model's coefficients ship with the package (``fusion_model.json``). They
 were fitted by ``benchmarks/fit_fusion.py`` on synthetic splices only
 (:func:`noisestat.synth.make_splice` over the bundled scikit-image sample
 images, with the robustness protocols' range of noise, blur, JPEG, resizing
-and gamma), never on an evaluation dataset; the file records how
+and gamma, and single / aligned / non-aligned double-JPEG splices written as
+JPEG files), never on an evaluation dataset; the file records how
 (``provenance``). One model is fitted for every subset of the fitted maps, so
-that a map that does not apply to an image (ELA on a never-compressed input)
-is left out and the model fitted without it is used: a missing map is never
+that a map that does not apply to an image (ELA or the JPEG maps on a
+never-compressed input, ADQ without a double-compression trace) is left out and the model fitted without it is used: a missing map is never
 imputed.
 """
 
@@ -38,17 +39,51 @@ from ..registry import get_method, register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
 from .objects import objects_localizer
 
-__all__ = ["fusion_localizer", "load_model", "DEFAULT_MAPS", "MODEL_FILE", "OBJECT_FEATURES",
-           "MAP_STATS", "model_key"]
+__all__ = ["fusion_localizer", "load_model", "DEFAULT_MAPS", "FUSED_MAPS", "MODEL_FILE", "OBJECT_FEATURES",
+           "MAP_STATS", "model_key", "map_transform"]
 
-#: Dense maps used by default (fast: together about a second on 3 MP).
-DEFAULT_MAPS = "median_residual,wavelet_mad,ela,adq"
+#: How a map's ``raw`` becomes the value whose robust z is pooled per object:
+#: ``("log", floor)`` - ``log(max(raw, floor))`` for positive scales (``floor``
+#: None: 1e-3 of the 8-bit level, scaled to the image's white level);
+#: ``("logit", floor)`` - ``logit(clip(raw, floor, 1 - floor))`` for
+#: probabilities; ``("linear", None)`` - ``raw`` itself for signed statistics
+#: (log-ratios, differences).
+LOG: tuple[str, float | None] = ("log", None)
+LOGIT: tuple[str, float | None] = ("logit", 1e-4)
+LINEAR: tuple[str, float | None] = ("linear", None)
+#: The maps fusion is fitted with and uses by default, with their transform
+#: (one entry per map: adding a map, e.g. ``"nadq": LINEAR`` - its raw is a
+#: per-block log-odds -, is one entry here and a refit with
+#: ``benchmarks/fit_fusion.py``; seven maps double the subset models to 128).
+#: The JPEG maps apply only to JPEG files with a trace; on other images they
+#: are left out and the model without them is used. Chosen on the synthetic
+#: training splices (held-out object AUC of the noise maps + ELA, then with the
+#: map added, on the images where it applies): adq 0.76 -> 0.92, dct_hist
+#: 0.73 -> 0.92, jpeg_ghost 0.73 -> 0.79 (0.5-0.8 s per 3 MP each). Not fused
+#: (six maps keep it at 2^6 = 64 subset models): grid_content 0.73 -> 0.77,
+#: blocking_grid 0.74 -> 0.76 (1.8 s per 3 MP), kurtosis 0.73 -> 0.75 (1.3 s).
+FUSED_MAPS: dict[str, tuple[str, float | None]] = {
+    "median_residual": LOG,
+    "wavelet_mad": LOG,
+    "ela": LOG,
+    "adq": LOGIT,
+    "jpeg_ghost": LINEAR,
+    "dct_hist": ("log", 1e-2),
+}
+#: Transforms of maps that were evaluated for fusion but are not fused (any
+#: other map: :data:`LOG`).
+OTHER_TRANSFORMS: dict[str, tuple[str, float | None]] = {
+    "blocking_grid": LINEAR, "grid_content": LINEAR, "cfa": LINEAR, "nadq": LINEAR,
+}
+#: Dense maps used by default (together about 3 s on a 3 MP double JPEG, the
+#: object segmentation about 1.2 s more).
+DEFAULT_MAPS = ",".join(FUSED_MAPS)
 MODEL_FILE = "fusion_model.json"
 MODEL_FORMAT = "noisestat-fusion-model/1"
 
 #: Per-object features taken from the object-level localizer.
 OBJECT_FEATURES = ("objects_score", "floor_rel", "floor_absrel")
-#: Per-map statistics of ``z`` (the robust z of log(raw)) over an object's pixels.
+#: Per-map statistics of ``z`` (the robust z of the transformed raw) over an object's pixels.
 MAP_STATS = ("mean", "absmean", "hi", "lo", "p10", "p50", "absp50", "p90")
 #: Each statistic also enters relative to the image's objects (minus their
 #: area-weighted median) and as the absolute value of that difference.
@@ -174,7 +209,8 @@ def _object_features(
     floor): ``objects_score`` (its per-object value), ``floor_rel`` (log noise
     floor of the object minus the area-weighted median over valid objects)
     and ``|floor_rel|``. Maps: for each applicable map,
-    ``z = clip(robust_z(log max(raw, eps)), -6, 6)`` over the whole image, and
+    ``z = clip(robust_z(t(raw)), -6, 6)`` over the whole image (``t``: the map's
+    :func:`map_transform`), and
     per object the statistics :data:`MAP_STATS` of ``z`` over its pixels: mean,
     ``|mean|``, fractions with ``z > 2`` and ``z < -2``, the 10th/50th/90th
     percentiles (on a 0.1 grid) and ``|p50|``. Each statistic enters as is,
@@ -253,9 +289,25 @@ def _map_stats(z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
     return st
 
 
+def map_transform(m: str) -> tuple[str, float | None]:
+    """The transform of map ``m``'s raw values before the robust z (see :data:`FUSED_MAPS`)."""
+    return FUSED_MAPS.get(m) or OTHER_TRANSFORMS.get(m) or LOG
+
+
+def _transformed(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
+    """``raw`` of map ``m`` on the scale of its :func:`map_transform`."""
+    kind, floor = map_transform(m)
+    if kind == "linear":
+        return np.asarray(raw, np.float32)
+    if kind == "logit":
+        p = np.clip(raw, np.float32(floor), np.float32(1.0 - floor))
+        return np.log(p / (np.float32(1.0) - p))
+    return np.log(np.maximum(raw, eps if floor is None else np.float32(floor)))
+
+
 def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> dict[str, np.ndarray]:
     """Feature columns of map ``m`` (its raw map ``raw``): each statistic as is, relative, |relative|."""
-    z = robust_z(np.log(np.maximum(raw, eps)))
+    z = robust_z(_transformed(m, raw, eps))
     np.clip(z, -Z_CLIP, Z_CLIP, out=z)
     st = _map_stats(z.ravel(), pool)
     cols: dict[str, np.ndarray] = {}
@@ -297,13 +349,15 @@ def fusion_localizer(
     Parameters
     ----------
     image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
-    maps : str, default "median_residual,wavelet_mad,ela,adq"
+    maps : str, default "median_residual,wavelet_mad,ela,adq,jpeg_ghost,dct_hist"
         Comma-separated registered dense maps; each must be one the model was
-        fitted with (``load_model()["maps"]``: these and ``"kurtosis"``, which
-        is slower and adds little on synthetic data). Maps that do not apply to
-        the image (ELA on a never-compressed input, ADQ without a
-        double-compression trace) are left out and the model fitted without
-        them is used.
+        fitted with (``load_model()["maps"]``, :data:`FUSED_MAPS`: the noise
+        maps, ELA and the JPEG maps ADQ, JPEG ghost and DCT-histogram
+        periodicity; ``kurtosis`` and ``blocking_grid`` are slower and added
+        little on the synthetic splices, so they are not fitted). Maps that do
+        not apply to the image (ELA and the JPEG maps on a never-compressed
+        input, ADQ / dct_hist without an aligned double-compression trace) are
+        left out and the model fitted without them is used.
     segmenter : str, default "slic_merge"
         Segmentation backend of the object localizer (the model was fitted with
         the default).
@@ -342,7 +396,8 @@ def fusion_localizer(
     -----
     For object ``i`` with feature vector ``x_i`` (see
     :data:`OBJECT_FEATURES` and :data:`MAP_STATS`; map statistics pool
-    ``z = clip(robust_z(log raw), -6, 6)`` over the object's pixels, as is and
+    ``z = clip(robust_z(t(raw)), -6, 6)`` over the object's pixels, ``t`` the
+    map's :func:`map_transform`, as is and
     relative to the image's other objects),
     ``p_i = 1 / (1 + exp(-(b + sum_k w_k (x_ik - mu_k) / s_k)))`` with the
     standardisation ``mu, s`` and the coefficients ``w, b`` of the packaged
