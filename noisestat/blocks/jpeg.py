@@ -28,6 +28,7 @@ from ..types import LoadedImage, readonly
 from .dct import JPEG_BLOCK, block_dct
 
 __all__ = [
+    "not_jpeg_reason",
     "JpegCoefficients",
     "read_coefficients",
     "coefficient_status",
@@ -102,6 +103,25 @@ class JpegCoefficients:
 
 class _Unreadable(Exception):
     """The file is unreadable now (not cached: it may become readable again)."""
+
+
+def not_jpeg_reason(image: LoadedImage, *, force: bool = False) -> str | None:
+    """Why a map of a JPEG's history does not apply to ``image``, or None when it does.
+
+    The maps that read a JPEG's compression history (``ela``, ``adq``,
+    ``jpeg_ghost``, ...) refuse input that is not known to be JPEG-compressed
+    unless the caller passes ``force=True``.
+
+    Examples
+    --------
+    >>> from noisestat.io import load_image
+    >>> not_jpeg_reason(load_image(np.zeros((8, 8), np.uint8)))
+    'the input (array) is not known to be JPEG-compressed; pass force=True if the pixels come from a JPEG'
+    """
+    if image.info.is_jpeg or force:
+        return None
+    return (f"the input ({image.info.format}) is not known to be JPEG-compressed; "
+            f"pass force=True if the pixels come from a JPEG")
 
 
 def read_coefficients(image: Any) -> JpegCoefficients | None:

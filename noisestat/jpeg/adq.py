@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import ZIGZAG
-from ..blocks.jpeg import pixel_coefficients, read_coefficients
+from ..blocks.jpeg import not_jpeg_reason, pixel_coefficients, read_coefficients
 from ..blocks.tiling import expand_grid
 from ..io import as_image, ijg_luma_table
 from ..registry import register
@@ -510,9 +510,8 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
         return Heatmap.not_applicable((h, w), method="adq", note=note, params=params, units=units,
                                       timings={"total": time.perf_counter() - t0})
 
-    if not (img.info.is_jpeg or force):
-        return not_applicable(f"ADQ is not applicable: the input ({img.info.format}) is not known to be "
-                              f"JPEG-compressed; pass force=True with info.jpeg_quality set if it is")
+    if why := not_jpeg_reason(img, force=force):
+        return not_applicable(f"ADQ is not applicable: {why} (and set info.jpeg_quality)")
     if _luma_table(img) is None:
         return not_applicable("ADQ is not applicable: no JPEG quantisation table is known for this input")
     a = analyze_double_jpeg(img, coefficients=coefficients)

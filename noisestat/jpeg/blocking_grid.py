@@ -20,6 +20,7 @@ import numpy as np
 
 from .._validate import check_bool, check_float, check_int
 from ..blocks.dct import JPEG_BLOCK
+from ..blocks.jpeg import not_jpeg_reason
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
 from ..io import as_image
@@ -261,9 +262,8 @@ def blocking_grid_map(image: Any, *, threshold: float = 50.0, window: int = 3, f
         return Heatmap.not_applicable((h, w), method="blocking_grid", note=note, params=params, units=units,
                                       timings={"total": time.perf_counter() - t0})
 
-    if not (img.info.is_jpeg or force):
-        return not_applicable(f"blocking_grid is not applicable: the input ({img.info.format}) is not known to "
-                              f"be JPEG-compressed; pass force=True if the pixels come from a JPEG")
+    if why := not_jpeg_reason(img, force=force):
+        return not_applicable(f"blocking_grid is not applicable: {why}")
     g = block_artifact_grid(img, threshold=threshold)
     t1 = time.perf_counter()
     params["phase"] = g.phase

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct
-from ..blocks.jpeg import read_coefficients
+from ..blocks.jpeg import not_jpeg_reason, read_coefficients
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
 from ..io import as_image, ijg_luma_table
@@ -369,9 +369,8 @@ def dct_hist_map(image: Any, *, coefficients: int = 20, window: int = 3, force: 
         return Heatmap.not_applicable((h, w), method="dct_hist", note=note, params=params, units=units,
                                       timings={"total": time.perf_counter() - t0})
 
-    if not (img.info.is_jpeg or force):
-        return not_applicable(f"dct_hist is not applicable: the input ({img.info.format}) is not known to be "
-                              f"JPEG-compressed; pass force=True if the pixels come from a JPEG")
+    if why := not_jpeg_reason(img, force=force):
+        return not_applicable(f"dct_hist is not applicable: {why}")
     est, flat, clipped = _estimate(img, coefficients)
     t1 = time.perf_counter()
     params["table"] = est.table_source

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_bool, check_choice, check_int
+from ..blocks.jpeg import not_jpeg_reason
 from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
@@ -380,9 +381,8 @@ def jpeg_ghost_map(
                               "qualities": qs, "encoder": encoder_name()}
     k = window // 8
     n_win = max(h // 8 - k + 1, 0) * max(w // 8 - k + 1, 0)
-    if not (img.info.is_jpeg or force):
-        return _not_applicable(h, w, params, t0, f"the input ({img.info.format}) is not known to be "
-                               f"JPEG-compressed; pass force=True if the pixels come from a JPEG")
+    if why := not_jpeg_reason(img, force=force):
+        return _not_applicable(h, w, params, t0, why)
     if n_win < 2:
         return _not_applicable(h, w, params, t0, f"the image ({h}x{w}) holds fewer than two "
                                f"{window}x{window} windows")

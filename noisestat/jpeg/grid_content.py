@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK
+from ..blocks.jpeg import not_jpeg_reason
 from ..blocks.tiling import expand_grid
 from ..heatmap import robust_logistic
 from ..io import as_image
@@ -281,11 +282,9 @@ def grid_content_map(
     params: dict[str, Any] = {"region": r, "smooth": smooth, "inverse": bool(inverse), "force": bool(force)}
     units = "log grid-line contrast excess" if inverse else "log grid-line contrast deficit"
     side = 8 * r * MIN_REGIONS + 1
-    if not (img.info.is_jpeg or force) or min(h, w) < side:
-        why = (f"the input ({img.info.format}) is not known to be JPEG-compressed; pass force=True if "
-               f"the pixels come from a JPEG") if min(h, w) >= side else (
-               f"the image ({h} x {w}) is smaller than {side} pixels a side ({MIN_REGIONS} regions of "
-               f"{8 * r} pixels)")
+    why = not_jpeg_reason(img, force=force) if min(h, w) >= side else (
+        f"the image ({h} x {w}) is smaller than {side} pixels a side ({MIN_REGIONS} regions of {8 * r} pixels)")
+    if why:
         return Heatmap.not_applicable((h, w), method="grid_content", note=f"grid_content is not applicable: {why}",
                                       params=params, units=units, timings={"total": time.perf_counter() - t0})
     deficit, found = _analyse(img, r, smooth)

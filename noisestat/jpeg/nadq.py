@@ -23,6 +23,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct, dct_matrix
+from ..blocks.jpeg import not_jpeg_reason
 from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
@@ -578,9 +579,8 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
         return Heatmap.not_applicable((h, w), method="nadq", note=note, params=params, units=units,
                                       timings=timings)
 
-    if not (img.info.is_jpeg or force):
-        return not_applicable(f"NA-DJPG is not applicable: the input ({img.info.format}) is not known to be "
-                              f"JPEG-compressed; pass force=True if it is")
+    if why := not_jpeg_reason(img, force=force):
+        return not_applicable(f"NA-DJPG is not applicable: {why}")
     if min(h, w) < MIN_SIDE:
         return not_applicable(f"NA-DJPG is not applicable: {h}x{w} is smaller than {MIN_SIDE} pixels on a side")
     a = analyze_nonaligned(img, coefficients=coefficients, min_evidence=EVIDENCE_MIN)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_bool, check_choice, check_int
+from ..blocks.jpeg import not_jpeg_reason
 from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
@@ -113,13 +114,11 @@ def ela_map(
     h, w = img.shape
     params = {"quality": quality, "subsampling": subsampling if img.pixels.shape[2] == 3 else "n/a (gray)",
               "window": window, "force": bool(force), "encoder": encoder_name()}
-    if not (img.info.is_jpeg or force):
+    if why := not_jpeg_reason(img, force=force):
         return Heatmap.not_applicable(
             (h, w), method="ela", params=params, units="mean |I - JPEG(I)| (input scale)",
             timings={"total": time.perf_counter() - t0},
-            note=(f"ELA is not applicable: the input ({img.info.format}) is not known to be "
-                  f"JPEG-compressed, so the re-compression error would mostly show edges and "
-                  f"texture; pass force=True if the pixels come from a JPEG"),
+            note=f"ELA is not applicable ({why}): its re-compression error would mostly show edges and texture",
         )
     scale = img.info.white_level / 255.0
     src = encoder_input(img)
