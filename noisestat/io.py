@@ -651,8 +651,9 @@ def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         grey_u = np.minimum(255, (below * 256) // v.size).astype(np.uint8)
     gray = grey_u[inverse].reshape(v.shape)
     levels: list[float | None] = [None] * 256
-    for g, u in zip(grey_u[::-1], uniq[::-1]):  # the smallest value of each level wins
-        levels[int(g)] = float(u) if np.isfinite(u) else None
+    used, first = np.unique(grey_u, return_index=True)  # grey_u is non-decreasing: first = smallest value
+    for g, u in zip(used.tolist(), uniq[first].tolist()):
+        levels[g] = u if np.isfinite(u) else None
     return gray, {"kind": "quantile", "levels": levels}
 
 
