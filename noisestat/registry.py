@@ -73,12 +73,7 @@ def register(name: str, *, kind: str = "map", description: str | None = None, ap
         raise ValueError(f"kind={kind!r}; use 'map' or 'localizer'")
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
-        sig = inspect.signature(func)
-        params = {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        params = _keyword_defaults(func)[0]
         desc = _first_doc_line(func) if description is None else description
         prev = _REGISTRY.get(name)
         if prev is not None and not _same_function(prev.func, func):

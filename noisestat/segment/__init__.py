@@ -38,6 +38,7 @@ __all__ = ["segment", "backends", "register_backend", "DEFAULT_BACKEND"]
 
 DEFAULT_BACKEND = "slic_merge"
 
+
 def register_backend(name: str, func: Callable[..., Any], *, replace: bool = False) -> None:
     """Make ``func`` available as ``segment(image, method=name)``.
 
