@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_bool, check_choice, check_int
-from ..blocks.jpeg import not_jpeg_reason
+from ..blocks.jpeg import not_jpeg_reason, read_coefficients
 from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
@@ -27,8 +27,8 @@ __all__ = ["jpeg_ghost_map", "ghost_differences", "EPS", "MIN_CLASS"]
 
 _SUBSAMPLING = ("auto", *SUBSAMPLINGS)
 _CHANNELS = ("luma", "rgb")
-#: PIL's code of a JPEG file's chroma sampling -> the name used here
-_PIL_SAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+#: (horizontal, vertical) luma-to-chroma sampling ratio of a JPEG file -> the name used here
+_SAMPLING_NAMES = {(1, 1): "4:4:4", (2, 1): "4:2:2", (2, 2): "4:2:0"}
 #: Floor added to the window-mean squared difference (gray levels squared) before the
 #: logarithm: below it (flat or clipped areas) the difference is rounding noise.
 EPS = 0.5
@@ -68,15 +68,12 @@ def _file_subsampling(img: LoadedImage, subsampling: str) -> str:
     """``subsampling``, or for "auto" the chroma sampling of the JPEG file (4:2:0 when unknown)."""
     if subsampling != "auto":
         return subsampling
-    if img.info.is_jpeg and img.info.source != "<array>":
-        try:
-            from PIL import Image, JpegImagePlugin
-
-            with Image.open(img.info.source) as im:
-                return _PIL_SAMPLING.get(JpegImagePlugin.get_sampling(im), "4:2:0")
-        except (OSError, ValueError, AttributeError):
-            pass
-    return "4:2:0"
+    coef = read_coefficients(img)  # hash-checked against the loaded image, cached
+    if coef is None or len(coef.sampling) != 3:
+        return "4:2:0"
+    (hy, vy), (hc, vc) = coef.sampling[0], coef.sampling[1]
+    ratio = (hy // max(hc, 1), vy // max(vc, 1)) if hy % max(hc, 1) == 0 and vy % max(vc, 1) == 0 else None
+    return _SAMPLING_NAMES.get(ratio, "4:2:0")
 
 
 def _check_window(window: Any) -> int:
