@@ -192,7 +192,6 @@ def test_not_applicable_inputs(tmp_path):
         (np.repeat(bayer[:, :, 1:2], 3, axis=2), "grayscale"),
         (_jpeg(tmp_path, bayer, 70), "JPEG quality 70"),
         (bayer[:10, :40], "smaller than two blocks"),
-        (_png(tmp_path, sample_image("chelsea"), "orig.png"), "no demosaicing trace"),  # resampled photo
     ]:
         hm = cfa_map(inp)
         assert not hm.applicable and why in hm.note, hm.note
@@ -200,10 +199,19 @@ def test_not_applicable_inputs(tmp_path):
         assert hm.values.shape == expected and not hm.values.any()
 
 
-def test_no_trace_forced_map():
-    hm = cfa_map(_downscaled(sample_image("coffee")), require_trace=False)
+def test_no_trace_map_with_statistic(tmp_path):
+    """Without a trace the map is still made; trace_strength says the trace is weak (or refused on request)."""
+    photo = _downscaled(sample_image("coffee"))
+    hm = cfa_map(photo)
     assert hm.applicable and "NO demosaicing trace" in hm.note
-    assert hm.values.shape == (400, 600)
+    assert hm.params["trace_found"] is False and 0.0 <= hm.params["trace_strength"] < 0.3
+    assert hm.values.shape == (400, 600) and hm.values.any()
+    bayer = cfa_map(bayer_bilinear(sample_image("coffee")))
+    assert bayer.params["trace_found"] is True and bayer.params["trace_strength"] > 2.0
+    q95 = cfa_map(_jpeg(tmp_path, bayer_bilinear(sample_image("coffee")), 95))
+    assert q95.params["trace_found"] is True and 0.3 <= q95.params["trace_strength"] < bayer.params["trace_strength"]
+    refused = cfa_map(_png(tmp_path, photo, "orig.png"), require_trace=True)
+    assert not refused.applicable and "no demosaicing trace" in refused.note and not refused.values.any()
 
 
 def test_16bit_png_matches_8bit(tmp_path):

@@ -303,16 +303,17 @@ def _input_problem(img: LoadedImage, block: int, min_quality: float) -> str | No
 
 
 @register("cfa", kind="map",
-          applies="colour input, never compressed or JPEG quality >= 90, with a demosaicing trace")
+          applies="colour input, never compressed or JPEG quality >= 90 (params['trace_strength'] says how "
+                  "strong the demosaicing trace is)")
 def cfa_map(
     image: Any,
     *,
     block: int = 8,
     window: int = 7,
     sigma: float = 1.5,
-    smooth: int = 3,
+    smooth: int = 5,
     min_quality: float = MIN_JPEG_QUALITY,
-    require_trace: bool = True,
+    require_trace: bool = False,
 ) -> Heatmap:
     """CFA-artifact map: per block, the probability that the demosaicing trace is missing.
 
@@ -328,30 +329,35 @@ def cfa_map(
         Side (odd, 3-15) of the window of the local variance.
     sigma : float, default 1.5
         Standard deviation (pixels) of the Gaussian weights of that window.
-    smooth : int, default 3
-        Side (odd; 1 = none) of the box filter over the block grid applied to
-        the log likelihood ratio (sums the evidence of neighbouring blocks).
+    smooth : int, default 5
+        Side (odd; 1 = none) of the median filter over the block grid applied
+        to the log likelihood ratio (5 as in the authors' code).
     min_quality : float, default 90
         JPEG inputs of lower (estimated IJG) quality are not analysed.
-    require_trace : bool, default True
-        Declare images without a demosaicing trace not applicable. False
-        computes the map from the fitted mixture anyway (every textured block
-        counts; the map then shows where ``L`` is nearest 0, which without a
-        trace is content, not evidence); the ``note`` says so.
+    require_trace : bool, default False
+        True: declare images without a visible demosaicing trace
+        (``trace_found`` False) not applicable. By default the map is computed
+        anyway; ``params['trace_strength']`` and the ``note`` say how much it
+        can be trusted.
 
     Returns
     -------
     Heatmap
         ``raw``: per block the log likelihood ratio ``log p(L | no trace) -
-        log p(L | trace)`` (box-filtered); ``values``: ``1 / (1 + exp(-raw))``,
-        the posterior of "no trace" at equal priors. Blocks that cannot show
-        the trace (flat, or in a texture-level bin without a visible trace)
-        get raw 0 and values 0 (no evidence). ``params`` holds the lattice
-        phase and the mixture parameters. Not applicable (zeros and a
-        ``note``) for grayscale input, JPEG below ``min_quality``, images
-        smaller than two blocks, and (unless ``require_trace=False``) images
-        without a demosaicing trace (median ``|L|`` below 0.3 at every texture
-        level: resampled, scanned or heavily processed photos).
+        log p(L | trace)`` (median-filtered); ``values``: ``1 / (1 + exp(-raw))``,
+        the posterior of "no trace" at equal priors (high = trace missing =
+        likely spliced). Blocks that cannot show the trace (flat, or in a
+        texture-level bin without a visible trace) get raw 0 and values 0 (no
+        evidence). ``params`` holds the lattice phase, the mixture parameters,
+        ``trace_strength`` (float: the largest median ``|L|`` over the texture
+        levels; 0-0.16 on resampled photos, 2-7 on a bilinear Bayer image,
+        0.4-2 after JPEG quality 90-95) and ``trace_found``
+        (``trace_strength >= 0.3``). Without a trace the map shows where
+        ``L`` is nearest 0, which is content, not CFA evidence (the ``note``
+        says so). Not applicable (zeros and a ``note``) for grayscale input,
+        JPEG below ``min_quality`` (or of unknown quality), images smaller
+        than two blocks or with fewer than 8 textured blocks, and, with
+        ``require_trace=True``, images without a trace.
 
     Raises
     ------
@@ -374,8 +380,9 @@ def cfa_map(
     :math:`L \\sim \\pi N(0, v_0) + (1 - \\pi) N(\\mu_1, v_1)`; the sign of
     :math:`\\mu_1` gives the lattice of the acquired green samples (the phase
     with the stronger trace, where the acquired variance is the larger).
-    Each block's map value is the likelihood ratio
-    :math:`N(L; 0, v_0) / N(L; \\mu_1, v_1)`.
+    Each block's raw value is the log likelihood ratio
+    :math:`\\log N(L; 0, v_0) - \\log N(L; \\mu_1, v_1)`, median-filtered
+    over ``smooth x smooth`` blocks.
 
     Extension for JPEG input (not in the paper): compression noise hides the
     trace in smooth blocks, so the trace component's mean and variance depend
@@ -384,11 +391,9 @@ def cfa_map(
     (one bin, the paper's model, for never-compressed input). A bin shows a
     trace when its median :math:`|L|` is at least 0.3 (acquired variance 1.35
     times the interpolated one); blocks of other bins carry no information.
-    Without such a bin the image has no trace (for reference: 0.0-0.16 on
-    resampled sample photos and on every CASIA v1 image; 2-7 on a bilinear
-    Bayer image, 0.4-2 after JPEG quality 90-95). Blocks whose
-    geometric-mean variance is below 0.05 (8-bit units squared) on both
-    lattices are flat: left out of the fit.
+    The trace statistic is :math:`\\max_k |\\mathrm{median}_k L|` (every CASIA
+    v1 image: below 0.12). Blocks whose geometric-mean variance is below
+    0.05 (8-bit units squared) on both lattices are flat: left out of the fit.
 
     References
     ----------
@@ -406,10 +411,7 @@ def cfa_map(
     >>> cfa_map(np.zeros((64, 64), np.uint8)).applicable  # grayscale
     False
     """
-    from scipy.ndimage import uniform_filter
-
     params = _checked_params(block, window, sigma, smooth, min_quality, require_trace)
-    block, window, sigma, smooth = params["block"], params["window"], params["sigma"], params["smooth"]
     t0 = time.perf_counter()
     img = as_image(image)
     h, w = img.shape
@@ -419,47 +421,62 @@ def cfa_map(
         return Heatmap.not_applicable((h, w), method="cfa", note=note, params=params, units=units,
                                       timings={"total": time.perf_counter() - t0})
 
-    problem = _input_problem(img, block, params["min_quality"])
+    problem = _input_problem(img, params["block"], params["min_quality"])
     if problem:
         return not_applicable(f"CFA is not applicable: {problem}")
-    L, level, flat = cfa_feature(img.pixels[:, :, 1], block=block, window=window, sigma=sigma,
-                                 scale=img.info.white_level / 255.0)
+    L, level, flat = cfa_feature(img.pixels[:, :, 1], block=params["block"], window=params["window"],
+                                 sigma=params["sigma"], scale=img.info.white_level / 255.0)
     t1 = time.perf_counter()
     if np.count_nonzero(~flat) < 8:
         return not_applicable("CFA is not applicable: fewer than 8 blocks with texture")
     mix = fit_cfa_mixture(L[~flat], level[~flat], bins=LEVEL_BINS if img.info.is_jpeg else 1)
     t2 = time.perf_counter()
     params.update(_mixture_params(mix))
-    trace = mix.has_trace()
-    if not trace and require_trace:
+    if not params["trace_found"] and require_trace:
         return not_applicable(
-            f"CFA found no demosaicing trace: the median block log-ratio L is below {TRACE_MIN_MEAN} at "
-            f"every texture level (largest {np.max(np.abs(mix.median_by_level)):.3f}); a resampled, scanned "
-            f"or heavily processed image?")
-    uninformative = flat | ~mix.informative(level) if trace else flat
-    llr = np.where(uninformative, 0.0, mix.log_lr(L, level))
-    if smooth > 1:
-        llr = uniform_filter(llr, size=smooth, mode="nearest")
-    rows, cols = block_index(h, block), block_index(w, block)
-    raw = expand_grid(llr, rows, cols)
-    off = expand_grid(uninformative.astype(np.float64), rows, cols) > 0.5
+            f"CFA found no demosaicing trace (require_trace=True): trace_strength "
+            f"{params['trace_strength']:.3f} < {TRACE_MIN_MEAN}, the median block log-ratio L at every "
+            f"texture level; a resampled, scanned or heavily processed image?")
+    raw, off = _block_map(L, level, flat, mix, params["block"], params["smooth"], (h, w))
     values = (1.0 / (1.0 + np.exp(-raw.astype(np.float64)))).astype(np.float32)
     values[off] = 0.0
     raw[off] = 0.0
-    note = (f"demosaicing trace found: {PHASES[mix.phase]}, median L up to "
-            f"{np.max(np.abs(mix.median_by_level)):.2f}" if trace else
-            f"NO demosaicing trace (median L at most {np.max(np.abs(mix.median_by_level)):.3f}): map computed "
-            f"anyway (require_trace=False); it reflects content, not CFA evidence")
-    if off.any():
-        note += f"; {np.mean(off):.1%} of pixels in blocks without a visible trace (values 0)"
     return Heatmap(values=values, raw=raw, method="cfa", params=params, units=units,
                    timings={"feature": t1 - t0, "mixture": t2 - t1, "total": time.perf_counter() - t0},
-                   note=note)
+                   note=_note(mix, float(np.mean(off))))
+
+
+def _block_map(L: np.ndarray, level: np.ndarray, flat: np.ndarray, mix: CfaMixture, block: int, smooth: int,
+               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: the median-filtered block log likelihood ratio and the blocks without evidence."""
+    from scipy.ndimage import median_filter
+
+    uninformative = flat | ~mix.informative(level) if mix.has_trace() else flat
+    llr = np.where(uninformative, 0.0, mix.log_lr(L, level))
+    if smooth > 1:
+        llr = median_filter(llr, size=smooth, mode="nearest")
+    rows, cols = block_index(shape[0], block), block_index(shape[1], block)
+    off = expand_grid(uninformative.astype(np.float64), rows, cols) > 0.5
+    return expand_grid(llr, rows, cols), off
+
+
+def _note(mix: CfaMixture, off_share: float) -> str:
+    """What the map shows: the trace found (phase, strength) or its absence."""
+    strength = float(np.max(np.abs(mix.median_by_level)))
+    if mix.has_trace():
+        note = f"demosaicing trace found: {PHASES[mix.phase]}, trace_strength (median L up to) {strength:.2f}"
+    else:
+        note = (f"NO demosaicing trace (trace_strength {strength:.3f} < {TRACE_MIN_MEAN}): the map shows where "
+                f"L is nearest 0, which reflects content, not CFA evidence")
+    if off_share > 0:
+        note += f"; {off_share:.1%} of pixels in blocks without a visible trace (values 0)"
+    return note
 
 
 def _mixture_params(mix: CfaMixture) -> dict[str, Any]:
-    """The lattice phase and the mixture parameters, as plain Python values."""
+    """The lattice phase, the mixture parameters and the trace statistic, as plain Python values."""
     return {"phase": PHASES[mix.phase], "weight_no_trace": mix.weight_no_trace, "var_no_trace": mix.var_no_trace,
             "level_edges": [float(v) for v in mix.level_edges],
             "mean_trace": [float(v) for v in mix.mean_trace], "var_trace": [float(v) for v in mix.var_trace],
-            "median_by_level": [float(v) for v in mix.median_by_level], "em_iterations": mix.iterations}
+            "median_by_level": [float(v) for v in mix.median_by_level], "em_iterations": mix.iterations,
+            "trace_strength": float(np.max(np.abs(mix.median_by_level))), "trace_found": mix.has_trace()}
