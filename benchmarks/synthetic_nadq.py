@@ -4,8 +4,8 @@ Each case: a scikit-image sample photo (with a little noise, never compressed) i
 saved at quality q1, decoded, cropped by a random (dy, dx) != (0, 0) (so the
 first grid is shifted), a rectangle is replaced by never-compressed pixels of
 another photo, and the result is saved at q2. Reported: grid shift found,
-applicable, F1-best / AUC of the map. Controls: the same crops saved once (q2)
-or twice on the same grid (q1 then q2): nadq should say not applicable, except on
+trace declared (``params["trace"]``), F1-best / AUC of the map. Controls: the same crops
+saved once (q2) or twice on the same grid (q1 then q2): nadq should declare no trace, except on
 ``immunohistochemistry``, a sample photo that was JPEG-compressed at its source (its
 first grid is found at shift (5, 3) of the full photo, moving with the crop).
 
@@ -78,20 +78,20 @@ def main() -> None:
             clean, img, mask, shift, q1, q2 = _case(rng, photos, k)
             hm = nadq_map(_loaded(_jpeg(img, q2)))
             m = evaluate_map(hm.values, mask)
-            rows.append((hm.params["shift"] == shift, hm.applicable, m.f1_best if hm.applicable else 0.0,
+            rows.append((hm.params["shift"] == shift, hm.params["trace"], m.f1_best if hm.applicable else 0.0,
                          m.auc if hm.applicable else 0.5))
             print(f"seed {seed} photo {k:2d} q1={q1} q2={q2} shift={shift} found={hm.params['shift']} "
-                  f"ev={hm.params['shift_evidence']:.0f} applicable={hm.applicable} F1best={rows[-1][2]:.3f}",
+                  f"ev={hm.params['shift_evidence']:.0f} trace={hm.params['trace']} F1best={rows[-1][2]:.3f}",
                   flush=True)
             for kind, b in (("single", _jpeg(clean, q2)), ("aligned", _jpeg(_decode(_jpeg(clean, q1)), q2))):
-                refusals[kind][0] += not nadq_map(_loaded(b)).applicable
+                refusals[kind][0] += not nadq_map(_loaded(b)).params["trace"]
                 refusals[kind][1] += 1
     r = np.array(rows, float)
-    print(f"\nNA-DJPG splices: {len(rows)}; shift found {r[:, 0].mean():.2f}; applicable {r[:, 1].mean():.2f}; "
+    print(f"\nNA-DJPG splices: {len(rows)}; shift found {r[:, 0].mean():.2f}; trace {r[:, 1].mean():.2f}; "
           f"F1-best (n/a = 0) {r[:, 2].mean():.3f}; AUC {r[:, 3].mean():.3f}; "
-          f"F1-best where applicable {r[r[:, 1] > 0, 2].mean():.3f}")
+          f"F1-best where a trace {r[r[:, 1] > 0, 2].mean():.3f}")
     for kind, (na, n) in refusals.items():
-        print(f"{kind} compressions: {na}/{n} not applicable")
+        print(f"{kind} compressions: {na}/{n} without a trace")
 
 
 def _loaded(b: bytes):

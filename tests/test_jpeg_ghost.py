@@ -88,6 +88,26 @@ def ref_depth(delta: np.ndarray, qualities) -> np.ndarray:
     return out
 
 
+def ref_normalised(delta: np.ndarray) -> np.ndarray:
+    """Farid's per-window normalisation over q, window by window (0.5 where the span is below EPS)."""
+    out = np.empty_like(delta)
+    for r in range(delta.shape[1]):
+        for c in range(delta.shape[2]):
+            d = delta[:, r, c]
+            span = d.max() - d.min()
+            out[:, r, c] = (d - d.min()) / span if span > EPS else 0.5
+    return out
+
+
+def write_tmp(b: bytes):
+    import tempfile
+    from pathlib import Path
+
+    p = Path(tempfile.mkdtemp()) / "x.jpg"
+    p.write_bytes(b)
+    return p
+
+
 def ref_fisher(v: np.ndarray) -> tuple[float, float]:
     """Brute force over every split of the sorted values: the Otsu split's Fisher ratio and low share."""
     x = np.sort(v.ravel())
@@ -95,6 +115,8 @@ def ref_fisher(v: np.ndarray) -> tuple[float, float]:
     lo = max(1, int(np.ceil(MIN_CLASS * n)))
     best = max(range(lo, n - lo + 1), key=lambda k: k * (n - k) * (x[k:].mean() - x[:k].mean()) ** 2)
     a, b = x[:best], x[best:]
+    if b.mean() - a.mean() <= 0:  # no split (a constant map)
+        return 0.0, 0.5
     return (b.mean() - a.mean()) / np.sqrt(0.5 * (a.var() + b.var())), best / n
 
 
@@ -115,7 +137,8 @@ def test_depth_and_criterion_match_reference(rng):
     hm = jpeg_ghost_map(img, force=True, q_min=50, step=5, quality=65)
     assert hm.params["qualities"] == list(range(50, 100, 5)) and hm.params["quality"] == 65
     allq = hm.params["qualities"]
-    depth = ref_depth(ref_delta(ref_luma(img.pixels.astype(np.uint8)), allq, 16), allq)
+    delta = ref_delta(ref_luma(img.pixels.astype(np.uint8)), allq, 16)
+    depth = ref_depth(delta, allq)
     g = depth[allq.index(65)]
     # linear between window centres 8 r + 7.5 (16-pixel windows), constant beyond the outer ones
     ys, xs = np.arange(48), np.arange(64)
@@ -123,9 +146,36 @@ def test_depth_and_criterion_match_reference(rng):
     cols = np.stack([np.interp(ys, cy, g[:, c]) for c in range(g.shape[1])], axis=1)
     full = np.stack([np.interp(xs, cx, cols[y]) for y in range(48)])
     np.testing.assert_allclose(hm.raw, full, rtol=1e-4, atol=1e-4)
-    fisher, share = ref_fisher(g)
-    assert hm.params["fisher"] == pytest.approx(fisher, rel=1e-6)
+    fisher, share = ref_fisher(ref_normalised(delta)[allq.index(65)])
+    assert hm.params["fisher"] == pytest.approx(fisher, rel=1e-5)
     assert hm.params["ghost_share"] == pytest.approx(share)
+    assert hm.params["candidates"] == [65]
+
+
+def test_choice_matches_reference():
+    """Unforced: the local minima of the mean curve, then the largest Fisher ratio of d_q among them."""
+    # a region saved at q1 in a never-compressed host (no local minimum: every quality is a
+    # candidate), and a host saved at 66 around a never-compressed region (minima at 66 and 74)
+    for name, seed, q1, host_first in (("chelsea", 0, 70, False), ("chelsea", 1, 62, False),
+                                       ("coffee", 0, 66, True)):
+        host = _photo(name, seed, shape=(64, 96))
+        first = decode(jpeg_bytes(host, q1))
+        px = first.copy() if host_first else host.copy()
+        px[16:48, 24:64] = (host if host_first else first)[16:48, 24:64]
+        img = noisestat.load_image(write_tmp(jpeg_bytes(px, 92)))
+        hm = jpeg_ghost_map(img, q_min=56, step=2)
+        allq = hm.params["qualities"]
+        delta = ref_delta(ref_luma(img.pixels.astype(np.uint8)), allq, 16)
+        mean = delta.reshape(len(allq), -1).mean(axis=1)
+        cand = [i for i in range(1, len(allq) - 1) if mean[i] < mean[i - 1] and mean[i] < mean[i + 1]]
+        cand = cand or list(range(len(allq)))
+        norm = ref_normalised(delta)
+        fis = [ref_fisher(norm[i])[0] for i in cand]
+        best = cand[int(np.argmax(fis))]
+        assert hm.params["candidates"] == [allq[i] for i in cand]
+        assert hm.params["quality"] == allq[best]
+        assert hm.params["fisher"] == pytest.approx(max(fis), rel=1e-4)
+        assert (len(cand) == 2) == host_first
 
 
 # --------------------------------------------------------------------------- #
@@ -136,7 +186,7 @@ def test_depth_and_criterion_match_reference(rng):
 def test_ghost_of_a_region_saved_at_60_is_found(splice_path):
     hm = jpeg_ghost_map(splice_path)
     assert hm.applicable and hm.note == ""
-    assert hm.params["qualities"] == list(range(50, 90, 2))  # below the file's own quality 90
+    assert hm.params["qualities"] == list(range(50, 90))  # below the file's own quality 90
     assert abs(hm.params["quality"] - 60) <= 5
     assert hm.params["orientation"] == "ghost" and hm.params["ghost_share"] < 0.5
     m = evaluate_map(hm.values, MASK)

@@ -141,6 +141,7 @@ def test_shift_found_and_region_separated(tmp_path):
     assert a.q1[0] == 13 and len(a.informative) >= 4  # IJG quality 60: DC step 13
     hm = nd.nadq_map(path)
     assert hm.applicable and hm.values.shape == mask.shape and hm.values.dtype == np.float32
+    assert hm.params["trace"] and hm.params["lattice_found"] and not hm.note.startswith("weak")
     assert hm.params["shift"] == (3, 5) and hm.params["q1"][0] == 13
     m = evaluate_map(hm.values, mask)
     assert m.f1_best >= 0.8 and m.auc > 0.95
@@ -157,15 +158,41 @@ def test_other_shift(tmp_path):
 
 
 @pytest.mark.parametrize("quality", [75, 90])
-def test_single_compression_is_not_applicable(tmp_path, quality):
+def test_single_compression_has_no_trace(tmp_path, quality):
     hm = nd.nadq_map(_write(tmp_path, "s.jpg", jpeg_bytes(_host("chelsea", 2), quality)))
-    assert not hm.applicable and "no non-aligned" in hm.note and not hm.values.any()
+    assert hm.applicable and not hm.params["trace"]  # the map of the best shifted grid all the same
+    assert hm.note.startswith("weak trace") and "no non-aligned" in hm.note
     assert hm.params["shift_evidence"] < nd.EVIDENCE_MIN
 
 
-def test_aligned_double_compression_is_not_applicable(tmp_path):
+def test_aligned_double_compression_has_no_trace(tmp_path):
     b = jpeg_bytes(decode(jpeg_bytes(_host("chelsea", 3), 60)), 90)
-    assert not nd.nadq_map(_write(tmp_path, "a.jpg", b)).applicable
+    hm = nd.nadq_map(_write(tmp_path, "a.jpg", b))
+    assert hm.applicable and not hm.params["trace"]
+    assert hm.params["aligned_evidence"] > 10 * nd.EVIDENCE_MIN > hm.params["shift_evidence"]
+
+
+@pytest.mark.parametrize("host_first", [False, True])
+def test_region_pasted_off_the_grid_is_located(tmp_path, host_first):
+    """Only the pasted region (from a JPEG at 60, off the grid) carries the shifted trace.
+
+    In a never-compressed host the whole-image rule still holds; in a host compressed on the
+    grid (the aligned grid's evidence dominates) it does not, and the map locates the region all
+    the same (low: the region is the non-aligned double compression).
+    """
+    host = _host("chelsea", 0)
+    if host_first:
+        host = decode(jpeg_bytes(host, 75))
+    donor = decode(jpeg_bytes(_host("coffee", 1), 60))[3:, 5:]
+    img = host[: donor.shape[0], : donor.shape[1]].copy()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[64:224, 96:320] = True
+    img[mask] = donor[: img.shape[0], : img.shape[1]][mask]
+    hm = nd.nadq_map(_write(tmp_path, "r.jpg", jpeg_bytes(img, 90)))
+    assert hm.applicable and hm.params["shift"] == (3, 5) and hm.params["q1"][0] == 13
+    assert hm.params["trace"] is (not host_first) and hm.params["lattice_found"]
+    m = evaluate_map(1.0 - hm.values, mask)
+    assert m.f1_best >= 0.8 and m.auc > 0.95
 
 
 # ---------------------------------------------------------------- inputs and parameters

@@ -201,15 +201,36 @@ def _quality_range(img: LoadedImage, q_min: int, step: int, forced: int | None) 
     return qs
 
 
-def _choose(depth: np.ndarray, qs: list[int], forced: int | None) -> tuple[int, np.ndarray, float]:
-    """Index of the reported quality, the Fisher ratio per quality and the low-class share there."""
-    scores = np.empty(len(qs))
-    shares = np.empty(len(qs))
-    for i in range(len(qs)):
-        scores[i], shares[i] = _otsu_fisher(depth[i])
+def _normalised(delta: np.ndarray) -> np.ndarray:
+    """Min-max normalisation per window over the qualities: ``(delta_q - min_q) / (max_q - min_q)`` (float32).
+
+    A window whose differences do not vary with ``q`` (below :data:`EPS`) gets 0.5 at every quality.
+    """
+    lo, hi = delta.min(axis=0, keepdims=True), delta.max(axis=0, keepdims=True)
+    span = hi - lo
+    out = np.where(span > EPS, (delta - lo) / np.maximum(span, EPS), np.float32(0.5))
+    return out.astype(np.float32)
+
+
+def _candidates(delta: np.ndarray) -> np.ndarray:
+    """Indices of the interior local minima of the image-mean difference curve (all indices if none)."""
+    c = delta.reshape(delta.shape[0], -1).astype(np.float64).mean(axis=1)
+    lm = np.flatnonzero((c[1:-1] < c[:-2]) & (c[1:-1] < c[2:])) + 1
+    return lm if lm.size else np.arange(c.size)
+
+
+def _choose(delta: np.ndarray, qs: list[int], forced: int | None) -> tuple[int, np.ndarray, float, list[int]]:
+    """Index of the reported quality, the Fisher ratio per quality (0 off the candidates), the
+    low-class share there and the candidate indices."""
+    norm = _normalised(delta)
+    scores = np.zeros(len(qs))
+    shares = np.full(len(qs), 0.5)
+    cand = [qs.index(forced)] if forced is not None else [int(j) for j in _candidates(delta)]
+    for i in cand:
+        scores[i], shares[i] = _otsu_fisher(norm[i])
     finite = np.where(np.isfinite(scores), scores, 0.0)
-    i = qs.index(forced) if forced is not None else int(np.argmax(finite))
-    return i, scores, float(shares[i])
+    i = cand[int(np.argmax(finite[cand]))]
+    return i, scores, float(shares[i]), cand
 
 
 def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
@@ -243,13 +264,13 @@ def _check_params(quality: Any, q_min: Any, step: Any, window: Any, channels: An
 
 
 @register("jpeg_ghost", kind="map",
-          applies="JPEG input of quality above 54, at least two 16-pixel windows")
+          applies="JPEG input of quality 53 or above, at least two 16-pixel windows")
 def jpeg_ghost_map(
     image: Any,
     *,
     quality: int | None = None,
     q_min: int = 50,
-    step: int = 2,
+    step: int = 1,
     window: int = 16,
     channels: str = "luma",
     subsampling: str = "4:2:0",
@@ -262,14 +283,16 @@ def jpeg_ghost_map(
     image : array_like of shape (H, W) or (H, W, C), path or LoadedImage
         Input image (see :func:`noisestat.load_image`).
     quality : int or None, default None
-        Quality of the reported ghost. ``None``: the one where the image splits
+        Quality of the reported ghost. ``None``: among the local minima of the
+        image-mean difference curve, the one whose normalised differences split
         most clearly into ghost and non-ghost windows (see Notes); an int forces it.
     q_min : int, default 50
         Lowest re-compression quality.
-    step : int, default 2
+    step : int, default 1
         Step between re-compression qualities, ``q_min, q_min + step, ...`` up to
         one below the file's own quality (``image.info.jpeg_quality``; 99 when
-        unknown).
+        unknown). 1: a ghost is sharpest at the earlier save's own IJG table,
+        which a coarser step skips.
     window : int, default 16
         Side ``b`` of the averaging window (a multiple of 8; Farid: 16).
     channels : {"luma", "rgb"}, default "luma"
@@ -290,11 +313,14 @@ def jpeg_ghost_map(
         :func:`noisestat.heatmap.robust_logistic` (over the windows, one-sided) of
         ``-g_q`` (ghost windows high) when the ghost class is the smaller one, of
         ``+g_q`` when it is the larger one (then the image's own earlier
-        compression shows and the content without it is the odd one). ``params`` hold ``quality`` (reported), its
-        ``fisher`` ratio, ``ghost_share`` (share of windows in the ghost class),
-        ``orientation`` and the ``qualities`` tried. Not applicable (zeros, ``note``
-        says why): input not known to be JPEG (without ``force``), fewer than two
-        windows, fewer than three qualities to try.
+        compression shows and the content without it is the odd one). ``params`` hold
+        ``quality`` (int, reported), ``fisher`` (float >= 0, the strength statistic: the
+        Fisher ratio of the split of the normalised differences at ``quality``; 2-4 on
+        11 of 12 synthetic single compressions, 4-16 on synthetic splices), ``ghost_share``
+        (float, share of windows in the ghost class), ``orientation`` ("ghost" or
+        "non-ghost"), ``candidates`` (the qualities compared) and ``qualities`` (all
+        re-saved). Not applicable (zeros, ``note`` says why): input not known to be JPEG
+        (without ``force``), fewer than two windows, fewer than three qualities to try.
 
     Raises
     ------
@@ -328,25 +354,46 @@ def jpeg_ghost_map(
     chroma error of a colour re-save depends on whether its chroma subsampling
     matches that of the *earlier* compressions, which the file does not record;
     on synthetic double compressions with 4:4:4 earlier saves, colour re-saves at
-    4:2:0 lost most of the ghost while the luma kept it (and costs half). The reported
-    quality maximises the separation of the exact two-class Otsu split of
-    ``g_q`` over the windows, as a Fisher ratio ``(m_1 - m_0) / \\sqrt{(s_0^2 +
-    s_1^2) / 2}`` (each class at least :data:`MIN_CLASS` of the windows): a
-    ghost is a set of windows whose difference drops at ``q`` relative to the
-    rest. Candidate qualities stay below the file's own quality ``q2`` (at
-    ``q2`` every window is a "ghost"). The first local minimum of the image-mean
-    curve (pyIFD's choice) follows the largest area and, near ``q2``, the steps of
-    the IJG tables; it was worse on synthetic splices. A host compressed before the
-    splice (common: both parts come from JPEG photos) has its own ghost; when the
-    ghost class is the larger one the map flags the rest. The re-compression grid is
-    the image's (aligned case): a region pasted off the 8x8 grid has no ghost, but
-    the host's ghost still outlines it. On a singly compressed image there is no
-    ghost: ``fisher`` stays small and the map shows texture differences.
+    4:2:0 lost most of the ghost while the luma kept it (and costs half).
 
-    Cost: ``n_q`` OpenCV encode+decode pairs (25 with the defaults) plus a few
-    passes over the pixels per quality. Memory: one uint8 and one float32 image
-    and ``n_q`` window grids of ``H W / 64`` float32 (about ``n_q H W / 16``
-    bytes), never ``n_q`` full-size maps.
+    The reported quality. Farid finds a ghost as a minimum of the difference over
+    ``q``; candidates are therefore the interior local minima of the image-mean
+    curve ``mean_{x,y} delta(x, y, q)`` (every quality when it has none, e.g. a
+    never-compressed host with a small ghost region). Among them the reported one
+    is where the map has the clearest two-class structure, measured on the
+    differences min-max normalised per window over the qualities (Farid
+    normalises each quality's map by its spatial min and max; taken per window,
+    the same normalisation also removes the texture level),
+
+    .. math:: d(x, y, q) = \\frac{\\delta(x, y, q) - \\min_{q'} \\delta(x, y, q')}
+              {\\max_{q'} \\delta(x, y, q') - \\min_{q'} \\delta(x, y, q')}
+
+    (0.5 where the span is below :data:`EPS`), which puts flat and textured windows
+    on one [0, 1] scale: the Fisher ratio ``(m_1 - m_0) / \\sqrt{(s_0^2 + s_1^2) /
+    2}`` of the exact two-class Otsu split of ``d_q`` over the windows (each class
+    at least :data:`MIN_CLASS` of them); the low class is the ghost. Candidate
+    qualities stay below the file's own quality ``q2`` (at ``q2`` every window is a
+    "ghost"). On synthetic splices (``benchmarks/synthetic_double_jpeg.py --ghost``:
+    a region saved at q1 in a never-compressed host; a never-compressed region in
+    a host saved at q1; a region of another JPEG photo pasted off the grid into a
+    JPEG host; last save 86-98; 72 of each) the mean F1-best was 0.88 / 0.86 /
+    0.86 against 0.88 / 0.86 / 0.84 for the same map at pyIFD's quality (the first
+    local minimum of the mean curve, which follows the largest area); during
+    development, on a similar generator, the split of ``g_q`` over all qualities
+    (the earlier rule) gave 0.85 over the three kinds against 0.88 for this rule,
+    and ``g_q`` mapped better than ``d_q`` (0.88 against 0.87). A host compressed
+    before the splice (common: both parts come from JPEG photos) has its own
+    ghost; when the ghost class is the larger one the map flags the rest. The
+    re-compression grid is the image's (aligned case): a region pasted off the 8x8
+    grid has no ghost of its own, but the host's ghost still outlines it (the 64
+    re-compression offsets are not searched: the last save's grid is the file's).
+    On a singly compressed image there is no ghost: ``fisher`` stays small and the
+    map shows texture differences.
+
+    Cost: ``n_q`` OpenCV encode+decode pairs (up to 50 with the defaults) plus a
+    few passes over the pixels per quality. Memory: one uint8 and one float32
+    image and two sets of ``n_q`` window grids of ``H W / 64`` float32 (about
+    ``n_q H W / 8`` bytes), never ``n_q`` full-size maps.
 
     References
     ----------
@@ -391,13 +438,14 @@ def jpeg_ghost_map(
     delta = _differences(src, qs, k, subsampling)
     t2 = time.perf_counter()
     depth = _ghost_depth(delta, qs)
-    i, scores, share = _choose(depth, qs, quality)
+    i, scores, share, cand = _choose(delta, qs, quality)
     sign = -1.0 if share <= 0.5 else 1.0
     # the mapping on the window grid (the statistic's own sampling), then both to pixels
     grid_values = robust_logistic(np.float32(sign) * depth[i], two_sided=False, min_scale=LOG_MIN_SCALE)
     raw, values = _to_pixels(depth[i], h, w, k), _to_pixels(grid_values, h, w, k)
     params.update(quality=qs[i], fisher=float(scores[i]), ghost_share=share,
-                  orientation="ghost" if sign < 0 else "non-ghost")
+                  orientation="ghost" if sign < 0 else "non-ghost",
+                  candidates=[qs[j] for j in cand])
     t3 = time.perf_counter()
     return Heatmap(values=values, raw=raw, method="jpeg_ghost", params=params, units=_UNITS,
                    timings={"prepare": t1 - t0, "recompress": t2 - t1, "choose": t3 - t2, "total": t3 - t0})

@@ -277,7 +277,11 @@ class NonAlignedAnalysis:
         Per analysed natural index: fitted first step, lattice blur, share of blocks
         on the lattice and log-likelihood gain (nats).
     informative : tuple of int
-        Natural indices whose fit enters the map (:data:`GAIN_MIN`, :data:`ALPHA_MIN`).
+        Natural indices whose fit enters the map: those passing :data:`GAIN_MIN` and
+        :data:`ALPHA_MIN`, or when none does, every one whose lattice raises the
+        likelihood at all (gain > 0).
+    lattice_found : bool
+        Whether some frequency passed :data:`GAIN_MIN` and :data:`ALPHA_MIN`.
     log_odds : ndarray, float64, shape ((H - r) // 8, (W - c) // 8)
         Per block of the shifted grid, ``log P(single) / P(NA double)`` summed over
         the informative frequencies.
@@ -293,6 +297,7 @@ class NonAlignedAnalysis:
     alpha: dict[int, float]
     gain: dict[int, float]
     informative: tuple[int, ...]
+    lattice_found: bool
     log_odds: np.ndarray
 
     @property
@@ -413,8 +418,8 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6, min_evidence: float
         The first frequencies in zigzag order (DC included) fitted on the chosen grid (1-64).
     min_evidence : float, default 0
         The steps are fitted only when the chosen grid's evidence reaches this
-        (else ``q1`` etc. are empty and ``log_odds`` is zero): :func:`nadq_map`
-        passes :data:`EVIDENCE_MIN` and skips the fit on images without a trace.
+        (else ``q1`` etc. are empty and ``log_odds`` is zero); :func:`nadq_map`
+        always fits (0).
 
     Returns
     -------
@@ -437,7 +442,8 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6, min_evidence: float
     likelihood of ``alpha p(y | H1) + (1 - alpha) p(y | H0)``, with ``p(y |
     H0)`` the smoothed reference histogram and ``p(y | H1) = sum_j P_j N(y; j
     q1, sigma^2)`` (:func:`lattice_density`, :func:`lattice_likelihood`).
-    Blocks: ``log_odds = -sum_k log(p(y_k | H1) / p(y_k | H0))``.
+    Blocks: ``log_odds = -sum_k log(p(y_k | H1) / p(y_k | H0))`` over the
+    informative frequencies.
     """
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=64)
     img = as_image(image, min_size=MIN_SIDE)
@@ -457,16 +463,18 @@ def analyze_nonaligned(image: Any, *, coefficients: int = 6, min_evidence: float
         fits = {k: _fit_frequency(flat[:, k], ref[:, k], None if q2 is None else int(q2.ravel()[k]))
                 for k in freqs}
     log_odds = np.zeros(grid[0] * grid[1])
-    informative = []
-    for k, (q1, _, alpha, gain, p0, p1, first) in fits.items():
-        if q1 and gain >= GAIN_MIN and alpha >= ALPHA_MIN:
-            informative.append(k)
-            log_odds -= _block_log_ratio(flat[:, k], p0, p1, first)
+    informative = [k for k, f in fits.items() if f[0] and f[3] >= GAIN_MIN and f[2] >= ALPHA_MIN]
+    lattice_found = bool(informative)
+    if not informative:  # weak trace: every frequency whose lattice raises the likelihood at all
+        informative = [k for k, f in fits.items() if f[0] and f[3] > 0.0]
+    for k in informative:
+        _, _, _, _, p0, p1, first = fits[k]
+        log_odds -= _block_log_ratio(flat[:, k], p0, p1, first)
     return NonAlignedAnalysis(
         grid_offset=(r, c), shift=((8 - r) % 8, (8 - c) % 8), evidence=ev.reshape(8, 8), last_table=q2,
         frequencies=freqs, q1={k: f[0] for k, f in fits.items()}, sigma={k: f[1] for k, f in fits.items()},
         alpha={k: f[2] for k, f in fits.items()}, gain={k: f[3] for k, f in fits.items()},
-        informative=tuple(informative), log_odds=log_odds.reshape(grid))
+        informative=tuple(informative), lattice_found=lattice_found, log_odds=log_odds.reshape(grid))
 
 
 def _expand(block_values: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -496,13 +504,20 @@ def _why_not(a: NonAlignedAnalysis) -> str | None:
         return (f"NA-DJPG found no non-aligned double-compression trace: best shifted-grid evidence "
                 f"{a.best_evidence:.1f} is below {ALIGNED_RATIO:g} x the aligned grid's {a.evidence[0, 0]:.0f} "
                 f"(an aligned double compression)")
-    if not a.informative:
+    if not a.lattice_found:
         return "NA-DJPG found a shifted grid but no frequency whose first-compression lattice fits"
     return None
 
 
+def _note(a: NonAlignedAnalysis, why: str | None) -> str:
+    head = f"first-compression grid shifted by {a.shift} (evidence {a.best_evidence:.0f}), "
+    if why is None:
+        return head + f"{len(a.informative)} frequencies with a lattice"
+    return f"weak trace, map of the best shifted grid {a.shift} ({len(a.informative)} frequencies): {why}"
+
+
 @register("nadq", kind="map",
-          applies="JPEG input whose first compression was on a shifted 8x8 grid")
+          applies="JPEG input at least 64 pixels on a side (the trace: on a shifted 8x8 grid)")
 def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool = False) -> Heatmap:
     """Non-aligned double-JPEG map: per 8x8 block of the shifted grid, the probability of a single compression.
 
@@ -521,13 +536,18 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
     -------
     Heatmap
         ``raw``: the per-block log-odds ``log P(single) / P(NA double)``, median-filtered;
-        ``values = 1 / (1 + exp(-raw))`` (high = tampered). ``params`` hold the grid
+        ``values = 1 / (1 + exp(-raw))`` (high = tampered), on the best shifted grid
+        whether or not the trace is strong (see Notes). ``params`` hold the grid
         ``shift`` (rows, columns cropped after the first compression, mod 8),
-        ``grid_offset``, ``shift_evidence``, ``q1`` (zigzag order, 0 = not kept).
+        ``grid_offset``, ``shift_evidence`` (float: the strength statistic, the best
+        shifted grid's evidence, :func:`shift_evidence`), ``aligned_evidence`` (float:
+        the same on the aligned grid), ``trace`` (bool: a whole-image non-aligned trace,
+        ``shift_evidence >= EVIDENCE_MIN``, ``>= ALIGNED_RATIO * aligned_evidence`` and
+        ``lattice_found``), ``lattice_found`` (bool: some frequency passed
+        :data:`GAIN_MIN` and :data:`ALPHA_MIN`), ``q1`` (zigzag order, 0 = not used).
         Not applicable (zeros and a ``note``): not a JPEG (unless ``force``), smaller
-        than :data:`MIN_SIDE` pixels, the best shifted grid's evidence is below
-        :data:`EVIDENCE_MIN` or below :data:`ALIGNED_RATIO` times the aligned grid's
-        (a single or an aligned double compression), or no frequency's lattice fits.
+        than :data:`MIN_SIDE` pixels, or no analysed frequency's lattice raises the
+        likelihood on the chosen grid (nothing to map).
 
     Raises
     ------
@@ -547,6 +567,21 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
     ``[0.02, 50]``) and per block ``log_odds = -sum_k log L_k``. The grid offset
     is the one whose coefficients fit an integer lattice best (integer
     periodicity, Bianchi and Piva 2012b), see :func:`analyze_nonaligned`.
+
+    Weak traces. The model is a mixture over the blocks (``alpha`` of them on the
+    lattice): it is meant for images where only part of the content carries the
+    shifted trace, e.g. a region pasted from another JPEG photo off the host's grid
+    into a host that is singly or aligned double compressed. Its whole-image
+    evidence is then diluted by the blocks without the trace and can fall below the
+    thresholds calibrated on whole-image traces (:data:`EVIDENCE_MIN`,
+    :data:`ALIGNED_RATIO`), although the per-block likelihood ratios still locate it.
+    So the map is always computed on the best shifted grid, and the decision is
+    left to the reader of ``params``: ``trace`` says whether the whole-image rule
+    holds and ``shift_evidence`` is the statistic to calibrate; the ``note`` says
+    when the trace is weak. Without a trace the steps are fitted all the same and,
+    when no frequency passes :data:`GAIN_MIN` and :data:`ALPHA_MIN`, the
+    frequencies with any likelihood gain enter the map (on a single compression
+    their ratios are near 1 and the map is nearly flat).
 
     References
     ----------
@@ -583,14 +618,16 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
         return not_applicable(f"NA-DJPG is not applicable: {why}")
     if min(h, w) < MIN_SIDE:
         return not_applicable(f"NA-DJPG is not applicable: {h}x{w} is smaller than {MIN_SIDE} pixels on a side")
-    a = analyze_nonaligned(img, coefficients=coefficients, min_evidence=EVIDENCE_MIN)
+    a = analyze_nonaligned(img, coefficients=coefficients)
     params.update(shift=a.shift, grid_offset=a.grid_offset, shift_evidence=round(a.best_evidence, 3),
                   aligned_evidence=round(float(a.evidence[0, 0]), 3),
                   q1=tuple(a.q1[k] if k in a.informative else 0 for k in a.frequencies))
     timings["analysis"] = time.perf_counter() - t0
     why = _why_not(a)
-    if why is not None:
-        return not_applicable(why)
+    params.update(trace=why is None, lattice_found=a.lattice_found)
+    if not a.informative:
+        return not_applicable("NA-DJPG is not applicable: on no shifted grid does a first-step lattice "
+                              "raise the likelihood of any analysed frequency")
     t1 = time.perf_counter()
     lo = median_filter(a.log_odds, size=median, mode="nearest") if median > 1 else a.log_odds
     raw = _expand(lo, a.grid_offset, (h, w))
@@ -598,5 +635,4 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
     timings["map"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     return Heatmap(values=values, raw=raw, method="nadq", params=params, units=units, timings=timings,
-                   note=f"first-compression grid shifted by {a.shift} (evidence {a.best_evidence:.0f}), "
-                        f"{len(a.informative)} frequencies with a lattice")
+                   note=_note(a, why))
