@@ -28,6 +28,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # static view of the lazy names below, for IDEs and type checkers
+    from .decisions import localize as localize
     from .io import load_image as load_image
     from .io import load_mask as load_mask
     from .noise.mad import estimate_noise_mad as estimate_noise_mad
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # static view of the lazy names below, for IDEs and type chec
     from .noise.residual import estimate_noise_residual as estimate_noise_residual
     from .noise.weak_texture import estimate_noise_weak_texture as estimate_noise_weak_texture
     from .registry import get_method as get_method
-    from .registry import localize as localize
     from .registry import methods as methods
     from .registry import warmup as warmup
 
@@ -44,7 +44,7 @@ _LAZY = {
     "load_image": "noisestat.io",
     "load_mask": "noisestat.io",
     "methods": "noisestat.registry",
-    "localize": "noisestat.registry",
+    "localize": "noisestat.decisions",
     "get_method": "noisestat.registry",
     "warmup": "noisestat.registry",
     "estimate_noise_pca": "noisestat.noise.pca",

@@ -73,6 +73,7 @@ def report_dict(loc: Any, info: Any) -> dict[str, Any]:
         "applicable": hm.applicable,
         "note": hm.note,
         "mask_fraction": float(np.mean(loc.mask)),
+        "reliability_mean": None if loc.reliability is None else float(np.mean(loc.reliability)),
         "heatmap": {
             "max": float(hm.values.max()),
             "mean": float(hm.values.mean()),
@@ -104,11 +105,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_localize(args: argparse.Namespace) -> int:
-    from .io import load_image, overlay, save_heatmap_png, save_mask_png, save_rgb_png
-    from .registry import default_method, localize
+    from .decisions import localize, resolve_calibration
+    from .io import load_image, overlay, save_gray_png, save_heatmap_png, save_mask_png, save_rgb_png
+    from .registry import default_method
 
     params = _parse_params(args.param)
     method = args.method or default_method()
+    calibration = resolve_calibration(False if args.calibration == "none" else args.calibration)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -117,11 +120,12 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             img = load_image(path, max_pixels=args.max_pixels)
-            loc = localize(img, method=method, **params)
+            loc = localize(img, method=method, calibration=calibration, **params)
             stem = Path(path).stem
             np.save(out_dir / f"{stem}.heatmap.npy", np.asarray(loc.heatmap.values, dtype=np.float32))
             png_mapping = save_heatmap_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
             save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
+            save_gray_png(out_dir / f"{stem}.reliability.png", loc.reliability)
             save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
             if args.panel:
                 from .panel import object_panel
@@ -233,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
     q.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    q.add_argument("--calibration", default=None, metavar="FILE|none",
+                   help="decision models from `noisestat calibrate-maps` (default: the packaged ones; "
+                        "'none': the method's own values, mask and score)")
     q.add_argument("--panel", action="store_true",
                    help="also write <stem>.panel.png: image with object outlines, heatmap, dissimilarity matrix")
     q.set_defaults(func=_cmd_localize)

@@ -1,4 +1,4 @@
-"""A one-image PNG panel for analysts: objects, heatmap and dissimilarity matrix.
+"""A one-image PNG panel for analysts: objects, heatmap, reliability and dissimilarity matrix.
 
 :func:`object_panel` draws, side by side,
 
@@ -7,12 +7,13 @@
    red),
 2. the heatmap (``loc.heatmap.values`` on the fixed [0, 1] scale, dark = 0,
    bright yellow = 1) with the same outlines,
-3. the object dissimilarity matrix ``loc.extras["dissimilarity"]`` with the
+3. the reliability map ``loc.reliability`` (black = the method's statistic
+   cannot be trusted there, white = it can), when the result has one,
+4. the object dissimilarity matrix ``loc.extras["dissimilarity"]`` with the
    object numbers on its axes (selected objects' numbers in red; undefined
    entries of invalid objects grey).
 
-For dense maps (no objects) only the first two panels are drawn, without
-outlines. Only Pillow's ``ImageDraw`` is used (matplotlib is not needed).
+For dense maps (no objects) the object outlines and the matrix are left out. Only Pillow's ``ImageDraw`` is used (matplotlib is not needed).
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ def object_panel(image: Any, loc: Localization, *, max_side: int = 1024) -> np.n
         panels.append(_titled(np.round(rgb).astype(np.uint8), "image"))
     title = f"{loc.method}: score {loc.score:.2f}" if np.isfinite(loc.score) else f"{loc.method}: n/a"
     panels.append(_titled(np.round(heat).astype(np.uint8), title))
+    if loc.reliability is not None:
+        rel = _resize(np.asarray(loc.reliability, np.float32), size, nearest=False)
+        grey = np.repeat(np.round(np.clip(rel, 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+        panels.append(_titled(grey, f"reliability, mean {float(np.mean(loc.reliability)):.2f}"))
     dm = loc.extras.get("dissimilarity") if loc.extras else None
     if labels is not None and dm is not None and np.asarray(dm).ndim == 2 and np.asarray(dm).shape[0] > 0:
         dm = np.asarray(dm, np.float64)

@@ -203,10 +203,13 @@ def test_ela_left_out_when_not_applicable_and_used_on_jpeg(tmp_path):
 
 def test_deterministic(demo):
     sp, loc = demo
-    again = noisestat.localize(sp.image, method="fusion")
+    again = noisestat.registry.localize(sp.image, method="fusion")  # the method's own result, as the fixture
     np.testing.assert_array_equal(again.heatmap.values, loc.heatmap.values)
     np.testing.assert_array_equal(again.heatmap.raw, loc.heatmap.raw)
     assert again.score == loc.score
+    a, b = (noisestat.localize(sp.image, method="fusion") for _ in range(2))  # and its calibrated decisions
+    np.testing.assert_array_equal(a.heatmap.values, b.heatmap.values)
+    assert a.score == b.score
 
 
 def test_parameter_errors(demo):

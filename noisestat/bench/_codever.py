@@ -5,7 +5,8 @@ method's module and of every ``noisestat`` module it imports (transitively,
 found by parsing the import statements, including imports inside
 functions), plus the modules that load images and compute the row
 (``io``, ``metrics``, ``registry``, ``_validate``, ``types``,
-``bench/_task``, this module). Editing any of them changes the version of
+``bench/_task``, this module), and the JSON model files beside them (the
+fitted fusion model and decision calibration). Editing any of them changes the version of
 exactly the methods whose rows could change. Third-party library versions
 are not part of it.
 """
@@ -87,6 +88,8 @@ def code_version(method: str) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    for data in sorted({p for f in files.values() for p in f.parent.glob("*.json")}):
+        h.update(data.name.encode() + b"\0" + data.read_bytes() + b"\0")  # fitted models are code too
     v = f"{__version__}+{h.hexdigest()[:12]}"
     _CODE_CACHE[method] = v
     return v

@@ -76,6 +76,21 @@ class ItemTask:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _save_decision_inputs(path: Path, loc: Any, truth: np.ndarray | None) -> None:
+    """What ``noisestat calibrate-maps`` refits from: uncalibrated map, reliability, truth, numeric params."""
+    import json
+
+    from ..decisions.integrity import numeric_params
+
+    u = np.asarray(loc.extras.get("uncalibrated", loc.heatmap.values), dtype=np.float32)
+    rel = loc.reliability if loc.reliability is not None else np.ones(u.shape, np.float32)
+    hm_params = {k: v for k, v in loc.heatmap.params.items() if k != "calibration"}
+    t = np.zeros(u.shape, bool) if truth is None else np.asarray(truth, bool)
+    np.savez_compressed(path, uncalibrated=u, reliability=np.asarray(rel, np.float16), truth=np.packbits(t),
+                        shape=np.array(u.shape), applicable=np.array(bool(loc.applicable)),
+                        params=np.array(json.dumps(numeric_params({**loc.params, **hm_params}))))
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe version of an item id or method label."""
     return "".join(c if (c.isalnum() or c in "-_.") else "__" if c == "/" else "_" for c in text)
@@ -153,9 +168,9 @@ def run_item(task: ItemTask) -> list[dict[str, Any]]:
     Never raises for a bad input: loading, hashing, mask and method failures
     become the row's ``error`` text (one line).
     """
+    from ..decisions import localize
     from ..io import load_image, load_mask
     from ..metrics import confusion
-    from ..registry import localize
 
     rows = [_base_row(task, cfg) for cfg in task.configs]
     t0 = time.perf_counter()
@@ -198,6 +213,7 @@ def run_item(task: ItemTask) -> list[dict[str, Any]]:
                 d.mkdir(parents=True, exist_ok=True)
                 fname = d / f"{safe_name(task.item)}.npy"
                 np.save(fname, values)
+                _save_decision_inputs(d / f"{safe_name(task.item)}.decision.npz", loc, truth)
                 row["map_file"] = f"{d.name}/{fname.name}"
         except Exception as exc:  # one bad image / method never stops the run
             row["error"] = _one_line(exc)

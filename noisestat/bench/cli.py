@@ -1,4 +1,5 @@
-"""Command-line subcommands of the benchmark: ``manifest``, ``bench``, ``calibrate``, ``synth``, ``report``.
+"""Command-line subcommands of the benchmark: ``manifest``, ``bench``, ``calibrate``, ``calibrate-maps``,
+``synth``, ``report``.
 
 Registered into the main parser by :func:`add_commands` (called from
 ``noisestat.cli.build_parser``). Thin: parse, call the library, print.
@@ -67,6 +68,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", help="comma-separated subset")
     q.add_argument("--out", "-o", help="thresholds file (default RUNDIR/thresholds.json)")
     q.set_defaults(func=_cmd_calibrate)
+
+    q = sub.add_parser("calibrate-maps", help="refit the decision models (calibrated maps, integrity score) on a run")
+    q.add_argument("rundir", help="a `noisestat bench --save-maps` run over spliced and pristine images")
+    q.add_argument("--methods", help="comma-separated subset (default: every method in the run)")
+    q.add_argument("--pixels-per-image", type=int, default=4096, help="pixels sampled per image (default 4096)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", "-o", help="calibration file (default RUNDIR/calibration.json)")
+    q.set_defaults(func=_cmd_calibrate_maps)
 
     q = sub.add_parser("synth", help="build a robustness dataset + manifest, or post-process a manifest")
     q.add_argument("--out", "-o", help="output dataset root (images/, masks/, pristine/, manifest.json)")
@@ -205,6 +214,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{cfg:24s} {t['threshold']:9.2f} {t[f'mean_{m}']:9.3f} "
               f"{'-' if at5 is None else format(at5, '.3f'):>9s} {t['n']:5d}")
     print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}")
+    return 0
+
+
+def _cmd_calibrate_maps(args: argparse.Namespace) -> int:
+    from .calibrate_maps import calibrate_maps
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    cal = calibrate_maps(args.rundir, methods=methods, pixels_per_image=args.pixels_per_image, seed=args.seed)
+    out = cal.save(args.out or Path(args.rundir) / "calibration.json")
+    print(f"{'method':22s} {'images':>6s} {'spliced':>7s} {'pixel AUC':>9s} {'image AUC (5-fold)':>18s}")
+    for name, mc in cal.methods.items():
+        f = mc.fit
+        print(f"{name:22s} {f['n_images']:6d} {f['n_spliced_images']:7d} {f['pixel_auc']:9.3f} "
+              f"{f['image_auc_out_of_fold']:18.3f}")
+    print(f"wrote {out}; use it with: noisestat localize IMAGE --calibration {out}")
     return 0
 
 

@@ -195,8 +195,8 @@ def _item_paths(rundir: Path) -> tuple[dict[str, tuple[Path, Path | None, str]],
 
 
 def _gallery(rundir: Path, groups: dict[str, list[dict[str, Any]]], n: int) -> tuple[str, str]:
+    from ..decisions import localize
     from ..io import load_image, load_mask
-    from ..registry import localize
     from ._task import MethodConfig
 
     paths, why = _item_paths(rundir)

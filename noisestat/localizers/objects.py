@@ -226,10 +226,11 @@ def objects_localizer(
         dissimilar object (Algorithm 1 in paper mode, the largest value in
         standardized mode). Paper mode always uses ``"top"``. The 0.5 level
         is a fixed noise-floor ratio (about 1.87x, up or down, at the default
-        ``z_scale``), not a calibrated false-alarm rate: on real JPEG photos
-        object noise floors vary more than that, and the mask covers many
-        pristine objects. Use the heatmap for ranking, ``fusion`` or a
-        threshold from ``noisestat calibrate`` for a decision.
+        ``z_scale``), not a calibrated false-alarm rate. This is the
+        method's own, uncalibrated mask (``noisestat.registry.localize``,
+        or ``noisestat.localize(..., calibration=False)``);
+        :func:`noisestat.localize` replaces it by the calibrated decision
+        ``heatmap >= 0.5`` of :mod:`noisestat.decisions`.
     z_scale : float, default 0.25
         Standardized mode: one unit of the standardized features, in natural-log
         units of noise level (0.25 = a 28 % difference). Fixed, so that heatmap

@@ -1,0 +1,276 @@
+"""Fit the packaged decision models (calibrated maps, integrity scores) on synthetic data only.
+
+Usage::
+
+    python benchmarks/fit_decisions.py [--n 300] [--seed 7] [--workers 2] [--work runs/fit_decisions]
+        [--methods all] [--out noisestat/decisions/calibration.json]
+
+1. **Data** (``--work``/data): ``--n`` spliced and ``--n`` pristine images,
+   reproducible from ``--seed``. The spliced ones are the training splices
+   of ``benchmarks/fit_fusion.py`` (:func:`fit_fusion.make_example`: hosts
+   among scikit-image's *bundled* sample images, donors likewise, camera
+   noise and JPEG, region processing, the single / aligned / non-aligned
+   double-JPEG protocols, a final JPEG or PNG). The pristine ones go
+   through the same host, camera and compression steps without a paste
+   (:func:`make_pristine`), so that compression history alone does not tell
+   the two apart. A share of both (:data:`EXPOSURE_SHARE`) gets blown
+   highlights or a flat area before the final save (what the reliability
+   map is for). No evaluation image (CASIA or other) is read.
+2. **Results** (``--work``/cache): every method's own (uncalibrated) result
+   on every image, as ``noisestat calibrate-maps`` reads them from a
+   ``bench --save-maps`` run: the uncalibrated map, the reliability map
+   (:func:`noisestat.decisions.decision_inputs`) and the numeric params,
+   cached per method under the hash of the method's code and of the
+   reliability module (editing the decision models re-fits in seconds).
+3. **Fit**: :func:`noisestat.decisions.fit.fit_method`, the code behind
+   ``noisestat calibrate-maps RUNDIR``; the result is written with its
+   provenance (this command, the seed, the data, the priors).
+
+The prior that sets where 0.5 falls is the fitting set's: half of the images
+spliced, the spliced area 3-30 % of a spliced image (the printed
+``spliced_pixel_share`` is the pooled share over all images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import fit_fusion as ff  # noqa: E402
+
+from noisestat.bench._codever import module_closure  # noqa: E402
+from noisestat.bench.manifest import build_manifest, load_manifest, resolve, save_manifest  # noqa: E402
+from noisestat.decisions import Calibration, decision_inputs  # noqa: E402
+from noisestat.decisions.fit import FitItem, fit_method  # noqa: E402
+from noisestat.decisions.integrity import method_stats  # noqa: E402
+from noisestat.registry import get_method  # noqa: E402
+from noisestat.registry import methods as all_methods  # noqa: E402
+from noisestat.synth import available_sample_images  # noqa: E402
+
+#: share of images (spliced and pristine) given blown highlights or a flat area before the final save
+EXPOSURE_SHARE = 0.2
+
+
+def _exposure(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str | None]:
+    """Blown highlights (gain 1.4-2.2, clipped) or a flat rectangle (10-35 % of the image), or nothing."""
+    if rng.random() >= EXPOSURE_SHARE:
+        return img, None
+    if rng.random() < 0.5:
+        return np.clip(img * rng.uniform(1.4, 2.2), 0, 255), "highlights"
+    h, w = img.shape[:2]
+    fh, fw = (int(v) for v in (h * rng.uniform(0.3, 0.6), w * rng.uniform(0.3, 0.6)))
+    r0, c0 = int(rng.integers(0, h - fh + 1)), int(rng.integers(0, w - fw + 1))
+    out = img.copy()
+    out[r0 : r0 + fh, c0 : c0 + fw] = float(rng.choice([0.0, 255.0, rng.uniform(20, 235)]))
+    return out, "flat"
+
+
+def _global_processing(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Whole-image processing of a pristine image (as the robustness protocols do to splices)."""
+    import cv2
+
+    info: dict = {}
+    if rng.random() < 0.25:
+        info["noise_sigma"] = float(rng.uniform(1, 5))
+        img = np.clip(img + rng.normal(0, info["noise_sigma"], img.shape), 0, 255)
+    if rng.random() < 0.15:
+        info["blur_sigma"] = float(rng.choice([0.5, 1.0, 1.5]))
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), info["blur_sigma"]).astype(np.float64)
+    if rng.random() < 0.15:
+        s = float(rng.choice([0.8, 0.9, 1.1, 1.2]))
+        h, w = img.shape[:2]
+        img = cv2.resize(img.astype(np.float32), (round(w * s), round(h * s)),
+                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC).astype(np.float64)
+        info["resize"] = s
+    return img, info
+
+
+def make_pristine(seed: int, k: int) -> tuple[np.ndarray, int | None, dict]:
+    """The k-th pristine image: (pixels before the final save, final JPEG quality or None, settings)."""
+    rng = np.random.default_rng([seed, k, 1])
+    names = available_sample_images()
+    hosts = [n for n in ff.HOSTS if n in names]
+    host_name = hosts[int(rng.integers(len(hosts)))]
+    if rng.random() < ff.JPEG_SHARE:
+        img, jset = ff._jpeg_splice(rng, host_name)
+        q = jset.pop("kw")["jpeg_quality"]
+        return img, q, {"host": host_name, **jset}
+    img, host_q = ff._host(host_name, rng)
+    img, info = _global_processing(img, rng)
+    q = int(rng.integers(60, 101)) if rng.random() < 0.6 else None
+    return img, q, {"host": host_name, "jpeg_protocol": None, "host_jpeg": host_q, **info}
+
+
+def _save(path: Path, img: np.ndarray, quality: int | None) -> Path:
+    from PIL import Image
+
+    a = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    path = path.with_suffix(".jpg" if quality is not None else ".png")
+    if quality is not None:
+        Image.fromarray(a).save(path, format="JPEG", quality=int(quality))
+    else:
+        Image.fromarray(a).save(path, format="PNG")
+    return path
+
+
+def write_dataset(root: Path, n: int, seed: int) -> Path:
+    """Write ``n`` spliced and ``n`` pristine images under ``root`` and their manifest; return it."""
+    for sub in ("images", "masks", "pristine"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        img, mask, q, _ = ff.make_example(seed, k)
+        img, _ = _exposure(img, np.random.default_rng([seed, k, 2]))
+        _save(root / "images" / f"s{k:04d}", img, q)
+        _save(root / "masks" / f"s{k:04d}", mask.astype(np.uint8) * 255, None)
+        img, q, _ = make_pristine(seed, k)
+        img, _ = _exposure(img, np.random.default_rng([seed, k, 3]))
+        _save(root / "pristine" / f"p{k:04d}", img, q)
+    m = build_manifest(root / "images", masks=root / "masks", pristine=root / "pristine", root=root,
+                       dataset="noisestat-synthetic-decisions",
+                       description=f"fit_decisions.py --seed {seed} --n {n}: synthetic splices and pristine images",
+                       origin="generated from scikit-image's bundled sample images", terms="as scikit-image's data")
+    save_manifest(m, root / "manifest.json")
+    return root / "manifest.json"
+
+
+def cache_key(method: str) -> str:
+    """Hash of the method's code and of the reliability module: a cached result is reused while both hold."""
+    import hashlib
+
+    files = module_closure([get_method(method).module, "noisestat.decisions.reliability", "noisestat.io"])
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name].read_bytes())
+    for data in sorted({p for f in files.values() for p in f.parent.glob("*.json")} - {CALIBRATION}):
+        h.update(data.read_bytes())
+    return h.hexdigest()[:12]
+
+
+CALIBRATION = ROOT / "noisestat" / "decisions" / "calibration.json"
+
+
+def _compute(task: tuple[str, str, str, str | None, bool]) -> str:
+    """Run one method on one image (uncalibrated) and cache its decision inputs; returns the cache file."""
+    import json
+
+    from noisestat.io import load_image, load_mask
+    from noisestat.registry import localize as run_method
+
+    method, path, cache, mask_path, spliced = task
+    if Path(cache).is_file():
+        return cache
+    img = load_image(path)
+    loc = run_method(img, method=method)
+    u, rel, nums = decision_inputs(img, loc)
+    truth = load_mask(mask_path, img.shape) if mask_path else np.zeros(img.shape, bool)
+    tmp = Path(cache).with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, uncalibrated=u, reliability=rel.astype(np.float16), truth=np.packbits(truth),
+                        shape=np.array(u.shape), applicable=np.array(bool(loc.applicable)),
+                        params=np.array(json.dumps(nums)), spliced=np.array(spliced))
+    tmp.replace(cache)
+    return cache
+
+
+def compute_all(manifest: Path, data: Path, cache: Path, names: list[str], workers: int) -> dict[str, list[str]]:
+    """Cache every method's result on every item (in parallel); return the cache files per method."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    m = load_manifest(manifest)
+    tasks, files = [], {}
+    for name in names:
+        d = cache / f"{name}-{cache_key(name)}"
+        d.mkdir(parents=True, exist_ok=True)
+        files[name] = []
+        for it in m.items:
+            f = str(d / f"{it.id.replace('/', '_')}.npz")
+            files[name].append(f)
+            tasks.append((name, str(resolve(data, it.image)), f,
+                          str(resolve(data, it.mask)) if it.mask else None, it.label == "spliced"))
+    todo = [t for t in tasks if not Path(t[2]).is_file()]
+    print(f"results: {len(tasks) - len(todo)} cached, {len(todo)} to compute", flush=True)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for i, _ in enumerate(ex.map(_compute, todo, chunksize=4)):
+                if i % 200 == 0:
+                    print(f"  {i}/{len(todo)}", flush=True)
+    else:
+        for t in todo:
+            _compute(t)
+    return files
+
+
+def fit_items(method: str, files: list[str]):
+    """The :class:`FitItem` of every applicable cached result of ``method``."""
+    import json
+
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            if not bool(z["applicable"]):
+                continue
+            shape = tuple(int(v) for v in z["shape"])
+            truth = np.unpackbits(z["truth"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+            yield FitItem(key=Path(f).stem, u=z["uncalibrated"], reliability=z["reliability"].astype(np.float32),
+                          truth=truth, spliced=bool(z["spliced"]),
+                          stats=method_stats(method, json.loads(str(z["params"]))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=300, help="spliced and (as many) pristine images")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--work", default=str(ROOT / "runs" / "fit_decisions"))
+    ap.add_argument("--methods", default="all")
+    ap.add_argument("--out", default=str(ROOT / "noisestat" / "decisions" / "calibration.json"))
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    data = work / f"data-s{args.seed}-n{args.n}"
+    t0 = time.time()
+    manifest = data / "manifest.json"
+    if not manifest.is_file():
+        manifest = write_dataset(data, args.n, args.seed)
+    print(f"data: {data} ({time.time() - t0:.0f} s)", flush=True)
+    names = all_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+    files = compute_all(manifest, data, work / "cache", names, args.workers)
+    print(f"results: {work / 'cache'} ({time.time() - t0:.0f} s)", flush=True)
+    prov = {"fitted_on": f"synthetic: {args.n} spliced + {args.n} pristine images generated by "
+                         f"benchmarks/fit_decisions.py --seed {args.seed} from scikit-image's bundled sample "
+                         f"images (no evaluation data)",
+            "command": "python benchmarks/fit_decisions.py " + " ".join(argv or sys.argv[1:]),
+            "prior": "half of the images spliced; spliced area 3-30 % of a spliced image",
+            "date": _dt.date.today().isoformat()}
+    fitted = {}
+    for name in names:
+        try:
+            fitted[name] = fit_method(name, lambda name=name: fit_items(name, files[name]))
+        except ValueError as exc:  # e.g. a map that applies to no fitting image: left uncalibrated, said here
+            print(f"{name}: not fitted: {exc}")
+    cal = Calibration(fitted, prov)
+    if Path(args.out).is_file() and args.methods != "all":  # refit some methods, keep the others
+        from noisestat.decisions import load_calibration
+
+        old = load_calibration(args.out)
+        cal = Calibration({**old.methods, **fitted}, {**old.provenance, **prov})
+    cal.save(args.out)
+    print(f"{'method':22s} {'pixel AUC':>9s} {'image AUC (5-fold)':>18s}  a1      a      c")
+    for name, mc in cal.methods.items():
+        f = mc.fit
+        print(f"{name:22s} {f['pixel_auc']:9.3f} {f['image_auc_out_of_fold']:18.3f}  "
+              f"{mc.stage1[0]:.3f} {mc.pixel[0]:.3f} {mc.pixel[2]:.3f}")
+    print(f"wrote {args.out} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""Calibrated heatmaps and integrity scores: the fixed per-method models and how they are applied.
+
+Each registered method has one :class:`MethodCalibration`, stored as plain
+JSON coefficients in ``noisestat/decisions/calibration.json`` together with
+its provenance (what it was fitted on, the prior, the fitting command).
+With :math:`x = \\operatorname{logit}(u)` of the method's own (uncalibrated)
+heatmap value :math:`u`:
+
+1. first stage, per pixel: :math:`p_1 = \\sigma(a_1 x + b_1)`;
+2. integrity score: :math:`s = \\sigma(\\beta_0 + \\sum_k \\beta_k
+   (f_k - \\mu_k)/\\sigma_k)` of the pooled features :math:`f` of
+   :math:`p_1` weighted by the reliability map
+   (:func:`noisestat.decisions.integrity.image_features`);
+3. calibrated heatmap: :math:`p = \\sigma(a x + b + c\\,\\operatorname{logit}(s))`
+   with :math:`a > 0` and :math:`c \\ge 0`.
+
+Within one image :math:`p` is a strictly increasing function of :math:`u`
+(per-image F1-best and AUC are unchanged, no ties are added); across images
+the evidence that the image was manipulated at all moves the level, so that
+``p >= 0.5`` is a decision at the fitting set's prior. :math:`\\sigma` is the
+logistic function.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .integrity import logit
+
+__all__ = ["MethodCalibration", "Calibration", "default_calibration", "load_calibration", "sigmoid",
+           "CALIBRATION_FILE", "FORMAT"]
+
+CALIBRATION_FILE = "calibration.json"
+FORMAT = 1
+#: the uncalibrated value is clipped to [U_EPS, 1 - U_EPS] before its logit
+U_EPS = 1e-7
+
+
+def sigmoid(t: Any) -> Any:
+    """The logistic function, overflow-free."""
+    t = np.clip(np.asarray(t, dtype=np.float64), -60.0, 60.0)
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+@dataclass(frozen=True)
+class MethodCalibration:
+    """The fitted decision model of one method (see the module docstring for the equations)."""
+
+    method: str
+    stage1: tuple[float, float]
+    pixel: tuple[float, float, float]
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    fit: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.stage1[0] > 0 and self.pixel[0] > 0 and self.pixel[2] >= 0):
+            raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0 "
+                             f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}")
+        n = len(self.features)
+        if not (len(self.mean) == len(self.scale) == len(self.coef) == n):
+            raise ValueError(f"calibration of {self.method!r}: {n} features but {len(self.mean)} means, "
+                             f"{len(self.scale)} scales and {len(self.coef)} coefficients")
+
+    def x(self, u: np.ndarray) -> np.ndarray:
+        """The logit of the uncalibrated value (float64)."""
+        return logit(u, U_EPS)
+
+    def first_stage(self, u: np.ndarray) -> np.ndarray:
+        """:math:`p_1` of the uncalibrated heatmap ``u`` (float32)."""
+        a1, b1 = self.stage1
+        return sigmoid(a1 * self.x(u) + b1).astype(np.float32)
+
+    def score(self, feats: Mapping[str, float]) -> float:
+        """The integrity score of one image's feature dict (a missing or NaN feature takes its mean)."""
+        t = self.intercept
+        for name, mu, sd, b in zip(self.features, self.mean, self.scale, self.coef):
+            v = feats.get(name, math.nan)
+            v = mu if not math.isfinite(v) else v
+            t += b * (v - mu) / sd
+        return float(sigmoid(t))
+
+    def calibrated(self, u: np.ndarray, score: float) -> np.ndarray:
+        """The calibrated heatmap :math:`p` (float32)."""
+        a, b, c = self.pixel
+        return sigmoid(a * self.x(u) + b + c * float(logit(score))).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage1": list(self.stage1), "pixel": list(self.pixel),
+                "image": {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                          "coef": list(self.coef), "intercept": self.intercept},
+                "fit": dict(self.fit)}
+
+    @classmethod
+    def from_dict(cls, method: str, d: Mapping[str, Any]) -> MethodCalibration:
+        img = d["image"]
+        return cls(method=method, stage1=tuple(float(v) for v in d["stage1"]),
+                   pixel=tuple(float(v) for v in d["pixel"]), features=tuple(img["features"]),
+                   mean=tuple(float(v) for v in img["mean"]), scale=tuple(float(v) for v in img["scale"]),
+                   coef=tuple(float(v) for v in img["coef"]), intercept=float(img["intercept"]),
+                   fit=dict(d.get("fit", {})))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibrations of several methods and where they came from."""
+
+    methods: Mapping[str, MethodCalibration]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def get(self, method: str) -> MethodCalibration | None:
+        return self.methods.get(method)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "provenance": dict(self.provenance),
+                "methods": {k: v.to_dict() for k, v in sorted(self.methods.items())}}
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+        return p
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "") -> Calibration:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"calibration {source or '(dict)'}: format {d.get('format')!r}, expected {FORMAT}")
+        return cls({k: MethodCalibration.from_dict(k, v) for k, v in d["methods"].items()},
+                   dict(d.get("provenance", {})), source)
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read a calibration file written by ``noisestat calibrate-maps`` (or the packaged one).
+
+    Raises
+    ------
+    ValueError
+        The file is not a calibration of this format.
+    """
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"calibration={str(path)!r}: cannot read it as JSON ({exc})") from None
+    if not isinstance(d, dict) or "methods" not in d:
+        raise ValueError(f"calibration={str(path)!r}: not a calibration file (no 'methods' key)")
+    return Calibration.from_dict(d, source=str(p))
+
+
+@functools.lru_cache(maxsize=1)
+def default_calibration() -> Calibration:
+    """The calibration shipped in the package (read once per process)."""
+    res = resources.files("noisestat.decisions").joinpath(CALIBRATION_FILE)
+    if not res.is_file():
+        return Calibration({}, {"note": "no calibration shipped"}, "")
+    return Calibration.from_dict(json.loads(res.read_text(encoding="utf-8")), source=CALIBRATION_FILE)

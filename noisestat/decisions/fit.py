@@ -1,0 +1,159 @@
+"""Fitting the decision models of :mod:`noisestat.decisions.calibration` from labelled results.
+
+The input is, per image, what :func:`noisestat.decisions.decision_inputs`
+returns (the method's uncalibrated heatmap, its reliability map and global
+statistics), the true mask and whether the image is spliced. The fit has
+three logistic regressions (scikit-learn, L2):
+
+1. the first-stage pixel mapping :math:`(a_1, b_1)` on pixels sampled
+   uniformly from every image (``pixels_per_image`` each, so every image
+   weighs the same);
+2. the integrity model on one feature vector per image, standardised, with
+   ``C = 1``; its scores used by step 3 are out-of-fold (5 folds) so that
+   the pixel stage does not learn from optimistic scores;
+3. the final pixel mapping :math:`(a, b, c)` on the same pixels, with the
+   image's out-of-fold :math:`\\operatorname{logit}(s)` as second input.
+
+A slope that comes out non-positive (the statistic carries no positive
+evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
+mapping strictly increasing; ``c < 0`` is refitted with ``c = 0``. The prior
+that sets where 0.5 falls is the fitting set's own (its share of spliced
+pixels and of spliced images), recorded in ``fit``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .calibration import MethodCalibration
+from .integrity import image_features, logit
+
+__all__ = ["FitItem", "fit_method", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
+
+MIN_SLOPE = 1e-3
+PIXELS_PER_IMAGE = 4096
+
+
+@dataclass(frozen=True)
+class FitItem:
+    """One labelled result: uncalibrated map, reliability, truth (None = all pristine), label."""
+
+    key: str
+    u: np.ndarray
+    reliability: np.ndarray
+    truth: np.ndarray | None
+    spliced: bool
+    stats: Mapping[str, float] = field(default_factory=dict)
+
+
+def _sample(item: FitItem, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([seed, zlib.crc32(item.key.encode())])
+    n = item.u.size
+    idx = rng.choice(n, size=min(k, n), replace=False)
+    y = np.zeros(idx.size, bool) if item.truth is None else np.asarray(item.truth).ravel()[idx]
+    return logit(np.asarray(item.u).ravel()[idx], 1e-7), y
+
+
+def _logreg(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=1000).fit(x, y)
+
+
+def _auc(score: np.ndarray, y: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
+
+
+def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, gs = [], [], []
+    for i, it in enumerate(items):
+        x, y = _sample(it, k, seed)
+        xs.append(x)
+        ys.append(y)
+        gs.append(np.full(x.size, i))
+    if not xs:
+        raise ValueError("no applicable results to fit on (the method applies to none of the images)")
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def _integrity(feats: list[dict[str, float]], labels: np.ndarray, seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Standardised logistic integrity model and its out-of-fold scores."""
+    names = list(feats[0])
+    f = np.array([[d.get(n, np.nan) for n in names] for d in feats], dtype=np.float64)
+    ok = np.isfinite(f)
+    mean = np.where(ok, f, 0.0).sum(axis=0) / np.maximum(ok.sum(axis=0), 1)  # 0 for an all-NaN feature
+    f = np.where(np.isfinite(f), f, mean)
+    sd = f.std(axis=0)
+    sd = np.where(sd > 1e-9, sd, 1.0)
+    z = (f - mean) / sd
+    oof = np.full(labels.size, labels.mean())
+    folds = np.random.default_rng(seed).permutation(labels.size) % 5
+    for k in range(5):
+        tr = folds != k
+        if 0 < labels[tr].sum() < tr.sum():
+            oof[~tr] = _logreg(z[tr], labels[tr], 1.0).predict_proba(z[~tr])[:, 1]
+    model = _logreg(z, labels, 1.0)
+    return ({"features": names, "mean": mean.tolist(), "scale": sd.tolist(), "coef": model.coef_[0].tolist(),
+             "intercept": float(model.intercept_[0])}, oof)
+
+
+def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int = PIXELS_PER_IMAGE,
+               seed: int = 0) -> MethodCalibration:
+    """Fit one method's decision models on labelled results.
+
+    Parameters
+    ----------
+    method : str
+    items : callable
+        Returns a fresh iterable of :class:`FitItem` (it is iterated twice;
+        only applicable results belong in it). Needs spliced and pristine
+        images.
+    pixels_per_image : int, default 4096
+    seed : int, default 0
+
+    Returns
+    -------
+    MethodCalibration
+        With ``fit``: numbers of images and pixels, the priors and the
+        out-of-fold image AUC and pixel AUC on the fitting set.
+
+    Raises
+    ------
+    ValueError
+        No items, or only one class of images or pixels.
+    """
+    x, y, g = _pixels(items(), pixels_per_image, seed)
+    if not 0 < y.sum() < y.size:
+        raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
+    m1 = _logreg(x[:, None], y, 1e4)
+    a1, b1 = max(float(m1.coef_[0, 0]), MIN_SLOPE), float(m1.intercept_[0])
+    stage1 = MethodCalibration(method, (a1, b1), (1.0, 0.0, 0.0), (), (), (), (), 0.0)
+    feats, labels = [], []
+    for it in items():
+        feats.append(image_features(stage1.first_stage(it.u), it.reliability, it.stats))
+        labels.append(it.spliced)
+    lab = np.array(labels, bool)
+    if not 0 < lab.sum() < lab.size:
+        raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
+    image, oof = _integrity(feats, lab, seed)
+    ls = logit(oof)[g]
+    m2 = _logreg(np.column_stack([x, ls]), y, 1e4)
+    a, c = float(m2.coef_[0, 0]), float(m2.coef_[0, 1])
+    b = float(m2.intercept_[0])
+    if c < 0:
+        m2 = _logreg(x[:, None], y, 1e4)
+        a, c, b = float(m2.coef_[0, 0]), 0.0, float(m2.intercept_[0])
+    fit = {"n_images": int(lab.size), "n_spliced_images": int(lab.sum()), "n_pixels": int(y.size),
+           "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
+           "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
+           "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
+    return MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
+                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
+                             image["intercept"], fit)

@@ -1,0 +1,218 @@
+"""Decisions: reliability maps, integrity features, calibration models, their fit and the CLI round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import noisestat
+import noisestat.synth
+from noisestat.decisions import Calibration, MethodCalibration, decide, default_calibration, load_calibration
+from noisestat.decisions import reliability as R
+from noisestat.decisions.fit import FitItem, fit_method
+from noisestat.decisions.integrity import TOP_FRACTION, image_features, logit, method_stats, numeric_params
+from noisestat.io import as_image
+from noisestat.metrics import evaluate_map
+from noisestat.registry import localize as run_method
+
+
+def _local_sd_reference(gray: np.ndarray, window: int) -> np.ndarray:
+    """Plain-numpy local standard deviation with reflected borders (cv2's BORDER_REFLECT = numpy 'symmetric')."""
+    r = window // 2
+    g = np.pad(gray.astype(np.float64), r, mode="symmetric")
+    out = np.empty(gray.shape)
+    for i in range(gray.shape[0]):
+        for j in range(gray.shape[1]):
+            out[i, j] = g[i : i + window, j : j + window].std()
+    return out
+
+
+def test_reliability_components_against_a_numpy_reference(rng):
+    gray = rng.normal(100, 10, (23, 31)).astype(np.float32)
+    gray[:8, :8] = 50.0  # a flat corner
+    sd = _local_sd_reference(gray, R.WINDOW)
+    np.testing.assert_allclose(R.flatness(gray), sd**2 / (sd**2 + R.FLAT_SIGMA**2), atol=2e-3)
+    np.testing.assert_allclose(R.texture(gray), R.TEXTURE_SIGMA**2 / (sd**2 + R.TEXTURE_SIGMA**2), atol=2e-3)
+    px = rng.uniform(10, 240, (20, 20, 3))
+    px[5, 5, 1] = 255.0
+    img = as_image(px)
+    hit = np.zeros((20, 20))
+    hit[5, 5] = 1
+    ref = 1 - np.array([[np.pad(hit, 3, mode="symmetric")[i : i + 7, j : j + 7].mean() for j in range(20)]
+                        for i in range(20)])
+    np.testing.assert_allclose(R.clipping(img), ref, atol=1e-5)
+
+
+def test_every_method_has_a_family_and_a_calibration():
+    cal = default_calibration()
+    for m in noisestat.methods():
+        assert m in R.FAMILY, f"{m}: add it to noisestat.decisions.reliability.FAMILY"
+        assert cal.get(m) is not None, f"{m}: run benchmarks/fit_decisions.py --methods {m}"
+    prov = cal.provenance
+    assert "synthetic" in prov["fitted_on"] and "CASIA" not in prov["fitted_on"] and prov["prior"]
+
+
+@pytest.mark.parametrize("method", sorted(default_calibration().methods))
+def test_packaged_mappings_are_strictly_increasing(method):
+    mc = default_calibration().get(method)
+    u = np.linspace(1e-4, 1 - 1e-4, 2001)
+    for s in (0.01, 0.5, 0.99):
+        p = mc.calibrated(u, s).astype(np.float64)
+        t = mc.pixel[0] * mc.x(u) + mc.pixel[1] + mc.pixel[2] * logit(s)
+        assert np.all(np.diff(t) > 0)  # the logit is strictly increasing; float32 p may saturate, never reverse
+        assert np.all(np.diff(p) >= 0)
+
+
+def test_calibration_keeps_per_image_ranking_and_mask_is_the_half_level():
+    sp = noisestat.synth.make_splice(noisestat.synth.sample_image("coffee")[::2, ::2], seed=1, noise_sigma=6.0)
+    img = as_image(sp.image)
+    raw = run_method(img, method="median_residual")
+    loc = decide(img, raw)
+    a, b = evaluate_map(raw.heatmap.values, sp.mask), evaluate_map(loc.heatmap.values, sp.mask)
+    assert b.f1_best == pytest.approx(a.f1_best, abs=1e-4) and b.auc == pytest.approx(a.auc, abs=1e-4)
+    np.testing.assert_array_equal(loc.mask, loc.heatmap.values >= 0.5)
+    np.testing.assert_array_equal(loc.extras["uncalibrated"], raw.heatmap.values)
+    assert 0.0 <= loc.score <= 1.0 and loc.reliability.shape == img.shape
+
+
+def test_uncalibrated_on_request_keeps_the_methods_own_result():
+    img = as_image(np.random.default_rng(0).normal(128, 5, (48, 48)))
+    raw = run_method(img, method="median_residual")
+    loc = noisestat.localize(img, method="median_residual", calibration=False)
+    np.testing.assert_array_equal(loc.heatmap.values, raw.heatmap.values)
+    assert loc.score == raw.score and "uncalibrated" in loc.params["calibration"]
+    with pytest.raises(TypeError, match="calibration"):
+        noisestat.localize(img, method="median_residual", calibration=3)
+
+
+def _weighted_quantile_reference(v, w, q):
+    order = np.argsort(v)
+    cw = np.cumsum(w[order])
+    return v[order][np.nonzero(cw >= q * cw[-1])[0][0]]
+
+
+def test_image_features_against_a_reference(rng):
+    p = rng.uniform(0, 1, (30, 40))
+    r = rng.uniform(0, 1, (30, 40))
+    f = image_features(p, r, {"stat_x": 2.0})
+    w = r.ravel() + 1e-6
+    v = p.ravel()
+    mean = np.sum(w * v) / w.sum()
+    assert f["mean"] == pytest.approx(float(logit(mean)))
+    assert f["area"] == pytest.approx(np.sum(w * (v >= 0.5)) / w.sum())
+    assert f["spread"] == pytest.approx(np.sqrt(np.sum(w * (v - mean) ** 2) / w.sum()))
+    assert f["q99"] == pytest.approx(float(logit(_weighted_quantile_reference(v, w, 0.99))))
+    top = np.argsort(v)[::-1]
+    k = np.nonzero(np.cumsum(w[top]) >= TOP_FRACTION * w.sum())[0][0] + 1
+    assert f["top"] == pytest.approx(float(logit(np.sum(v[top[:k]] * w[top[:k]]) / w[top[:k]].sum())))
+    assert "reliability" not in f and f["stat_x"] == 2.0
+
+
+def test_numeric_params_and_method_stats():
+    assert numeric_params({"a": 1, "b": "x", "c": {"d": 2.5, "e": None}, "f": True, "g": float("nan")}) == \
+        {"a": 1.0, "c.d": 2.5, "f": 1.0}
+    assert method_stats("no-such-method", {"a": 1}) == {}
+
+
+def _items(n_img: int, seed: int, slope: float = 2.0, bias: float = -1.0):
+    """Images whose pixels are spliced with probability sigmoid(slope * logit(u) + bias)."""
+    out = []
+    for k in range(n_img):
+        rng = np.random.default_rng([seed, k])
+        spliced = k % 2 == 0
+        x = rng.normal(-1.0 + (1.5 if spliced else 0.0), 1.0, (24, 24))
+        u = 1 / (1 + np.exp(-x))
+        truth = rng.random((24, 24)) < 1 / (1 + np.exp(-(slope * x + bias))) if spliced else None
+        out.append(FitItem(f"i{k}", u.astype(np.float32), np.ones((24, 24), np.float32), truth, spliced))
+    return out
+
+
+def test_fit_recovers_known_logistic_parameters():
+    items = _items(200, 3)
+    spl = [it for it in items if it.spliced]
+    mc = fit_method("m", lambda: spl + [it for it in items if not it.spliced], pixels_per_image=576)
+    # pooled over all images the pristine pixels shift the intercept, never the sign of the slope
+    assert mc.stage1[0] > 0.5 and mc.pixel[0] > 0 and mc.pixel[2] >= 0
+    only = fit_method("m", lambda: spl + [FitItem("neg", np.full((24, 24), 0.01, np.float32),
+                                                  np.ones((24, 24), np.float32), None, False)],
+                      pixels_per_image=576)
+    assert only.stage1[0] == pytest.approx(2.0, rel=0.15)
+    assert only.fit["image_auc_out_of_fold"] == only.fit["image_auc_out_of_fold"]  # defined (not NaN)
+
+
+def test_fit_refuses_a_single_class():
+    items = [it for it in _items(10, 4) if not it.spliced]
+    with pytest.raises(ValueError, match="spliced"):
+        fit_method("m", lambda: items)
+
+
+def test_calibration_file_round_trip_and_refusals(tmp_path):
+    mc = MethodCalibration("m", (1.0, 0.0), (1.0, -2.0, 0.5), ("mean",), (0.0,), (1.0,), (1.0,), 0.0, {"n": 3})
+    p = Calibration({"m": mc}, {"fitted_on": "test"}).save(tmp_path / "c.json")
+    back = load_calibration(p)
+    assert back.get("m") == mc and back.provenance["fitted_on"] == "test"
+    with pytest.raises(ValueError, match="strictly increasing"):
+        MethodCalibration("m", (-1.0, 0.0), (1.0, 0.0, 0.0), (), (), (), (), 0.0)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a calibration"):
+        load_calibration(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_calibration(tmp_path / "missing.json")
+
+
+def _flat_saturated_pristine() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    img = noisestat.synth.clean_texture((160, 192, 3), seed=3) + rng.normal(0, 2.0, (160, 192, 3))
+    img[:, :90] = 255.0  # blown highlights over almost half the image
+    img[100:, 120:] = 40.0  # a flat area
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def test_reliability_is_low_on_saturated_and_flat_areas_and_the_image_is_not_flagged():
+    img = as_image(_flat_saturated_pristine())
+    loc = noisestat.localize(img)
+    rel = loc.reliability
+    assert rel[:, :80].max() < 0.05 and rel[105:, 125:].max() < 0.2
+    assert rel[:90, 100:115].mean() > 3 * rel[:, :80].mean() + 0.1
+    assert loc.score < 0.5
+
+
+def test_a_clear_noise_splice_is_flagged():
+    sp = noisestat.synth.make_splice(noisestat.synth.sample_image("coffee")[::2, ::2], seed=2, noise_sigma=8.0,
+                                     region_fraction=0.2)
+    loc = noisestat.localize(sp.image)
+    assert loc.score > 0.5
+
+
+def test_calibrate_maps_cli_round_trip(tmp_path, capsys):
+    from noisestat.cli import main
+
+    root = tmp_path / "data"
+    for sub in ("images", "masks", "pristine"):
+        (root / sub).mkdir(parents=True)
+    host = noisestat.synth.sample_image("coffee")[::3, ::3]
+    for k in range(6):
+        sp = noisestat.synth.make_splice(host, seed=k, noise_sigma=6.0)
+        Image.fromarray(sp.image).save(root / "images" / f"s{k}.png")
+        Image.fromarray(sp.mask.astype(np.uint8) * 255).save(root / "masks" / f"s{k}.png")
+        noisy = np.clip(host + np.random.default_rng(k).normal(0, 2, host.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(root / "pristine" / f"p{k}.png")
+    assert main(["manifest", "build", "--images", str(root / "images"), "--masks", str(root / "masks"),
+                 "--pristine", str(root / "pristine"), "--out", str(root / "m.json")]) == 0
+    run = tmp_path / "run"
+    assert main(["bench", str(root / "m.json"), "--root", str(root), "--out", str(run), "--methods",
+                 "median_residual", "--save-maps", "--no-progress", "--bootstrap", "10"]) == 0
+    assert main(["calibrate-maps", str(run)]) == 0
+    cal = load_calibration(run / "calibration.json")
+    assert set(cal.methods) == {"median_residual"} and cal.get("median_residual").fit["n_images"] == 12
+    out = tmp_path / "out"
+    assert main(["localize", str(root / "images" / "s0.png"), "--method", "median_residual", "--out", str(out),
+                 "--calibration", str(run / "calibration.json")]) == 0
+    rep = json.loads((out / "s0.json").read_text())
+    assert rep["params"]["calibration"]["file"] == str(run / "calibration.json")
+    rel = np.asarray(Image.open(out / "s0.reliability.png"))
+    assert rel.dtype == np.uint8 and rel.shape == host.shape[:2]
+    assert "wrote" in capsys.readouterr().out
