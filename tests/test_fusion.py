@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import noisestat
+import noisestat.registry
 from noisestat.io import load_image
 from noisestat.localizers import fusion
 from noisestat.localizers.fusion import feature_names, fusion_localizer, load_model, map_subsets, model_key

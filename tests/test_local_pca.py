@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import noisestat
+import noisestat.registry
 from noisestat.maps.local_pca import chen_sigma_batch, local_pca_map, window_sigmas
 from noisestat.noise.pca import chen_sigma
 from noisestat.synth import clean_texture
@@ -131,7 +132,7 @@ def test_uint8_gray_and_registry(clean):
     assert hm.shape == (256, 256) and np.all(np.isfinite(hm.raw))
     assert hm.raw.min() > 0 and 0 <= hm.values.min() and hm.values.max() <= 1
     assert "local_pca" in noisestat.methods()
-    loc = noisestat.localize(gray, method="local_pca", window=32, step=16)
+    loc = noisestat.registry.localize(gray, method="local_pca", window=32, step=16)
     np.testing.assert_array_equal(loc.heatmap.values, hm.values)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import noisestat
+import noisestat.registry
 from noisestat.localizers._object_features import _floor_features, _white_noise_quantile
 from noisestat.localizers.objects import object_features, objects_localizer
 from noisestat.metrics import evaluate_map
@@ -255,8 +256,8 @@ def test_mask_f1_bar_on_held_out_synthetic_splices(sigma):
 
 def test_result_structure_and_determinism():
     sp = _splice("chelsea", "rocket", 8.0, 0)
-    a = noisestat.localize(sp.image, method="objects")
-    b = noisestat.localize(sp.image, method="objects")
+    a = noisestat.registry.localize(sp.image, method="objects")
+    b = noisestat.registry.localize(sp.image, method="objects")
     np.testing.assert_array_equal(a.heatmap.values, b.heatmap.values)
     n = len(a.objects)
     dm = a.extras["dissimilarity"]

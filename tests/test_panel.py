@@ -47,13 +47,15 @@ def test_object_panel_shape_and_content(splice_img, objects_loc):
     assert (yellow | red).sum() > 0.5 * (h + w)
 
 
-def test_dense_map_panel_has_two_panels(splice_img):
+def test_dense_map_panel_has_image_heatmap_and_reliability(splice_img):
     loc = noisestat.localize(splice_img, method="median_residual")
     p = object_panel(splice_img, loc)
     h, w = splice_img.shape[:2]
-    assert p.shape == (h + 16, 2 * w + 8, 3)
-    # the heatmap panel shows the fixed colour ramp of the values
-    np.testing.assert_array_equal(p[16:, w + 8 :], heat_colors(loc.heatmap.values))
+    assert p.shape == (h + 16, 3 * w + 16, 3)
+    # the heatmap panel shows the fixed colour ramp of the values, the third the reliability in grey
+    np.testing.assert_array_equal(p[16:, w + 8 : 2 * w + 8], heat_colors(loc.heatmap.values))
+    rel = np.round(np.clip(loc.reliability, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(p[16:, 2 * w + 16 :, 0], rel)
 
 
 def test_panel_max_side_and_errors(splice_img, objects_loc):
