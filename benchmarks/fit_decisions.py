@@ -50,10 +50,10 @@ for p in (str(ROOT), str(HERE)):
 import fit_fusion as ff  # noqa: E402
 
 from noisestat.bench._codever import module_closure  # noqa: E402
+from noisestat.bench.calibrate_maps import fit_table  # noqa: E402
 from noisestat.bench.manifest import build_manifest, load_manifest, resolve, save_manifest  # noqa: E402
 from noisestat.decisions import Calibration, decision_inputs  # noqa: E402
-from noisestat.decisions.fit import FitItem, fit_method  # noqa: E402
-from noisestat.decisions.integrity import method_stats  # noqa: E402
+from noisestat.decisions.fit import fit_method, read_fit_item, write_decision_inputs  # noqa: E402
 from noisestat.registry import get_method  # noqa: E402
 from noisestat.registry import methods as all_methods  # noqa: E402
 from noisestat.synth import available_sample_images  # noqa: E402
@@ -160,30 +160,28 @@ def cache_key(method: str) -> str:
 CALIBRATION = ROOT / "noisestat" / "decisions" / "calibration.json"
 
 
-def _compute(task: tuple[str, str, str, str | None, bool]) -> str:
+def _compute(task: tuple[str, str, str, str | None]) -> str:
     """Run one method on one image (uncalibrated) and cache its decision inputs; returns the cache file."""
-    import json
-
     from noisestat.io import load_image, load_mask
     from noisestat.registry import localize as run_method
 
-    method, path, cache, mask_path, spliced = task
+    method, path, cache, mask_path = task
     if Path(cache).is_file():
         return cache
     img = load_image(path)
     loc = run_method(img, method=method)
     u, rel, nums = decision_inputs(img, loc)
-    truth = load_mask(mask_path, img.shape) if mask_path else np.zeros(img.shape, bool)
+    truth = load_mask(mask_path, img.shape) if mask_path else None
     tmp = Path(cache).with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, uncalibrated=u, reliability=rel.astype(np.float16), truth=np.packbits(truth),
-                        shape=np.array(u.shape), applicable=np.array(bool(loc.applicable)),
-                        params=np.array(json.dumps(nums)), spliced=np.array(spliced))
+    write_decision_inputs(tmp, uncalibrated=u, reliability=rel, truth=truth, applicable=loc.applicable,
+                          params=nums)
     tmp.replace(cache)
     return cache
 
 
-def compute_all(manifest: Path, data: Path, cache: Path, names: list[str], workers: int) -> dict[str, list[str]]:
-    """Cache every method's result on every item (in parallel); return the cache files per method."""
+def compute_all(manifest: Path, data: Path, cache: Path, names: list[str],
+                workers: int) -> dict[str, list[tuple[str, bool]]]:
+    """Cache every method's result on every item (in parallel); return (cache file, spliced) per method."""
     from concurrent.futures import ProcessPoolExecutor
 
     m = load_manifest(manifest)
@@ -194,9 +192,8 @@ def compute_all(manifest: Path, data: Path, cache: Path, names: list[str], worke
         files[name] = []
         for it in m.items:
             f = str(d / f"{it.id.replace('/', '_')}.npz")
-            files[name].append(f)
-            tasks.append((name, str(resolve(data, it.image)), f,
-                          str(resolve(data, it.mask)) if it.mask else None, it.label == "spliced"))
+            files[name].append((f, it.label == "spliced"))
+            tasks.append((name, str(resolve(data, it.image)), f, str(resolve(data, it.mask)) if it.mask else None))
     todo = [t for t in tasks if not Path(t[2]).is_file()]
     print(f"results: {len(tasks) - len(todo)} cached, {len(todo)} to compute", flush=True)
     if workers > 1:
@@ -210,19 +207,12 @@ def compute_all(manifest: Path, data: Path, cache: Path, names: list[str], worke
     return files
 
 
-def fit_items(method: str, files: list[str]):
+def fit_items(method: str, files: list[tuple[str, bool]]):
     """The :class:`FitItem` of every applicable cached result of ``method``."""
-    import json
-
-    for f in files:
-        with np.load(f, allow_pickle=False) as z:
-            if not bool(z["applicable"]):
-                continue
-            shape = tuple(int(v) for v in z["shape"])
-            truth = np.unpackbits(z["truth"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
-            yield FitItem(key=Path(f).stem, u=z["uncalibrated"], reliability=z["reliability"].astype(np.float32),
-                          truth=truth, spliced=bool(z["spliced"]),
-                          stats=method_stats(method, json.loads(str(z["params"]))))
+    for f, spliced in files:
+        it = read_fit_item(f, method=method, key=Path(f).stem, spliced=spliced)
+        if it is not None:
+            yield it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,11 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         old = load_calibration(args.out)
         cal = Calibration({**old.methods, **fitted}, {**old.provenance, **prov})
     cal.save(args.out)
-    print(f"{'method':22s} {'pixel AUC':>9s} {'image AUC (5-fold)':>18s}  a1      a      c")
-    for name, mc in cal.methods.items():
-        f = mc.fit
-        print(f"{name:22s} {f['pixel_auc']:9.3f} {f['image_auc_out_of_fold']:18.3f}  "
-              f"{mc.stage1[0]:.3f} {mc.pixel[0]:.3f} {mc.pixel[2]:.3f}")
+    print(fit_table(cal))
     print(f"wrote {args.out} ({time.time() - t0:.0f} s)")
     return 0
 

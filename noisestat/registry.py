@@ -295,21 +295,25 @@ def check_params(spec: MethodSpec, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def localize(image: Any, *, method: str | None = None, **params: Any) -> Localization:
-    """Run a registered method on one image.
+    """Run a registered method on one image and return its own, uncalibrated result.
+
+    The user-facing :func:`noisestat.localize` (:func:`noisestat.decisions.localize`)
+    calls this, then adds the reliability map, the integrity score and the
+    calibrated heatmap and mask.
 
     Parameters
     ----------
     image : array_like, str, path or LoadedImage
         The image (see :func:`noisestat.load_image`).
     method : str, optional
-        A name from :func:`methods`; default ``"objects"``.
+        A name from :func:`methods`; default :func:`default_method`.
     **params
         Method parameters (see ``get_method(name).params`` for the defaults).
 
     Returns
     -------
     Localization
-        Heatmap, binary mask, image-level score and timings.
+        The method's heatmap, its own mask and score, and timings (no reliability map).
 
     Raises
     ------
@@ -318,11 +322,10 @@ def localize(image: Any, *, method: str | None = None, **params: Any) -> Localiz
 
     Examples
     --------
-    >>> import numpy as np, noisestat
+    >>> import numpy as np
     >>> img = np.random.default_rng(0).normal(128, 5, (64, 64)).clip(0, 255)
-    >>> loc = noisestat.localize(img, method="median_residual")
-    >>> loc.heatmap.shape
-    (64, 64)
+    >>> localize(img, method="median_residual").reliability is None
+    True
     """
     spec = get_method(method if method is not None else default_method())
     merged = check_params(spec, params)

@@ -78,17 +78,14 @@ class ItemTask:
 
 def _save_decision_inputs(path: Path, loc: Any, truth: np.ndarray | None) -> None:
     """What ``noisestat calibrate-maps`` refits from: uncalibrated map, reliability, truth, numeric params."""
-    import json
-
+    from ..decisions.fit import write_decision_inputs
     from ..decisions.integrity import numeric_params
 
-    u = np.asarray(loc.extras.get("uncalibrated", loc.heatmap.values), dtype=np.float32)
-    rel = loc.reliability if loc.reliability is not None else np.ones(u.shape, np.float32)
+    u = loc.extras.get("uncalibrated", loc.heatmap.values)
+    rel = loc.reliability if loc.reliability is not None else np.ones(np.shape(u), np.float32)
     hm_params = {k: v for k, v in loc.heatmap.params.items() if k != "calibration"}
-    t = np.zeros(u.shape, bool) if truth is None else np.asarray(truth, bool)
-    np.savez_compressed(path, uncalibrated=u, reliability=np.asarray(rel, np.float16), truth=np.packbits(t),
-                        shape=np.array(u.shape), applicable=np.array(bool(loc.applicable)),
-                        params=np.array(json.dumps(numeric_params({**loc.params, **hm_params}))))
+    write_decision_inputs(path, uncalibrated=u, reliability=rel, truth=truth, applicable=loc.applicable,
+                          params=numeric_params({**loc.params, **hm_params}))
 
 
 def safe_name(text: str) -> str:

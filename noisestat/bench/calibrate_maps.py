@@ -20,27 +20,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._version import __version__
 from ..decisions.calibration import Calibration, MethodCalibration
-from ..decisions.fit import PIXELS_PER_IMAGE, FitItem, fit_method
-from ..decisions.integrity import method_stats
+from ..decisions.fit import PIXELS_PER_IMAGE, FitItem, fit_method, read_fit_item
 from .rows import current_rows
 
-__all__ = ["calibrate_maps", "read_fit_item"]
+__all__ = ["calibrate_maps", "fit_table"]
 
 
-def read_fit_item(path: str | os.PathLike, *, method: str, key: str, spliced: bool) -> FitItem | None:
-    """The :class:`FitItem` of one saved ``.decision.npz`` (None when the method did not apply)."""
-    with np.load(path, allow_pickle=False) as z:
-        if not bool(z["applicable"]):
-            return None
-        shape = tuple(int(v) for v in z["shape"])
-        truth = np.unpackbits(z["truth"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
-        return FitItem(key=key, u=z["uncalibrated"], reliability=z["reliability"].astype(np.float32),
-                       truth=truth, spliced=spliced,
-                       stats=method_stats(method, json.loads(str(z["params"]))))
+def fit_table(cal: Calibration) -> str:
+    """One line per fitted method: images, spliced images, pixel AUC, out-of-fold image AUC, slopes."""
+    lines = [f"{'method':22s} {'images':>6s} {'spliced':>7s} {'pixel AUC':>9s} {'image AUC (5-fold)':>18s}"
+             f" {'a1':>6s} {'a':>6s} {'c':>6s}"]
+    for name, mc in cal.methods.items():
+        f = mc.fit
+        lines.append(f"{name:22s} {f['n_images']:6d} {f['n_spliced_images']:7d} {f['pixel_auc']:9.3f} "
+                     f"{f['image_auc_out_of_fold']:18.3f} {mc.stage1[0]:6.3f} {mc.pixel[0]:6.3f} {mc.pixel[2]:6.3f}")
+    return "\n".join(lines)
 
 
 def _rows_by_method(rundir: Path, methods: Sequence[str] | None) -> dict[str, list[dict[str, Any]]]:

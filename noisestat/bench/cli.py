@@ -218,16 +218,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate_maps(args: argparse.Namespace) -> int:
-    from .calibrate_maps import calibrate_maps
+    from .calibrate_maps import calibrate_maps, fit_table
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     cal = calibrate_maps(args.rundir, methods=methods, pixels_per_image=args.pixels_per_image, seed=args.seed)
     out = cal.save(args.out or Path(args.rundir) / "calibration.json")
-    print(f"{'method':22s} {'images':>6s} {'spliced':>7s} {'pixel AUC':>9s} {'image AUC (5-fold)':>18s}")
-    for name, mc in cal.methods.items():
-        f = mc.fit
-        print(f"{name:22s} {f['n_images']:6d} {f['n_spliced_images']:7d} {f['pixel_auc']:9.3f} "
-              f"{f['image_auc_out_of_fold']:18.3f}")
+    print(fit_table(cal))
     print(f"wrote {out}; use it with: noisestat localize IMAGE --calibration {out}")
     return 0
 

@@ -23,6 +23,8 @@ pixels and of spliced images), recorded in ``fit``.
 
 from __future__ import annotations
 
+import json
+import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from .calibration import MethodCalibration
-from .integrity import image_features, logit
+from .integrity import image_features, logit, method_stats
 
-__all__ = ["FitItem", "fit_method", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
+__all__ = ["FitItem", "fit_method", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
 
 MIN_SLOPE = 1e-3
 PIXELS_PER_IMAGE = 4096
@@ -49,6 +51,28 @@ class FitItem:
     truth: np.ndarray | None
     spliced: bool
     stats: Mapping[str, float] = field(default_factory=dict)
+
+
+def write_decision_inputs(path: str | os.PathLike, *, uncalibrated: np.ndarray, reliability: np.ndarray,
+                          truth: np.ndarray | None, applicable: bool, params: Mapping[str, float]) -> None:
+    """Write one result's decision inputs as the ``.decision.npz`` that :func:`read_fit_item` reads."""
+    u = np.asarray(uncalibrated, dtype=np.float32)
+    t = np.zeros(u.shape, bool) if truth is None else np.asarray(truth, bool)
+    np.savez_compressed(path, uncalibrated=u, reliability=np.asarray(reliability, np.float16),
+                        truth=np.packbits(t), shape=np.array(u.shape), applicable=np.array(bool(applicable)),
+                        params=np.array(json.dumps(dict(params))))
+
+
+def read_fit_item(path: str | os.PathLike, *, method: str, key: str, spliced: bool) -> FitItem | None:
+    """The :class:`FitItem` of one saved ``.decision.npz`` (None when the method did not apply)."""
+    with np.load(path, allow_pickle=False) as z:
+        if not bool(z["applicable"]):
+            return None
+        shape = tuple(int(v) for v in z["shape"])
+        truth = np.unpackbits(z["truth"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+        return FitItem(key=key, u=z["uncalibrated"], reliability=z["reliability"].astype(np.float32),
+                       truth=truth, spliced=spliced,
+                       stats=method_stats(method, json.loads(str(z["params"]))))
 
 
 def _sample(item: FitItem, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
