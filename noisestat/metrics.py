@@ -465,7 +465,7 @@ def summarize(results: Sequence[ImageMetrics], *, aggregation: str = "per_image"
     return out
 
 
-def detection_metrics(scores: Any, labels: Any) -> dict[str, float]:
+def detection_metrics(scores: Any, labels: Any, *, threshold: float = 0.5) -> dict[str, float]:
     """Image-level detection metrics from one score per image.
 
     Parameters
@@ -475,17 +475,34 @@ def detection_metrics(scores: Any, labels: Any) -> dict[str, float]:
         not applicable) are left out and counted in ``n_undefined``.
     labels : array_like of bool, shape (n,)
         True for spliced images.
+    threshold : float, default 0.5
+        The decision threshold of ``balanced_accuracy``, ``tpr`` and ``tnr``
+        (``score >= threshold`` flags an image; 0.5 for calibrated scores).
 
     Returns
     -------
     dict
-        ``auc``, ``ap``, ``balanced_accuracy_best``, ``threshold_best``,
-        ``tpr_at_fpr_5``, ``n``, ``n_undefined``.
+        ``auc``, ``ap``, ``balanced_accuracy_best`` (at the best threshold),
+        ``threshold_best``, ``tpr_at_fpr_5`` over the images with a finite
+        score; ``balanced_accuracy`` = (``tpr`` + ``tnr``) / 2 of
+        ``score >= threshold`` over all images, a NaN score counting as not
+        flagged (NaN without both classes); ``n``, ``n_undefined``.
+
+    Examples
+    --------
+    >>> m = detection_metrics([0.9, 0.6, 0.4, 0.1], [True, True, False, False])
+    >>> m["auc"], m["balanced_accuracy"]
+    (1.0, 1.0)
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).astype(bool).ravel()
     if s.shape != y.shape:
         raise ValueError(f"labels: length {y.size} does not match scores' {s.size}")
+    threshold = float(threshold)
+    flagged = np.nan_to_num(s, nan=-np.inf) >= threshold
+    tpr = float(flagged[y].mean()) if y.any() else _NAN
+    tnr = float((~flagged[~y]).mean()) if (~y).any() else _NAN
+    at = {"balanced_accuracy": 0.5 * (tpr + tnr), "tpr": tpr, "tnr": tnr, "threshold": threshold}
     ok = np.isfinite(s)
     s, y = s[ok], y[ok]
     out = {"n": int(s.size), "n_undefined": int((~ok).sum())}
@@ -502,4 +519,5 @@ def detection_metrics(scores: Any, labels: Any) -> dict[str, float]:
         out["tpr_at_fpr_5"] = float((tp[ok5] / n_pos).max()) if ok5.any() else 0.0
     else:
         out["balanced_accuracy_best"] = out["threshold_best"] = out["tpr_at_fpr_5"] = _NAN
+    out.update(at)
     return out

@@ -62,6 +62,8 @@ def test_summary_leaves_undefined_out_and_pools_counts():
     assert s[("run", "", "n_errors")]["value"] == 1
     # image level: spliced scores 0.5, pristine 0.1 -> perfect separation
     assert s[("image_level", "as_is", "auc")]["value"] == 1.0
+    # at 0.5 the spliced scores (0.5) are flagged, the pristine (0.1) not; the error row is left out
+    assert s[("image_level", "as_is", "balanced_accuracy")]["value"] == 1.0
     tex = to_latex(summarize_rows(rows, n_boot=10))
     assert "\\begin{tabular}" in tex and "\\toprule" in tex
 

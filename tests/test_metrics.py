@@ -156,3 +156,15 @@ def test_detection_metrics(rng):
     s2[:5] = np.nan
     d2 = detection_metrics(s2, y)
     assert d2["n_undefined"] == 5 and d2["n"] == 195
+
+
+def test_detection_metrics_balanced_accuracy_at_the_threshold(rng):
+    y = rng.random(200) < 0.4
+    s = rng.random(200) + y * 0.5
+    s[:7] = np.nan  # not applicable: never flagged
+    d = detection_metrics(s, y, threshold=0.8)
+    flagged = np.nan_to_num(s, nan=0.0) >= 0.8
+    ref = skm.balanced_accuracy_score(y, flagged)
+    assert d["balanced_accuracy"] == pytest.approx(ref, abs=1e-12)
+    assert d["tpr"] == pytest.approx(flagged[y].mean()) and d["tnr"] == pytest.approx((~flagged[~y]).mean())
+    assert np.isnan(detection_metrics([0.2, 0.7], [True, True])["balanced_accuracy"])  # one class only

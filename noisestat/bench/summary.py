@@ -15,7 +15,9 @@ Every number says how it was aggregated (column ``aggregation``):
     pixel there is authentic).
 ``image_level``
     Detection from one score per image (spliced = positive, pristine =
-    negative): ROC AUC, AP, best balanced accuracy, TPR at FPR <= 5 %.
+    negative): ROC AUC, AP, balanced accuracy, TPR and TNR of ``score >= 0.5``
+    (the calibrated decision; a NaN score is not flagged), best balanced
+    accuracy, TPR at FPR <= 5 %.
 ``run``
     Counts (items, errors, not applicable) and speed (seconds per megapixel).
 
@@ -163,7 +165,7 @@ def summarize_rows(rows: Sequence[dict[str, Any]], *, n_boot: int = 2000, seed: 
         labels = np.array([r["label"] == "spliced" for r in det])
         if labels.any() and (~labels).any():
             dm = detection_metrics(np.array([_f(r, "score") for r in det]), labels)
-            for k in ("auc", "ap", "balanced_accuracy_best", "tpr_at_fpr_5"):
+            for k in ("auc", "ap", "balanced_accuracy", "tpr", "tnr", "balanced_accuracy_best", "tpr_at_fpr_5"):
                 rec("image_level", "as_is", k, dm[k], n_defined=dm["n"], n=dm["n"] + dm["n_undefined"])
     return out
 
@@ -262,7 +264,7 @@ def _table_data(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
             block.append(line)
         body_main.append(block)
     head_run = ["method", "spliced", "pristine", "errors", "n/a", "mask F1", "mask MCC", "pooled TPR@t",
-                "pooled FPR@t", "pristine FPR@t", "image AUC", "s/MP (median)"]
+                "pooled FPR@t", "pristine FPR@t", "image AUC", "image BAcc@0.5", "s/MP (median)"]
     body_run = []
     for c in configs:
         def g(agg: str, o: str, m: str, field: str = "value", c: str = c) -> str:
@@ -276,7 +278,8 @@ def _table_data(summary: Sequence[dict[str, Any]]) -> tuple[list[str], list[list
                          g("run", "", "n_not_applicable"), g("per_image", "mask", "f1"),
                          g("per_image", "mask", "mcc"), g("pooled_spliced", "as_is", "tpr"),
                          g("pooled_spliced", "as_is", "fpr"), g("pooled_pristine", "as_is", "fpr"),
-                         g("image_level", "as_is", "auc"), g("run", "", "s_per_mp", "median")])
+                         g("image_level", "as_is", "auc"), g("image_level", "as_is", "balanced_accuracy"),
+                         g("run", "", "s_per_mp", "median")])
     return head_main, body_main, head_run, body_run
 
 
