@@ -192,5 +192,10 @@ class OnnxFeatureProvider:
 
 @register_feature_source("onnx")
 def onnx_feature_source(path: str) -> OnnxFeatureProvider:
-    """Feature-map spec ``"onnx:PATH"``: :class:`OnnxFeatureProvider` of PATH with the default tiling."""
-    return OnnxFeatureProvider(path)
+    """Feature-map spec ``"onnx:PATH"``: :class:`OnnxFeatureProvider` of PATH with the default tiling.
+
+    ``"onnx:srm"`` is the packaged SRM residual bank (``srm.onnx``).
+    """
+    from ._srm import srm_model_path
+
+    return OnnxFeatureProvider(srm_model_path() if path == "srm" else path)
