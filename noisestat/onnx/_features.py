@@ -169,21 +169,22 @@ class OnnxFeatureProvider:
         if len(rows) == 1 and len(cols) == 1:
             return np.ascontiguousarray(np.moveaxis(self._run(x), 0, 2), dtype=np.float32)
         acc: np.ndarray | None = None
-        wsum = np.zeros((h, w), np.float64)
+        wsum = np.zeros((h, w, 1), np.float32)
         for r0 in rows:
             r1 = min(r0 + self.tile, h)
             wr = blend_weights(r1 - r0, self.overlap, at_start=r0 == 0, at_end=r1 == h)
             for c0 in cols:
                 c1 = min(c0 + self.tile, w)
                 wc = blend_weights(c1 - c0, self.overlap, at_start=c0 == 0, at_end=c1 == w)
-                y = self._run(np.ascontiguousarray(x[:, r0:r1, c0:c1]))
+                y = np.moveaxis(self._run(np.ascontiguousarray(x[:, r0:r1, c0:c1])), 0, 2)
                 if acc is None:
-                    acc = np.zeros((y.shape[0], h, w), np.float64)
-                wt = wr[:, None] * wc[None, :]
-                acc[:, r0:r1, c0:c1] += y * wt
+                    acc = np.zeros((h, w, y.shape[2]), np.float32)
+                wt = (wr[:, None] * wc[None, :]).astype(np.float32)[:, :, None]
+                acc[r0:r1, c0:c1] += y * wt
                 wsum[r0:r1, c0:c1] += wt
         assert acc is not None
-        return np.ascontiguousarray(np.moveaxis(acc / wsum, 0, 2), dtype=np.float32)
+        acc /= wsum
+        return acc
 
     def __repr__(self) -> str:
         return (f"OnnxFeatureProvider({str(self.path)!r}, tile={self.tile}, overlap={self.overlap}, "
