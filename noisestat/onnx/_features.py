@@ -96,9 +96,12 @@ class OnnxFeatureProvider:
     Examples
     --------
     >>> from noisestat.onnx import OnnxFeatureProvider, srm_model_path
-    >>> srm = OnnxFeatureProvider(srm_model_path(), tile=64, overlap=16)
-    >>> srm(np.zeros((100, 80))).shape
-    (100, 80, 30)
+    >>> try:
+    ...     srm = OnnxFeatureProvider(srm_model_path(), tile=64, overlap=16)
+    ... except ImportError:  # onnxruntime missing: pip install noisestat[onnx]
+    ...     srm = None
+    >>> srm is None or srm(np.zeros((100, 80))).shape == (100, 80, 30)
+    True
     """
 
     def __init__(self, path: Any, *, tile: int = 512, overlap: int = 32,
