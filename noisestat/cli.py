@@ -110,6 +110,10 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from .registry import default_method
 
     params = _parse_params(args.param)
+    if args.segmenter:
+        params["segmenter"] = args.segmenter
+    if args.features:
+        params["feature_maps"] = ",".join(args.features)
     method = args.method or default_method()
     calibration = resolve_calibration(False if args.calibration == "none" else args.calibration)
     out_dir = Path(args.out)
@@ -240,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calibration", default=None, metavar="FILE|none",
                    help="decision models from `noisestat calibrate-maps` (default: the packaged ones; "
                         "'none': the method's own values, mask and score)")
+    q.add_argument("--segmenter", default=None, metavar="NAME|onnx:PATH[:layout]",
+                   help="segmentation backend of the object methods: a built-in NAME (e.g. slic_merge, grid) "
+                        "or a Mask R-CNN ONNX model, layout auto|torchvision|maskrcnn10 (needs noisestat[onnx])")
+    q.add_argument("--features", action="append", default=None, metavar="onnx:PATH",
+                   help="extra feature map of the object methods from an image-to-map ONNX model (repeatable; "
+                        "onnx:srm = the packaged SRM residual bank; needs noisestat[onnx])")
     q.add_argument("--panel", action="store_true",
                    help="also write <stem>.panel.png: image with object outlines, heatmap, dissimilarity matrix")
     q.set_defaults(func=_cmd_localize)

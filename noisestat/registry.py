@@ -32,11 +32,14 @@ from .types import Heatmap, LoadedImage, Localization
 __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_all",
            "DEFAULT_METHOD", "heatmap_to_localization", "SCORE_QUANTILE", "warmup",
            "SegmenterSpec", "register_segmenter", "add_segmenter", "segmenters", "get_segmenter",
-           "check_keywords"]
+           "check_keywords", "register_feature_source", "feature_sources", "get_feature_map",
+           "FEATURE_SOURCE_PACKAGES"]
 
 METHOD_PACKAGES = ("noisestat.maps", "noisestat.jpeg", "noisestat.localizers")
 #: packages whose public modules register segmentation backends
-SEGMENTER_PACKAGES = ("noisestat.segment",)
+SEGMENTER_PACKAGES = ("noisestat.segment", "noisestat.onnx")
+#: packages whose public modules register feature-map sources (``"scheme:argument"`` specs)
+FEATURE_SOURCE_PACKAGES = ("noisestat.onnx",)
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
 KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
@@ -213,6 +216,59 @@ def get_segmenter(name: str) -> SegmenterSpec:
     """Return the :class:`SegmenterSpec` for ``name`` or raise ValueError listing valid names."""
     _load_segmenters()
     return _lookup(_SEGMENTERS, name, "a registered segmentation backend")
+
+
+_FEATURE_SOURCES: dict[str, Callable[[str], Any]] = {}
+_FEATURE_SOURCES_LOADED = False
+
+
+def register_feature_source(scheme: str):
+    """Decorator that registers ``factory(argument) -> provider`` for feature-map specs ``"scheme:argument"``.
+
+    A provider is callable as ``provider(image: LoadedImage) -> ndarray (H, W, K) float32``
+    (a per-pixel feature map of the image's size) and has a ``name`` (str, a
+    short identifier used in feature names) and an ``info`` dict (what the
+    results' ``params`` record about it). The object localizer and fusion take
+    such maps as extra features (their ``feature_maps`` parameter).
+    """
+
+    def deco(factory: Callable[[str], Any]) -> Callable[[str], Any]:
+        prev = _FEATURE_SOURCES.get(scheme)
+        if prev is not None and not _same_function(prev, factory):
+            raise RuntimeError(f"feature source {scheme!r} registered twice")
+        _FEATURE_SOURCES[scheme] = factory
+        return factory
+
+    return deco
+
+
+def feature_sources() -> list[str]:
+    """Schemes of the registered feature-map sources, sorted."""
+    global _FEATURE_SOURCES_LOADED
+    if not _FEATURE_SOURCES_LOADED:
+        _import_public_modules(FEATURE_SOURCE_PACKAGES)
+        _FEATURE_SOURCES_LOADED = True
+    return sorted(_FEATURE_SOURCES)
+
+
+def get_feature_map(spec: Any) -> Any:
+    """The feature-map provider of ``spec`` = ``"scheme:argument"`` (e.g. ``"onnx:model.onnx"``).
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is not a string.
+    ValueError
+        No ``":"`` in ``spec`` or an unknown scheme (the message lists the registered ones).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"feature map spec must be a string 'scheme:argument', got {spec!r}")
+    schemes = feature_sources()
+    scheme, sep, arg = spec.partition(":")
+    if not sep or not arg or scheme not in _FEATURE_SOURCES:
+        raise ValueError(f"feature map {spec!r} is not 'scheme:argument' with a registered scheme; "
+                         f"use one of {', '.join(f'{s}:PATH' for s in schemes) or '(none registered)'}")
+    return _FEATURE_SOURCES[scheme](arg)
 
 
 def _lookup(table: Mapping[str, Any], name: Any, what: str) -> Any:

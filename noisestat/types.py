@@ -20,6 +20,7 @@ __all__ = [
     "Heatmap",
     "Localization",
     "Segmentation",
+    "Instances",
     "ObjectDetail",
 ]
 
@@ -324,12 +325,19 @@ class Segmentation:
         ``(row0, col0, row1, col1)`` per object (end exclusive), object i at row i-1.
     method : str
     params : dict
+    instances : Instances or None
+        Set by instance backends (e.g. Mask R-CNN): the possibly overlapping
+        instances themselves. ``labels`` / ``boxes`` are then their flattened
+        view (each pixel labelled with the first instance, in order, whose
+        mask covers it; 0 = no instance), kept for consumers that need a
+        partition.
     """
 
     labels: np.ndarray
     boxes: np.ndarray
     method: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    instances: Instances | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", readonly(np.asarray(self.labels, dtype=np.int32)))
@@ -348,4 +356,83 @@ class Segmentation:
         r0, c0, r1, c1 = (int(v) for v in self.boxes[label - 1])
         out = np.zeros(self.labels.shape, dtype=bool)
         out[r0:r1, c0:c1] = self.labels[r0:r1, c0:c1] != label
+        return out
+
+
+@dataclass(frozen=True)
+class Instances:
+    """Possibly overlapping object instances with boxes and scores (an instance segmenter's output).
+
+    Attributes
+    ----------
+    masks : ndarray, shape (n, H, W), bool
+        Instance masks at full resolution; masks may overlap.
+    boxes : ndarray, shape (n, 4), int64
+        ``(row0, col0, row1, col1)`` per instance (end exclusive), as reported
+        by the segmenter (a box may be larger than its mask).
+    scores : ndarray, shape (n,), float64
+        Detection confidences in [0, 1].
+    classes : ndarray, shape (n,), int64
+        Class ids of the detector (-1 when unknown).
+    method : str
+    params : dict
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 4, 6), bool)
+    >>> m[0, 1:3, 1:3] = True
+    >>> inst = Instances(m, [[0, 0, 4, 4]], [0.9], [1], method="example")
+    >>> inst.n_instances, int(inst.foreground(1).sum()), int(inst.background(1).sum())
+    (1, 4, 12)
+    >>> inst.labels().tolist()[1]
+    [0, 1, 1, 0, 0, 0]
+    """
+
+    masks: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        masks = np.asarray(self.masks, dtype=bool)
+        if masks.ndim != 3:
+            raise ValueError(f"masks must have shape (n, H, W), got {masks.shape}")
+        n = masks.shape[0]
+        boxes = np.asarray(self.boxes, dtype=np.int64).reshape(-1, 4)
+        scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        classes = np.asarray(self.classes, dtype=np.int64).reshape(-1)
+        for name, a in (("boxes", boxes), ("scores", scores), ("classes", classes)):
+            if a.shape[0] != n:
+                raise ValueError(f"{name} has {a.shape[0]} rows for {n} masks; give one per instance")
+        object.__setattr__(self, "masks", readonly(masks))
+        object.__setattr__(self, "boxes", readonly(boxes))
+        object.__setattr__(self, "scores", readonly(scores))
+        object.__setattr__(self, "classes", readonly(classes))
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.masks.shape[1]), int(self.masks.shape[2]))
+
+    def foreground(self, label: int) -> np.ndarray:
+        """Mask of instance ``label`` (1-based)."""
+        return np.asarray(self.masks[label - 1])
+
+    def background(self, label: int) -> np.ndarray:
+        """The instance's box minus its mask."""
+        r0, c0, r1, c1 = (int(v) for v in self.boxes[label - 1])
+        out = np.zeros(self.shape, dtype=bool)
+        out[r0:r1, c0:c1] = ~self.masks[label - 1, r0:r1, c0:c1]
+        return out
+
+    def labels(self) -> np.ndarray:
+        """Flattened label image: each pixel gets the first instance (1-based) covering it, else 0."""
+        out = np.zeros(self.shape, np.int32)
+        for i in range(self.n_instances - 1, -1, -1):
+            out[self.masks[i]] = i + 1
         return out

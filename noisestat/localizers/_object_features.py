@@ -19,7 +19,7 @@ import numpy as np
 from ..types import Heatmap, LoadedImage, Segmentation
 from ._regions import region_sums
 
-__all__ = ["FeatureContext", "FeatureValues", "object_feature", "compute_features", "FEATURE_TABLE",
+__all__ = ["FeatureContext", "FeatureValues", "object_feature", "compute_features", "map_feature", "FEATURE_TABLE",
            "FEATURES", "ELA_GRADIENT_OFFSET", "ADQ_FLOOR", "FLOOR_WAVELET", "FLOOR_MODES",
            "CHANNEL_INDEPENDENCE_MIN", "DECORRELATED_PERCENTILE"]
 
@@ -51,6 +51,8 @@ class FeatureContext:
     floor_percentile: float | None
     floor_mode: str
     adq: Heatmap | None
+    #: extra feature maps by feature name: per-pixel energy (H, W), the mean over channels of the squared map
+    maps: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, img: LoadedImage, seg: Segmentation, **options) -> FeatureContext:
@@ -93,8 +95,9 @@ def object_feature(name: str) -> Callable[[FeatureFunc], FeatureFunc]:
 def compute_features(ctx: FeatureContext, names: Iterable[str]) -> dict[str, np.ndarray]:
     """``"area"``, ``"brightness"`` and, for each registered feature in ``names``, its outputs.
 
-    Features are computed once each, in table order; names not in the table
-    are ignored. See :func:`~noisestat.localizers.objects.object_features`.
+    Features are computed once each, in table order, then the extra feature
+    maps of ``ctx.maps`` that ``names`` asks for (:func:`map_feature`);
+    other names are ignored. See :func:`~noisestat.localizers.objects.object_features`.
     """
     wanted = set(names)
     sums, _ = ctx.region_sums([ctx.ones, ctx.gray])
@@ -104,7 +107,24 @@ def compute_features(ctx: FeatureContext, names: Iterable[str]) -> dict[str, np.
             v = func(ctx)
             out[f"{name}_fg"], out[f"{name}_bg"], out[f"{name}_all"] = v.fg, v.bg, v.whole
             out.update(v.extra)
+    for name, energy in ctx.maps.items():
+        if name in wanted and name not in FEATURE_TABLE:
+            v = map_feature(ctx, energy)
+            out[f"{name}_fg"], out[f"{name}_bg"], out[f"{name}_all"] = v.fg, v.bg, v.whole
     return out
+
+
+def map_feature(ctx: FeatureContext, energy: np.ndarray) -> FeatureValues:
+    """Per-region RMS of an extra feature map (e.g. a CNN residual): ``sqrt(sum energy / count)``.
+
+    ``energy`` is the per-pixel mean over the map's channels of its squared
+    values, so a region's value is the RMS of the map over the region's
+    pixels and channels; NaN where the region has fewer than ``min_pixels``
+    pixels; ``whole`` = the RMS over the image.
+    """
+    e = np.asarray(energy, dtype=np.float64)
+    fg, bg = _per_region(ctx.region_sums([ctx.ones, e]), ctx.min_pixels, lambda s: np.sqrt(s[:, 1] / s[:, 0]))
+    return FeatureValues(fg, bg, np.array([float(np.sqrt(e.mean()))]))
 
 
 def _per_region(

@@ -37,7 +37,7 @@ from ..heatmap import robust_z
 from ..io import as_image
 from ..registry import get_method, register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
-from .objects import objects_localizer
+from .objects import _feature_maps, _parse_feature_maps, objects_localizer
 
 __all__ = ["fusion_localizer", "load_model", "DEFAULT_MAPS", "FUSED_MAPS", "MODEL_FILE", "OBJECT_FEATURES",
            "MAP_STATS", "model_key", "map_transform"]
@@ -343,6 +343,7 @@ def fusion_localizer(
     segmenter: str = "slic_merge",
     n_objects: int = 32,
     min_pixels: int = 256,
+    feature_maps: str = "",
 ) -> Localization:
     """Fuse object-level noise features with dense maps by a logistic model fitted on synthetic splices.
 
@@ -365,6 +366,15 @@ def fusion_localizer(
         Target number of objects (the model was fitted with the default).
     min_pixels : int, default 256
         Objects with fewer usable pixels are invalid (value 0, never selected).
+    feature_maps : str or list of str, default ""
+        Extra feature maps (``"onnx:PATH"`` specs, see the object
+        localizer's ``feature_maps``). Each map ``F`` (H, W, K) enters as the
+        dense map ``log(max(sqrt(mean_k F_k^2), 1e-6))``, pooled per object like
+        the fused maps (:data:`MAP_STATS` of its clipped robust z, as is,
+        relative and absolute relative), as features ``"<scheme>_<name>_<stat>"``
+        of the objects' details and ``extras["feature_map_columns"]``. The
+        packaged model was fitted without them, so they do not change the
+        probability (refit with ``benchmarks/fit_fusion.py`` to use them).
 
     Returns
     -------
@@ -427,9 +437,14 @@ def fusion_localizer(
     if not isinstance(segmenter, str):
         raise TypeError(f"segmenter must be a string, got {segmenter!r}")
     params = dict(maps=",".join(names), segmenter=segmenter, n_objects=n_objects, min_pixels=min_pixels)
+    specs = _parse_feature_maps(feature_maps)
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
     feats = _object_features(img, maps=names, segmenter=segmenter, n_objects=n_objects, min_pixels=min_pixels)
+    extra_cols: dict[str, np.ndarray] = {}
+    if specs:
+        params["feature_maps"] = ",".join(specs)
+        extra_cols, params["feature_providers"] = _extra_map_columns(img, specs, feats)
     t1 = time.perf_counter()
     key = model_key(feats.maps_used)
     sub = model["models"].get(key)
@@ -437,7 +452,7 @@ def fusion_localizer(
         raise RuntimeError(f"fusion model has no entry for maps {key!r}; refit with benchmarks/fit_fusion.py")
     pred = _predict_objects(sub, feats)
     sel = feats.valid & (pred.prob >= 0.5)
-    details = _fusion_details(feats, pred, sel)
+    details = _fusion_details(feats, pred, sel, extra_cols)
     t2 = time.perf_counter()
     timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
     labels = feats.labels
@@ -446,9 +461,23 @@ def fusion_localizer(
                  units="log-odds of the fusion model (per object)", timings=timings,
                  applicable=pred.applicable, note=_fusion_note(feats))
     score = float(pred.prob[feats.valid].max()) if pred.applicable else float("nan")
+    extras = _fusion_extras(feats, pred, sub, key)
+    if extra_cols:
+        extras["feature_map_columns"] = extra_cols
     return Localization(heatmap=hm, mask=np.r_[False, sel][labels], score=score, method="fusion",
-                        params=params, objects=details, extras=_fusion_extras(feats, pred, sub, key),
-                        timings=timings)
+                        params=params, objects=details, extras=extras, timings=timings)
+
+
+def _extra_map_columns(
+    img: LoadedImage, specs: tuple[str, ...], feats: _Features
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-object columns of the extra feature maps (see ``feature_maps``) and the providers' info."""
+    energy, info = _feature_maps(img, specs)
+    pool = _Pooling(feats.labels.ravel(), feats.x.shape[0], feats.valid)
+    cols: dict[str, np.ndarray] = {}
+    for name, e in energy.items():
+        cols.update(_map_columns(name, np.sqrt(e).astype(np.float32), np.float32(1e-6), pool))
+    return cols, info
 
 
 @dataclass(frozen=True)
@@ -484,14 +513,18 @@ def _fusion_note(feats: _Features) -> str:
     return note
 
 
-def _fusion_details(feats: _Features, pred: _Prediction, sel: np.ndarray) -> tuple[ObjectDetail, ...]:
+def _fusion_details(
+    feats: _Features, pred: _Prediction, sel: np.ndarray, extra: dict[str, np.ndarray] | None = None
+) -> tuple[ObjectDetail, ...]:
     """Per-object details: the object localizer's geometry, the model's features and probability."""
+    extra = extra or {}
     return tuple(
         ObjectDetail(
             label=o.label,
             bbox=o.bbox,
             area=o.area,
-            features={k: float(feats.x[i, j]) for j, k in enumerate(feats.names)},
+            features={**{k: float(feats.x[i, j]) for j, k in enumerate(feats.names)},
+                      **{k: float(v[i]) for k, v in extra.items()}},
             score=float(pred.prob[i]),
             selected=bool(sel[i]),
             valid=bool(feats.valid[i]),

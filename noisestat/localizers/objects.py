@@ -30,9 +30,10 @@ import numpy as np
 
 from .._validate import check_choice, check_float, check_int
 from ..io import as_image
-from ..registry import register
+from ..registry import get_feature_map, register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail, Segmentation
 from ._dissimilarity import algorithm1, cosine_dissimilarity
+from ._instances import InstanceObjects, instance_objects, layered_features
 from ._object_features import ADQ_FLOOR as ADQ_FLOOR
 from ._object_features import CHANNEL_INDEPENDENCE_MIN as CHANNEL_INDEPENDENCE_MIN
 from ._object_features import DECORRELATED_PERCENTILE as DECORRELATED_PERCENTILE
@@ -76,6 +77,7 @@ def object_features(
     floor_percentile: float | None = None,
     floor_mode: str = "auto",
     adq: Heatmap | None = None,
+    maps: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Noise features of every object's foreground and background.
 
@@ -121,6 +123,11 @@ def object_features(
         JPEG images have smoothed, quantised chroma and get the mean.
     adq : Heatmap, optional
         A precomputed ``adq_map(img)`` for the ``"adq"`` feature.
+    maps : dict, optional
+        Extra feature maps, feature name -> per-pixel energy (H, W) (the
+        mean over channels of the squared map); a name in ``features`` that
+        is a key here gets the region RMS of its map
+        (:func:`~noisestat.localizers._object_features.map_feature`).
 
     Returns
     -------
@@ -148,7 +155,8 @@ def object_features(
     """
     ctx = FeatureContext.build(img, seg, min_pixels=min_pixels, pca_patch=pca_patch,
                                smooth_percentile=smooth_percentile, floor_block=floor_block,
-                               floor_percentile=floor_percentile, floor_mode=floor_mode, adq=adq)
+                               floor_percentile=floor_percentile, floor_mode=floor_mode, adq=adq,
+                               maps=dict(maps or {}))
     return compute_features(ctx, features)
 
 
@@ -172,7 +180,27 @@ def _brightness_corrected(logf: np.ndarray, brightness: np.ndarray) -> np.ndarra
     return out
 
 
-def _segment(img: LoadedImage, segmenter: str, n_objects: int) -> Segmentation:
+def _segment(img: LoadedImage, segmenter: str, n_objects: int) -> tuple[Segmentation, dict[str, Any]]:
+    """The objects' segmentation and what ``params["segmentation"]`` records (instance backends only)."""
+    from ..segment import segment
+
+    name, sep, arg = segmenter.partition(":")
+    seg = _partition(img, segmenter, n_objects) if not sep else segment(img, method=name, model=arg)
+    if seg.instances is None:
+        return seg, {}
+    info = {"backend": name, **seg.instances.params, "n_instances": seg.instances.n_instances}
+    if seg.instances.n_instances == 0:
+        thr = seg.instances.params.get("score_threshold")
+        info["fallback"] = f"no instance scored at least {thr}; objects from {FALLBACK_SEGMENTER!r}"
+        return _partition(img, FALLBACK_SEGMENTER, n_objects), info
+    return seg, info
+
+
+#: partition backend used when an instance segmenter finds no instance above its score threshold
+FALLBACK_SEGMENTER = "slic_merge"
+
+
+def _partition(img: LoadedImage, segmenter: str, n_objects: int) -> Segmentation:
     from ..segment import segment
 
     if segmenter == "grid":
@@ -197,6 +225,7 @@ def objects_localizer(
     brightness_correction: bool = False,
     min_pixels: int = 256,
     floor_mode: str = "auto",
+    feature_maps: str = "",
 ) -> Localization:
     """Object-level localizer: segment, measure noise per object, pick the most dissimilar.
 
@@ -209,7 +238,19 @@ def objects_localizer(
         ``"standardized"``: log foreground features relative to the whole image
         in units of ``z_scale``, anchored (see Notes).
     segmenter : str, default "slic_merge"
-        A backend of :func:`noisestat.segment.segment`.
+        A backend of :func:`noisestat.segment.segment`, or ``"NAME:ARG"``
+        for a backend that takes a model file (``segment(image, method=NAME,
+        model=ARG)``), e.g. ``"onnx:maskrcnn.onnx[:layout]"``
+        (:class:`noisestat.onnx.OnnxSegmenter`). With an instance backend
+        (overlapping masks with boxes and scores) the objects are the
+        instances that pass the segmenter's score threshold plus the rest of
+        the image, each instance's background is the rest of its box, or the
+        rest of the image when the box remainder has fewer than
+        ``min_pixels`` pixels; instances whose mask has fewer than
+        ``min_pixels`` pixels are kept as invalid objects (never selected;
+        their pixels are not part of the rest of the image). When no
+        instance passes, the ``"slic_merge"`` partition is used instead
+        (``params["segmentation"]["fallback"]`` says so).
     n_objects : int, default 32
         Target (maximum) number of objects for the segmenter.
     features : str, default "auto"
@@ -249,6 +290,15 @@ def objects_localizer(
         :func:`object_features`): ``"auto"`` leaves out luminance texture
         (the smallest eigenvalue of the colour covariance) when the image's
         channels carry independent noise, and otherwise averages the channels.
+    feature_maps : str or list of str, default ""
+        Extra feature maps, comma-separated ``"scheme:argument"`` specs of
+        :func:`noisestat.registry.get_feature_map` (``"onnx:PATH"``:
+        :class:`noisestat.onnx.OnnxFeatureProvider`). Each map adds one
+        feature ``"<scheme>_<name>"`` (``name`` = the provider's, e.g.
+        ``onnx_srm``): the RMS of the map over the region's pixels and
+        channels, compared like the noise features (its log relative to the
+        whole image in standardized mode). ``params["feature_providers"]``
+        records each provider (model file, execution provider, tiling).
 
     Returns
     -------
@@ -309,22 +359,72 @@ def objects_localizer(
                                     select=select, z_scale=z_scale, reference=reference,
                                     brightness_correction=brightness_correction, min_pixels=min_pixels,
                                     floor_mode=floor_mode)
+    specs = _parse_feature_maps(feature_maps)
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
     adq_hm = None
     if features == "auto" and params["mode"] == "standardized" and img.info.is_jpeg:
         feats, adq_hm = _auto_adq(img, feats, params)
-    seg = _segment(img, params["segmenter"], params["n_objects"])
+    seg, seg_info = _segment(img, params["segmenter"], params["n_objects"])
+    if seg_info:
+        params["segmentation"] = seg_info
+    maps: dict[str, np.ndarray] = {}
+    if specs:
+        params["feature_maps"] = ",".join(specs)
+        maps, params["feature_providers"] = _feature_maps(img, specs)
+        feats = feats + tuple(k for k in maps if k not in feats)
     t1 = time.perf_counter()
-    f = object_features(img, seg, features=feats, min_pixels=params["min_pixels"],
-                        floor_mode=params["floor_mode"], adq=adq_hm)
+    objs = instance_objects(seg.instances, min_pixels=params["min_pixels"]) if seg_info and not seg_info.get(
+        "fallback") else None
+    if objs is None:
+        f = object_features(img, seg, features=feats, min_pixels=params["min_pixels"],
+                            floor_mode=params["floor_mode"], adq=adq_hm, maps=maps)
+    else:
+        f = layered_features(objs, lambda s: object_features(
+            img, s, features=feats, min_pixels=params["min_pixels"], floor_mode=params["floor_mode"], adq=adq_hm,
+            maps=maps))
+        seg = objs.display
     t2 = time.perf_counter()
     sc = _score_objects(f, feats, mode=params["mode"], z_scale=params["z_scale"],
                         reference=params["reference"], brightness_correction=params["brightness_correction"])
     sel = _select_objects(sc, mode=params["mode"], select=params["select"])
     t3 = time.perf_counter()
     timings = {"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2, "total": t3 - t0}
-    return _localization(seg, f, feats, sc, sel, params, timings)
+    return _localization(seg, f, feats, sc, sel, params, timings, objs)
+
+
+def _parse_feature_maps(feature_maps: Any) -> tuple[str, ...]:
+    """``feature_maps`` (comma-separated string or list of specs) as a tuple of specs."""
+    if isinstance(feature_maps, str):
+        specs = [x.strip() for x in feature_maps.split(",") if x.strip()]
+    elif isinstance(feature_maps, (list, tuple)) and all(isinstance(x, str) for x in feature_maps):
+        specs = [x.strip() for x in feature_maps if x.strip()]
+    else:
+        raise TypeError(f"feature_maps must be a comma-separated string of 'scheme:PATH' specs or a list of "
+                        f"them, got {feature_maps!r}")
+    for x in specs:
+        if ":" not in x:
+            raise ValueError(f"feature_maps: {x!r} is not 'scheme:argument'; use e.g. 'onnx:model.onnx'")
+    return tuple(dict.fromkeys(specs))
+
+
+def _feature_maps(img: LoadedImage, specs: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-pixel energy (mean over channels of the squared map) and provider info, by feature name."""
+    maps: dict[str, np.ndarray] = {}
+    info: dict[str, Any] = {}
+    for spec in specs:
+        prov = get_feature_map(spec)
+        base = f"{spec.partition(':')[0]}_{prov.name}"
+        name, k = base, 2
+        while name in maps or name in FEATURES:
+            name, k = f"{base}_{k}", k + 1
+        fm = np.asarray(prov(img), dtype=np.float32)
+        if fm.ndim != 3 or fm.shape[:2] != img.shape:
+            raise ValueError(f"feature_maps: {spec!r} returned shape {fm.shape}; expected (H, W, K) = "
+                             f"{img.shape} x K")
+        maps[name] = np.mean(np.square(fm, dtype=np.float64), axis=2)
+        info[name] = {"spec": spec, **dict(prov.info)}
+    return maps, info
 
 
 def _checked_params(
@@ -458,9 +558,14 @@ def _select_objects(sc: _Scores, *, mode: str, select: str) -> np.ndarray:
 
 def _localization(
     seg: Segmentation, f: dict[str, np.ndarray], feats: tuple[str, ...], sc: _Scores, sel: np.ndarray,
-    params: dict[str, Any], timings: dict[str, float],
+    params: dict[str, Any], timings: dict[str, float], objs: InstanceObjects | None = None,
 ) -> Localization:
-    """The :class:`~noisestat.types.Localization` of :func:`objects_localizer`: heatmap, mask, details."""
+    """The :class:`~noisestat.types.Localization` of :func:`objects_localizer`: heatmap, mask, details.
+
+    With instance objects (``objs``), a pixel covered by several objects gets
+    the largest of their values, and the mask is the union of the selected
+    objects' masks.
+    """
     details = tuple(
         ObjectDetail(
             label=i + 1,
@@ -472,21 +577,58 @@ def _localization(
             score=float(sc.values[i]),
             selected=bool(sel[i]),
             valid=bool(sc.valid[i]),
-            note="" if sc.valid[i] else "too few usable pixels for a noise estimate",
+            note=_object_note(i, sc, objs),
         )
         for i in range(seg.n_objects)
     )
     units = "mean cosine dissimilarity" if params["mode"] == "paper" else "cosine dissimilarity to the host"
-    hm = Heatmap(values=np.r_[0.0, sc.values].astype(np.float32)[seg.labels],
-                 raw=np.r_[0.0, sc.raw].astype(np.float32)[seg.labels], method="objects", params=params,
+    if objs is None:
+        values = np.r_[0.0, sc.values].astype(np.float32)[seg.labels]
+        raw = np.r_[0.0, sc.raw].astype(np.float32)[seg.labels]
+        mask = np.r_[False, sel][seg.labels]
+    else:
+        values, raw, mask = _paint_overlapping(objs, sc, sel)
+    hm = Heatmap(values=values, raw=raw, method="objects", params=params,
                  units=units, timings=timings, applicable=sc.chosen is not None, note=sc.note)
     floor = ({"floor": {"mode": "decorrelated" if f["floor_decorrelated"][0] else "mean",
                         "channel_independence": float(f["channel_independence"][0])}}
              if "sigma_floor" in feats else {})
+    inst = ({"instances": {"masks": objs.masks, "boxes": objs.boxes, "background_boxes": objs.bg_boxes,
+                           "scores": seg.instances.scores if seg.instances is not None else None,
+                           "has_rest": objs.has_rest}} if objs is not None else {})
     return Localization(
-        heatmap=hm, mask=np.r_[False, sel][seg.labels], score=sc.score, method="objects", params=params,
+        heatmap=hm, mask=mask, score=sc.score, method="objects", params=params,
         objects=details,
         extras={"dissimilarity": sc.dissimilarity, "labels": seg.labels, "pair": sc.pair, "chosen": sc.chosen,
-                **floor},
+                **floor, **inst},
         timings=dict(timings),
     )
+
+
+def _object_note(i: int, sc: _Scores, objs: InstanceObjects | None) -> str:
+    notes = []
+    if objs is not None:
+        n_inst = objs.masks.shape[0] - int(objs.has_rest)
+        if i >= n_inst:
+            notes.append("rest of the image")
+        if objs.small[i]:
+            notes.append(f"mask of {int(objs.masks[i].sum())} pixels is below min_pixels")
+        if objs.bg_whole_image[i]:
+            notes.append("background: rest of the image (box remainder below min_pixels)")
+    if not sc.valid[i] and not (objs is not None and objs.small[i]):
+        notes.append("too few usable pixels for a noise estimate")
+    return "; ".join(notes)
+
+
+def _paint_overlapping(objs: InstanceObjects, sc: _Scores, sel: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Heatmap values / raw (largest over the objects covering a pixel) and mask (union of selected)."""
+    shape = objs.masks.shape[1:]
+    values = np.zeros(shape, np.float32)
+    raw = np.zeros(shape, np.float32)
+    mask = np.zeros(shape, bool)
+    for i, m in enumerate(objs.masks):
+        np.maximum(values, np.float32(sc.values[i]), out=values, where=m)
+        np.maximum(raw, np.float32(sc.raw[i]), out=raw, where=m)
+        if sel[i]:
+            mask |= m
+    return values, raw, mask

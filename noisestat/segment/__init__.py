@@ -31,7 +31,7 @@ import numpy as np
 
 from ..io import as_image
 from ..registry import add_segmenter, check_keywords, get_segmenter, segmenters
-from ..types import LoadedImage, Segmentation
+from ..types import Instances, LoadedImage, Segmentation
 from ._common import boxes_from_labels, normalize_labels
 
 __all__ = ["segment", "backends", "register_backend", "DEFAULT_BACKEND"]
@@ -51,7 +51,8 @@ def register_backend(name: str, func: Callable[..., Any], *, replace: bool = Fal
     name : str
         Backend name (non-empty, no surrounding spaces).
     func : callable
-        ``func(image: LoadedImage, **params) -> labels`` or ``-> (labels, info)``.
+        ``func(image: LoadedImage, **params) -> labels`` or ``-> (labels, info)``,
+        or, for an instance segmenter, ``-> Instances``.
         ``labels`` is an integer array of shape ``(H, W)`` in which every
         distinct value (0 and negative values included) is one object;
         :func:`segment` renumbers them 1..n in increasing order of value.
@@ -148,7 +149,10 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
         ``(row0, col0, row1, col1)``, ``params`` = the backend parameters used
         plus backend information (``work_shape``, ``n_superpixels``, and
         ``fallback`` when the content-based backends returned one object for a
-        constant image or an image with a side below 8 pixels).
+        constant image or an image with a side below 8 pixels). An instance
+        backend's result carries its :class:`~noisestat.types.Instances` in
+        ``instances``; ``labels`` is then their flattened view (0 = no
+        instance) and ``boxes`` the instances' boxes.
 
     Raises
     ------
@@ -181,6 +185,12 @@ def segment(image: Any, *, method: str = DEFAULT_BACKEND, **params: Any) -> Segm
         check_keywords(f"segment(method={method!r})", params, spec.params)
     loaded: LoadedImage = as_image(image)
     out = spec.func(loaded, **params)
+    if isinstance(out, Instances):
+        if out.shape != loaded.shape:
+            raise TypeError(f"backend {method!r} returned instances of shape {out.shape} for an image of "
+                            f"shape {loaded.shape}; masks must have the image's shape")
+        return Segmentation(labels=out.labels(), boxes=out.boxes, method=method,
+                            params={**spec.params, **params, **out.params}, instances=out)
     info: dict[str, Any] = {}
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict):
         out, info = out
