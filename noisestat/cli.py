@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -104,39 +106,139 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".heatmap.png", ".heatmap.npy", ".mask.png", ".reliability.png", ".overlay.png", ".json")
+
+
+def _unique_stems(paths: Sequence[str]) -> list[str]:
+    """Output stems of one call: a repeated stem gets ``~2``, ``~3``, ... (in command-line order)."""
+    used: set[str] = set()
+    out = []
+    for path in paths:
+        base = Path(path).stem
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}~{n}"
+        used.add(stem)
+        out.append(stem)
+    return out
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _request(method: str, params: dict[str, Any], calibration: str | None) -> dict[str, Any]:
+    """What an output set was made from, besides the input's hash (recorded in ``<stem>.json``)."""
+    from .registry import check_params, get_method
+
+    merged = check_params(get_method(method), params)
+    return _jsonable({"method": method, "params": merged, "calibration": calibration or "packaged"})
+
+
+def _check_outputs(targets: dict[str, Path], input_ids: set[tuple[int, int]], sha: str,
+                   request: dict[str, Any], overwrite: bool) -> None:
+    """Refuse (ValueError) to replace an input file, or outputs made from another input or request."""
+    for path in targets.values():
+        fid = _file_id(path)
+        if fid is not None and fid in input_ids and not path.is_symlink():
+            raise ValueError(f"output {path} would replace an input file; pass another --out")
+    if overwrite:
+        return
+    existing = [p for p in targets.values() if p.exists() or p.is_symlink()]
+    if not existing:
+        return
+    js = targets[".json"]
+    same = False
+    if js.is_file() and not js.is_symlink():
+        try:
+            old = json.loads(js.read_text())
+            same = (old.get("input_sha256") == sha and old.get("request") == request)
+        except (OSError, ValueError, AttributeError):
+            same = False
+    if not same:
+        raise ValueError(f"{existing[0]} exists and was not made from this input with this method and "
+                         f"parameters; pass --overwrite to replace it, or another --out")
+
+
+def _write_atomic(path: Path, write: Any, *args: Any) -> Any:
+    """``write(fh, *args)`` into a fresh temporary file beside ``path``, then rename it over ``path``.
+
+    A symlink at ``path`` is replaced by the file, never written through
+    (``mkstemp`` creates the file with ``O_EXCL``; ``os.replace`` renames over the link itself).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            result = write(fh, *args)
+        os.replace(tmp, path)
+        return result
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_json_bytes(fh: Any, text: bytes) -> None:
+    fh.write(text)
+
+
+def _write_outputs(targets: dict[str, Path], img: Any, loc: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Write one image's output set (each file atomically); return its JSON report."""
+    from .io import overlay, save_gray_png, save_heatmap_png, save_mask_png, save_rgb_png
+
+    values = np.asarray(loc.heatmap.values, dtype=np.float32)
+    _write_atomic(targets[".heatmap.npy"], np.save, values)
+    png_mapping = _write_atomic(targets[".heatmap.png"], save_heatmap_png, values)
+    _write_atomic(targets[".mask.png"], save_mask_png, loc.mask)
+    _write_atomic(targets[".reliability.png"], save_gray_png, loc.reliability)
+    _write_atomic(targets[".overlay.png"], save_rgb_png, overlay(img, values))
+    if ".panel.png" in targets:
+        from .panel import object_panel
+
+        _write_atomic(targets[".panel.png"], save_rgb_png, object_panel(img, loc))
+    rep = report_dict(loc, img.info)
+    rep["heatmap"]["png"] = png_mapping
+    rep["request"] = request
+    _write_atomic(targets[".json"], _write_json_bytes, json.dumps(rep, indent=2).encode())
+    return rep
+
+
 def _cmd_localize(args: argparse.Namespace) -> int:
     from .decisions import localize, resolve_calibration
-    from .io import load_image, overlay, save_gray_png, save_heatmap_png, save_mask_png, save_rgb_png
+    from .io import load_image
     from .registry import default_method
 
     params = _parse_params(args.param)
     method = args.method or default_method()
+    try:
+        request = _request(method, params, args.calibration)
+    except (TypeError, ValueError) as exc:
+        raise _CliError(_one_line(exc)) from None
     calibration = resolve_calibration(False if args.calibration == "none" else args.calibration)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    input_ids = {fid for fid in (_file_id(Path(p)) for p in args.images) if fid is not None}
+    suffixes = OUTPUT_SUFFIXES + ((".panel.png",) if args.panel else ())
     failed = 0
     summary = []
-    for path in args.images:
+    for path, stem in zip(args.images, _unique_stems(args.images)):
         t0 = time.perf_counter()
+        targets = {suf: out_dir / f"{stem}{suf}" for suf in suffixes}
         try:
             img = load_image(path, max_pixels=args.max_pixels)
+            _check_outputs(targets, input_ids, img.info.sha256, request, args.overwrite)
             loc = localize(img, method=method, calibration=calibration, **params)
-            stem = Path(path).stem
-            np.save(out_dir / f"{stem}.heatmap.npy", np.asarray(loc.heatmap.values, dtype=np.float32))
-            png_mapping = save_heatmap_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
-            save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
-            save_gray_png(out_dir / f"{stem}.reliability.png", loc.reliability)
-            save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
-            if args.panel:
-                from .panel import object_panel
-
-                save_rgb_png(out_dir / f"{stem}.panel.png", object_panel(img, loc))
-            rep = report_dict(loc, img.info)
-            rep["heatmap"]["png"] = png_mapping
-            (out_dir / f"{stem}.json").write_text(json.dumps(rep, indent=2))
+            rep = _write_outputs(targets, img, loc, request)
             summary.append({"image": str(path), "score": rep["score"], "method": method,
                             "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
-                            "outputs": str(out_dir / stem)})
+                            "outputs": {suf.lstrip("."): str(p) for suf, p in targets.items()}})
         except Exception as exc:  # one bad image never stops the others
             failed += 1
             _report_error(path, exc, args.debug)
@@ -236,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--param", "-p", action="append", metavar="NAME=VALUE", help="method parameter (repeatable)")
     q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs made from another input, method or parameters "
+                        "(default: such an image is refused; outputs of the same request are replaced)")
     q.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     q.add_argument("--calibration", default=None, metavar="FILE|none",
                    help="decision models from `noisestat calibrate-maps` (default: the packaged ones; "

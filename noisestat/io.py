@@ -26,7 +26,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -596,7 +596,7 @@ def load_mask(
     return np.ascontiguousarray(gray >= threshold * (white / 255.0))
 
 
-def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
+def save_gray_png(path: str | os.PathLike | BinaryIO, values: np.ndarray) -> None:
     """Write values in [0, 1] as an 8-bit grayscale PNG (``round(v * 255)``)."""
     from PIL import Image
 
@@ -604,7 +604,7 @@ def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
     v = np.nan_to_num(v, nan=0.0, posinf=1.0, neginf=0.0)
-    Image.fromarray(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L").save(path)
+    Image.fromarray(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L").save(path, format="PNG")
 
 
 def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -657,26 +657,26 @@ def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     return gray, {"kind": "quantile", "levels": levels}
 
 
-def save_heatmap_png(path: str | os.PathLike, values: np.ndarray) -> dict[str, Any]:
+def save_heatmap_png(path: str | os.PathLike | BinaryIO, values: np.ndarray) -> dict[str, Any]:
     """Write a heatmap as a single-channel 8-bit PNG by :func:`heatmap_to_gray`; returns its mapping."""
     from PIL import Image
 
     gray, mapping = heatmap_to_gray(values)
-    Image.fromarray(gray, mode="L").save(path)
+    Image.fromarray(gray, mode="L").save(path, format="PNG")
     return mapping
 
 
-def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+def save_mask_png(path: str | os.PathLike | BinaryIO, mask: np.ndarray) -> None:
     """Write a boolean mask as a 0/255 8-bit PNG."""
     from PIL import Image
 
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask: expected a 2-D array, got shape {m.shape}")
-    Image.fromarray((m != 0).astype(np.uint8) * 255, mode="L").save(path)
+    Image.fromarray((m != 0).astype(np.uint8) * 255, mode="L").save(path, format="PNG")
 
 
-def save_rgb_png(path: str | os.PathLike, image: np.ndarray) -> None:
+def save_rgb_png(path: str | os.PathLike | BinaryIO, image: np.ndarray) -> None:
     """Write an (H, W, 3) or (H, W) array as an 8-bit PNG (floats are taken on 0-255)."""
     from PIL import Image
 
@@ -685,7 +685,7 @@ def save_rgb_png(path: str | os.PathLike, image: np.ndarray) -> None:
         a = a[:, :, 0]
     if a.dtype != np.uint8:
         a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8)
-    Image.fromarray(a).save(path)
+    Image.fromarray(a).save(path, format="PNG")
 
 
 def overlay(image: LoadedImage | np.ndarray, heat: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
