@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .io import DEFAULT_MAX_PIXELS, MASK_CONVENTIONS
+from .io import LOCALIZE_BYTES_PER_PIXEL, MASK_CONVENTIONS, ImageTooLargeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -210,6 +210,22 @@ def _write_outputs(targets: dict[str, Path], img: Any, loc: Any, request: dict[s
     return rep
 
 
+def _max_pixels(requested: int | None) -> tuple[int, str]:
+    """The pixel limit of this call and how it was set (said in a refusal)."""
+    from .io import auto_max_pixels, available_memory
+
+    if requested is not None:
+        if requested < 1:
+            raise _CliError(f"--max-pixels {requested}: must be >= 1")
+        return requested, "set by --max-pixels; pass a larger --max-pixels to raise it"
+    avail = available_memory()
+    limit = auto_max_pixels(available=avail)
+    if avail is None:
+        return limit, "the default limit; pass --max-pixels N to raise it"
+    return limit, (f"derived from {avail / 2**30:.1f} GiB available memory at {LOCALIZE_BYTES_PER_PIXEL} bytes "
+                   f"per pixel; pass --max-pixels N to raise it")
+
+
 def _cmd_localize(args: argparse.Namespace) -> int:
     from .decisions import localize, resolve_calibration
     from .io import load_image
@@ -224,6 +240,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     calibration = resolve_calibration(False if args.calibration == "none" else args.calibration)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    max_pixels, limit_note = _max_pixels(args.max_pixels)
     input_ids = {fid for fid in (_file_id(Path(p)) for p in args.images) if fid is not None}
     suffixes = OUTPUT_SUFFIXES + ((".panel.png",) if args.panel else ())
     failed = 0
@@ -232,14 +249,20 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         targets = {suf: out_dir / f"{stem}{suf}" for suf in suffixes}
         try:
-            img = load_image(path, max_pixels=args.max_pixels)
+            img = load_image(path, max_pixels=max_pixels)
             _check_outputs(targets, input_ids, img.info.sha256, request, args.overwrite)
             loc = localize(img, method=method, calibration=calibration, **params)
             rep = _write_outputs(targets, img, loc, request)
             summary.append({"image": str(path), "score": rep["score"], "method": method,
                             "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
                             "outputs": {suf.lstrip("."): str(p) for suf, p in targets.items()}})
-        except Exception as exc:  # one bad image never stops the others
+        except ImageTooLargeError as exc:
+            failed += 1
+            what = f"{exc.size[0]}x{exc.size[1]} = {exc.pixels} pixels" if exc.size else "too many pixels"
+            msg = f"image of {what} exceeds the limit of {exc.limit} pixels ({limit_note})"
+            print(f"noisestat: error: {path}: {msg}", file=sys.stderr)
+            summary.append({"image": str(path), "error": msg})
+        except Exception as exc:  # one bad image never stops the others (MemoryError included)
             failed += 1
             _report_error(path, exc, args.debug)
             summary.append({"image": str(path), "error": _one_line(exc)})
@@ -341,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs made from another input, method or parameters "
                         "(default: such an image is refused; outputs of the same request are replaced)")
-    q.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    q.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images with more pixels, before decoding them (default: what fits in the "
+                        f"available memory at {LOCALIZE_BYTES_PER_PIXEL} bytes per pixel, at most 250 million)")
     q.add_argument("--calibration", default=None, metavar="FILE|none",
                    help="decision models from `noisestat calibrate-maps` (default: the packaged ones; "
                         "'none': the method's own values, mask and score)")
