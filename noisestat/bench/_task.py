@@ -172,6 +172,8 @@ def run_item(task: ItemTask) -> list[dict[str, Any]]:
     rows = [_base_row(task, cfg) for cfg in task.configs]
     t0 = time.perf_counter()
     try:
+        if task.extra.get("error"):  # refused when the task was built (e.g. a path leaving the root)
+            raise ValueError(str(task.extra["error"]).removeprefix("ValueError: "))
         img = load_image(task.image_path)
         if task.image_sha256 and img.info.sha256 != task.image_sha256:
             raise ValueError(f"{task.image_path}: sha256 {img.info.sha256[:12]}... differs from the manifest's "

@@ -111,7 +111,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_manifest_build(args: argparse.Namespace) -> int:
-    from .manifest import build_manifest, save_manifest
+    from .manifest import build_manifest, save_manifest, unreadable_items
 
     m = build_manifest(args.images, masks=args.masks, pristine=args.pristine, root=args.root,
                        dataset=args.dataset, mask_convention=args.mask_convention,
@@ -119,7 +119,12 @@ def _cmd_manifest_build(args: argparse.Namespace) -> int:
                        origin=args.origin, terms=args.terms, citation=args.citation)
     save_manifest(m, args.out)
     c = m.counts()
-    print(f"wrote {args.out}: dataset {m.dataset!r}, {c['spliced']} spliced, {c['pristine']} pristine")
+    bad = unreadable_items(m)
+    for it in bad:
+        print(f"noisestat: warning: {it.image}: {it.extra['unreadable']}; kept as an item (bench reports it as "
+              f"an error row)", file=sys.stderr)
+    print(f"wrote {args.out}: dataset {m.dataset!r}, {c['spliced']} spliced, {c['pristine']} pristine"
+          + (f", {len(bad)} unreadable (listed above)" if bad else ""))
     return 0
 
 
@@ -130,7 +135,7 @@ def _cmd_manifest_check(args: argparse.Namespace) -> int:
     problems = check_manifest(m, args.root, hashes=not args.no_hash)
     for line in problems:
         print(line, file=sys.stderr)
-    what = "files exist" if args.no_hash else "files and hashes match"
+    what = "files exist, inside the root" if args.no_hash else "files exist inside the root and match their hashes"
     if problems:
         print(f"{Path(args.manifest).name}: {len(problems)} problem(s) in {len(m)} items", file=sys.stderr)
         return 1

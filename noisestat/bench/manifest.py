@@ -34,6 +34,7 @@ __all__ = [
     "load_manifest",
     "save_manifest",
     "check_manifest",
+    "unreadable_items",
     "resolve",
     "check_relpath",
     "sha256_file",
@@ -83,8 +84,20 @@ def check_relpath(rel: Any, *, what: str = "path") -> str:
 
 
 def resolve(root: str | os.PathLike, rel: str) -> Path:
-    """``root / rel`` after :func:`check_relpath` (the result stays inside ``root``)."""
-    return Path(root) / check_relpath(rel)
+    """``root / rel`` after :func:`check_relpath`, refused when it leaves ``root`` once symlinks are followed.
+
+    Raises
+    ------
+    ValueError
+        ``rel`` is not a valid manifest path, or it (or a folder on the way)
+        is a symlink whose target lies outside ``root``.
+    """
+    path = Path(root) / check_relpath(rel)
+    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
+        raise ValueError(f"{rel}: resolves to {real} outside the dataset root {real_root} (a symlink leaves the "
+                         f"root); replace the link by the file or move its target inside the root")
+    return path
 
 
 @dataclass(frozen=True)
@@ -271,13 +284,20 @@ def _image_files(folder: Path, name: str) -> list[Path]:
 
 
 def _image_shape(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """``(height, width)`` of an image file after decoding it once (so truncated files are caught)."""
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                im.load()
+    except Exception as exc:  # unknown format, truncated, decompression bomb, ...
+        text = str(exc).strip().splitlines()
+        raise ValueError(f"{path.name}: not a readable image ({text[0] if text else type(exc).__name__})") from None
     return int(h), int(w)
 
 
@@ -334,6 +354,10 @@ def build_manifest(
     Returns
     -------
     Manifest
+        Files that cannot be decoded (unknown format, truncated, ...) are kept as
+        items with ``shape`` None and an ``"unreadable"`` field giving the reason
+        (:func:`unreadable_items` lists them): ``bench`` turns them into error rows,
+        so the item counts stay those of the folders and nothing is dropped silently.
 
     Raises
     ------
@@ -374,8 +398,13 @@ def build_manifest(
         if hashes:
             ih, ib = sha256_file(path)
             mh, mb = sha256_file(mask) if mask is not None else (None, None)
-            it = replace(it, image_sha256=ih, image_bytes=ib, mask_sha256=mh, mask_bytes=mb,
-                         shape=_image_shape(path))
+            try:
+                shape: tuple[int, int] | None = _image_shape(path)
+                extra: dict[str, Any] = {}
+            except ValueError as exc:  # kept as an item: bench turns it into error rows, the counts stay whole
+                shape, extra = None, {"unreadable": str(exc)}
+            it = replace(it, image_sha256=ih, image_bytes=ib, mask_sha256=mh, mask_bytes=mb, shape=shape,
+                         extra=extra)
         return it
 
     for p in spliced:
@@ -393,6 +422,11 @@ def build_manifest(
         citation=citation,
         meta={"created_with": f"noisestat {__version__}"},
     )
+
+
+def unreadable_items(manifest: Manifest) -> list[ManifestItem]:
+    """Items that :func:`build_manifest` could not decode (their ``extra`` has an ``"unreadable"`` reason)."""
+    return [it for it in manifest.items if it.extra.get("unreadable")]
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike) -> None:
@@ -477,7 +511,9 @@ def check_manifest(
     Returns
     -------
     list of str
-        One line per problem (``"<id>: <what>"``); empty when everything matches.
+        One line per problem (``"<id>: <what>"``); empty when everything matches. Problems
+        are: a missing file, a path that leaves ``root`` once symlinks are followed, a size
+        or SHA-256 that differs, and (with ``hashes``) a file without a SHA-256 in the manifest.
     """
     root_p = Path(root)
     if not root_p.is_dir():
@@ -488,10 +524,17 @@ def check_manifest(
                                      ("mask", it.mask, it.mask_sha256, it.mask_bytes)):
             if rel is None:
                 continue
-            path = resolve(root_p, rel)
+            try:
+                path = resolve(root_p, rel)
+            except ValueError as exc:
+                problems.append(f"{it.id}: {kind} {exc}")
+                continue
             if not path.is_file():
                 problems.append(f"{it.id}: {kind} {rel} not found under {root_p}")
                 continue
+            if hashes and sha is None:
+                problems.append(f"{it.id}: {kind} {rel} has no sha256 in the manifest, so it cannot be verified "
+                                f"(rebuild the manifest with hashes, or check with --no-hash)")
             if hashes and (sha is not None or size is not None):
                 got_sha, got_size = sha256_file(path)
                 if size is not None and got_size != size:

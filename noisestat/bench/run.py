@@ -291,10 +291,16 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
         if not todo:
             continue
         level = it.extra.get("level", "")
+        try:  # a path that leaves the root (symlinks followed) becomes error rows naming it
+            image_path = str(resolve(root, it.image).resolve())
+            mask_path = str(resolve(root, it.mask).resolve()) if it.mask else None
+            extra: dict[str, Any] = {}
+        except ValueError as exc:
+            image_path, mask_path, extra = str(root / it.image), None, {"error": f"ValueError: {exc}"}
         tasks.append(ItemTask(
-            item=it.id, name=it.name, label=it.label,
-            image_path=str(resolve(root, it.image).resolve()), image_sha256=it.image_sha256,
-            mask_path=str(resolve(root, it.mask).resolve()) if it.mask else None, mask_sha256=it.mask_sha256,
+            item=it.id, name=it.name, label=it.label, extra=extra,
+            image_path=image_path, image_sha256=it.image_sha256,
+            mask_path=mask_path, mask_sha256=it.mask_sha256,
             mask_convention=manifest.mask_convention, configs=tuple(todo),
             protocol=str(it.extra.get("protocol", "")),
             level=level if isinstance(level, str) else json.dumps(level, sort_keys=True),
