@@ -20,7 +20,9 @@ crashed run; error rows are reused on resume unless ``retry_errors``.
 
 Parallelism. ``workers=1`` runs in the calling process; ``workers=N`` uses N
 local processes (``spawn`` start method; each gets ``cpu_count // N`` Numba
-threads); ``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
+threads, and exits when the parent dies, ``kill -9`` included: ``PR_SET_PDEATHSIG`` on Linux and a
+parent-pid watchdog thread everywhere; the resource tracker then ends with them);
+``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
 ``scheduler="tcp://host:8786"`` uses an existing cluster. Every path is
 resolved to an absolute path before tasks are shipped, so on a multi-node
 cluster the dataset root and the run folder must be visible under the same
@@ -125,9 +127,41 @@ class BenchResult:
 # --------------------------------------------------------------------------- executors
 
 
-def _worker_init(numba_threads: int) -> None:  # pragma: no cover - runs in child processes
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in child processes
+    """End this worker when its parent dies, SIGKILL included.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Everywhere: a daemon thread
+    that polls the parent pid every 0.5 s (and covers a parent that died
+    before the prctl call).
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="noisestat-parent-watch", daemon=True).start()
+
+
+def _worker_init(numba_threads: int, parent_pid: int | None = None) -> None:  # pragma: no cover - child processes
     import signal
 
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, numba_threads)))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -150,7 +184,7 @@ def _processes(tasks: list[ItemTask], workers: int) -> Iterator[list[dict[str, A
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,))
+                             initializer=_worker_init, initargs=(threads, os.getpid()))
     finished = False
     try:
         pending = set()
