@@ -70,3 +70,68 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _run(root, out, **kw):
+    from noisestat.bench.run import run_bench
+
+    kw.setdefault("methods", ["median_residual"])
+    return run_bench(root / "manifest.json", root=root, out=out, progress=False, n_boot=0, **kw)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    build_synthetic(root, n_hosts=4, shape=(64, 80), region_noise_sigma=8.0, seed=3)
+    return root
+
+
+def test_error_rows_are_retried_when_the_input_changes(small, tmp_path):
+    import shutil
+
+    from noisestat.bench.manifest import load_manifest
+
+    root = tmp_path / "ds"
+    shutil.copytree(small, root)
+    it = load_manifest(root / "manifest.json").items[0]
+    path = root / it.image
+    good = path.read_bytes()
+    path.write_bytes(good[:-10] + b"0123456789")  # the hash differs from the manifest's
+    res = _run(root, tmp_path / "run")
+    assert res.n_errors == 1 and "differs from the manifest" in [r for r in res.rows if r["error"]][0]["error"]
+    res = _run(root, tmp_path / "run")  # nothing changed: the error row is reused
+    assert res.n_computed == 0 and res.n_errors == 1
+    path.write_bytes(good)  # restored: retried without --retry-errors
+    res = _run(root, tmp_path / "run")
+    assert res.n_computed == 1 and res.n_errors == 0
+    assert res.why_computed == {"error, input files changed": 1}
+
+
+def test_report_states_a_partial_run(small, tmp_path, capsys):
+    import json
+
+    pytest.importorskip("matplotlib")
+    from noisestat.bench.report import run_state
+    from noisestat.cli import main
+
+    run = tmp_path / "run"
+    count = {"n": 0}
+
+    def stop_after_three(rows):
+        count["n"] += len(rows)
+        if count["n"] >= 3:
+            raise KeyboardInterrupt
+
+    assert _run(small, run, on_rows=stop_after_three).interrupted
+    assert main(["report", str(run), "--bootstrap", "0", "--gallery", "0"]) == 0
+    cap = capsys.readouterr()
+    assert "PARTIAL RUN: interrupted with 3 of 8 rows" in cap.out and "PARTIAL RUN" in cap.err
+    assert "PARTIAL RUN" in (run / "report" / "index.html").read_text()
+    # a run killed before it could record its end (kill -9): no "finished"
+    meta = json.loads((run / "run.json").read_text())["current"]
+    meta.pop("finished"), meta.pop("interrupted")
+    assert run_state(meta, 3)[0] and "never finished" in run_state(meta, 3)[1]
+    _run(small, run)  # finish it
+    assert main(["report", str(run), "--bootstrap", "0", "--gallery", "0"]) == 0
+    cap = capsys.readouterr()
+    assert "complete: 8 of 8 rows" in cap.out and "PARTIAL" not in cap.out + cap.err

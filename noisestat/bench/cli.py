@@ -55,7 +55,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--allow-calibration-overlap", action="store_true",
                    help="accept thresholds calibrated on the images being evaluated")
     q.add_argument("--save-maps", action="store_true", help="save every heatmap as float32 .npy under RUNDIR/maps")
-    q.add_argument("--retry-errors", action="store_true", help="recompute rows stored as errors")
+    q.add_argument("--retry-errors", action="store_true",
+                   help="recompute every row stored as an error (without it, error rows are recomputed only "
+                        "when their input files changed)")
     q.add_argument("--strict", action="store_true", help="exit 1 when any row is an error")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
@@ -175,8 +177,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         errs = [r for r in res.rows if r["error"]][:5]
         for r in errs:
             print(f"error: {r['item']} [{r['method']}]: {r['error']}", file=sys.stderr)
-        print(f"{res.n_errors} error row(s); see the 'error' column of {Path(res.rundir) / 'rows.csv'}",
-              file=sys.stderr)
+        print(f"{res.n_errors} error row(s); see the 'error' column of {Path(res.rundir) / 'rows.csv'} (an "
+              f"error row is recomputed when its files change; --retry-errors recomputes them all)", file=sys.stderr)
         if args.strict:
             return 1
     return 0
@@ -269,8 +271,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import make_report
+    import json
+
+    from .report import make_report, run_state
+    from .rows import current_rows
 
     page = make_report(args.rundir, out=args.out, n_gallery=args.gallery, n_boot=args.bootstrap)
-    print(f"wrote {page} (plots beside it)")
+    meta_p = Path(args.rundir) / "run.json"
+    meta = json.loads(meta_p.read_text()).get("current", {}) if meta_p.is_file() else {}
+    partial, text = run_state(meta, len(current_rows(args.rundir)))
+    print(f"wrote {page} (plots beside it); {text}")
+    if partial:
+        print(f"noisestat: warning: {args.rundir}: {text}", file=sys.stderr)
     return 0

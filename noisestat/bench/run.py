@@ -16,7 +16,9 @@ instead of mislabelled ones.
 
 Errors. A file that cannot be read, a hash mismatch, a mask of the wrong size
 or a method that raises becomes an error row (``error`` = one line), never a
-crashed run; error rows are reused on resume unless ``retry_errors``.
+crashed run. On resume an error row is recomputed when the files it read changed (their SHA-256 is
+recorded in ``read_sha256``: a restored or replaced file is retried automatically), or always with
+``retry_errors``; otherwise it is reused.
 
 Parallelism. ``workers=1`` runs in the calling process; ``workers=N`` uses N
 local processes (``spawn`` start method; each gets ``cpu_count // N`` Numba
@@ -44,7 +46,7 @@ from typing import Any
 
 from .._version import __version__
 from ._codever import code_version, module_closure
-from ._task import ItemTask, MethodConfig, row_key, run_item
+from ._task import ItemTask, MethodConfig, input_state, row_key, run_item
 from .manifest import Manifest, load_manifest, resolve
 from .rows import RowWriter, compact, keys_of, latest_rows, read_rows, write_parquet
 
@@ -310,16 +312,23 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
     reasons: dict[str, int] = {}
     for it in selected:
         todo = []
+        state: list[str] = []  # the item's files as they are now, computed once when an error row needs it
         for cfg in configs:
             probe = {"item": it.id, "method": cfg.method, "params": cfg.params_json,
                      "code_version": cfg.code_version, "input_sha256": it.image_sha256 or "",
                      "mask_sha256": it.mask_sha256 or "", "threshold": cfg.threshold}
             old = done.get(row_key(probe))
-            if old is not None and not (retry_errors and old.get("error")):
+            changed = False
+            if old is not None and old.get("error") and not retry_errors:
+                if not state:
+                    state.append(_state_now(root, it))
+                changed = (old.get("read_sha256") or "") != state[0]
+            if old is not None and not (retry_errors and old.get("error")) and not changed:
                 reused += 1
             else:
-                why = "retry error" if old is not None else _why(last.get((it.id, cfg.method, cfg.params_json)), probe)
-                key = why if why in ("new", "retry error") else f"{cfg.method}: {why}"
+                why = ("error, input files changed" if changed else "retry error" if old is not None
+                       else _why(last.get((it.id, cfg.method, cfg.params_json)), probe))
+                key = why if why in ("new", "retry error", "error, input files changed") else f"{cfg.method}: {why}"
                 reasons[key] = reasons.get(key, 0) + 1
                 todo.append(cfg)
         if not todo:
@@ -341,6 +350,16 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
             maps_dir=str(maps_dir) if maps_dir is not None else None,
         ))
     return tasks, reused, reasons
+
+
+def _state_now(root: Path, it: Any) -> str:
+    """:func:`~noisestat.bench._task.input_state` of an item's files now ("" when its path is refused)."""
+    try:
+        image = str(resolve(root, it.image).resolve())
+        mask = str(resolve(root, it.mask).resolve()) if it.mask else None
+    except ValueError:
+        return ""
+    return input_state(image, mask)
 
 
 def _check_overlap(thr_info: Mapping[str, Any] | None, selected: Sequence[Any], allow: bool) -> None:
