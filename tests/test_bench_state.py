@@ -135,3 +135,26 @@ def test_report_states_a_partial_run(small, tmp_path, capsys):
     assert main(["report", str(run), "--bootstrap", "0", "--gallery", "0"]) == 0
     cap = capsys.readouterr()
     assert "complete: 8 of 8 rows" in cap.out and "PARTIAL" not in cap.out + cap.err
+
+
+def test_synth_from_manifest_records_bad_items_and_goes_on(small, tmp_path, capsys):
+    import json
+    import shutil
+
+    from noisestat.bench.manifest import load_manifest
+    from noisestat.cli import main
+
+    root = tmp_path / "ds"
+    shutil.copytree(small, root)
+    items = load_manifest(root / "manifest.json").items
+    (root / items[0].image).write_bytes(b"broken")
+    (root / items[1].image).unlink()
+    out = tmp_path / "q70"
+    rc = main(["synth", "--from-manifest", str(root / "manifest.json"), "--root", str(root), "--jpeg", "70",
+               "--out", str(out)])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert items[0].image in err and items[1].image in err
+    d = json.loads((out / "manifest.json").read_text())
+    assert sorted(f["id"] for f in d["failed_items"]) == sorted([items[0].id, items[1].id])
+    assert len(d["items"]) == len(items) - 2

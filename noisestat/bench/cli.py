@@ -255,6 +255,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         m = postprocess_manifest(args.from_manifest, root=args.root, out=args.out, jpeg_quality=args.jpeg,
                                  noise_var=args.noise_var, noise_sigma=args.noise_sigma, blur_sigma=args.blur,
                                  gamma=args.gamma, dynamic_range=rng, seed=args.seed)
+        for f in m.meta.get("failed_items", []):
+            print(f"noisestat: warning: {f['image']}: {f['error']}; skipped (listed under failed_items in the "
+                  f"manifest)", file=sys.stderr)
     else:
         try:
             h, w = (int(v) for v in args.size.lower().split("x"))
