@@ -158,3 +158,56 @@ def test_synth_from_manifest_records_bad_items_and_goes_on(small, tmp_path, caps
     d = json.loads((out / "manifest.json").read_text())
     assert sorted(f["id"] for f in d["failed_items"]) == sorted([items[0].id, items[1].id])
     assert len(d["items"]) == len(items) - 2
+
+
+def _manifest(n_spliced, n_pristine):
+    from noisestat.bench.manifest import Manifest, ManifestItem
+
+    items = [ManifestItem(id=f"images/s{i:03d}", image=f"images/s{i:03d}.png", label="spliced")
+             for i in range(n_spliced)]
+    items += [ManifestItem(id=f"pristine/p{i:03d}", image=f"pristine/p{i:03d}.png", label="pristine")
+              for i in range(n_pristine)]
+    return Manifest(dataset="t", items=tuple(items))
+
+
+def test_every_with_offset_keeps_the_classic_subset_and_partitions():
+    m = _manifest(10, 7)
+    classic = m.select(every=4)
+    assert [it.name for it in classic] == ["s000.png", "s004.png", "s008.png", "p000.png", "p004.png"]
+    assert m.select(every=4, offset=0) == classic
+    parts = [{it.id for it in m.select(every=4, offset=k)} for k in range(4)]
+    assert set().union(*parts) == {it.id for it in m.items} and sum(len(p) for p in parts) == len(m.items)
+    with pytest.raises(ValueError, match="offset"):
+        m.select(every=4, offset=4)
+
+
+@pytest.mark.parametrize("n_s,n_p,limit", [(921, 800, 40), (10, 7, 5), (10, 1, 3), (10, 7, 1), (3, 2, 0),
+                                           (5, 0, 3), (4, 4, 3), (10, 7, 100)])
+def test_limit_is_stratified_by_label(n_s, n_p, limit):
+    m = _manifest(n_s, n_p)
+    sel = m.select(limit=limit)
+    k_s = sum(it.label == "spliced" for it in sel)
+    k_p = len(sel) - k_s
+    assert len(sel) == min(limit, n_s + n_p) and len({it.id for it in sel}) == len(sel)
+    if limit >= 2 and n_s and n_p:
+        assert k_s >= 1 and k_p >= 1
+    if limit < n_s + n_p:  # in proportion, within one item
+        assert abs(k_s - limit * n_s / (n_s + n_p)) <= 1
+    if k_s > 1:  # spread over the sorted list, not its head
+        names = sorted(it.name for it in sel if it.label == "spliced")
+        assert names[-1] >= f"s{(n_s - 1) * (k_s - 1) // k_s:03d}.png"
+
+
+def test_cli_offset_option(small, tmp_path, capsys):
+    import json
+
+    from noisestat.cli import main
+
+    rc = main(["bench", str(small / "manifest.json"), "--root", str(small), "--methods", "median_residual",
+               "--out", str(tmp_path / "r"), "--every", "2", "--offset", "1", "--no-progress", "--bootstrap", "0"])
+    assert rc == 0
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())["current"]
+    assert meta["offset"] == 1 and meta["n_items"] == 4
+    rc = main(["bench", str(small / "manifest.json"), "--root", str(small), "--out", str(tmp_path / "r2"),
+               "--every", "2", "--offset", "2", "--no-progress"])
+    assert rc == 2 and "--offset" in capsys.readouterr().err

@@ -50,7 +50,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in-process)")
     q.add_argument("--scheduler", help="Dask scheduler address, or 'local' to start a LocalCluster on 127.0.0.1")
     q.add_argument("--every", type=int, default=1, help="take every K-th item of each label, sorted by file name")
-    q.add_argument("--limit", type=int, help="then only the first N items")
+    q.add_argument("--offset", type=int, default=0,
+                   help="with --every K: start at item OFFSET of each label (0..K-1; default 0 = items 0, K, 2K, ...)")
+    q.add_argument("--limit", type=int,
+                   help="then at most N items, shared among spliced and pristine in proportion to their numbers "
+                        "(evenly spaced by name within each)")
     q.add_argument("--thresholds", help="per-method thresholds from `noisestat calibrate` (default 0.5)")
     q.add_argument("--allow-calibration-overlap", action="store_true",
                    help="accept thresholds calibrated on the images being evaluated")
@@ -155,7 +159,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--param: {exc}") from None
     try:
         config = BenchConfig(methods=methods, params=params, workers=args.workers, scheduler=args.scheduler,
-                             every=args.every, limit=args.limit, thresholds=args.thresholds,
+                             every=args.every, offset=args.offset, limit=args.limit, thresholds=args.thresholds,
                              allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
                              retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
         res = run_bench(args.manifest, root=args.root, out=args.out, config=config)
@@ -187,6 +191,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # run_bench / BenchConfig parameter -> `noisestat bench` option
 _BENCH_FLAGS = {
     "root": "--root", "out": "--out", "methods": "--methods", "params": "--param", "every": "--every",
+    "offset": "--offset",
     "limit": "--limit", "workers": "--workers", "scheduler": "--scheduler", "thresholds": "--thresholds",
     "allow_calibration_overlap": "--allow-calibration-overlap", "n_boot": "--bootstrap",
 }

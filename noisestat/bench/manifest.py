@@ -209,22 +209,30 @@ class Manifest:
     def counts(self) -> dict[str, int]:
         return {lab: sum(it.label == lab for it in self.items) for lab in LABELS}
 
-    def select(self, *, every: int = 1, limit: int | None = None) -> tuple[ManifestItem, ...]:
-        """Every ``every``-th item of each label, sorted by image file name, then the first ``limit``.
+    def select(self, *, every: int = 1, offset: int = 0, limit: int | None = None) -> tuple[ManifestItem, ...]:
+        """A deterministic subset: per label, items ``offset, offset + every, ...`` sorted by file name,
+        then at most ``limit`` items stratified by label.
 
-        ``every=4`` on CASIA v1 picks the 115 spliced images the peers' tables use.
+        ``every=4`` (``offset=0``) on CASIA v1 picks the 115 spliced images the peers' tables use;
+        ``offset=1..every-1`` gives the disjoint other subsets. ``limit`` is shared among the labels
+        in proportion to their sizes (largest remainders; each label present keeps at least one item
+        when ``limit`` allows), and within a label the items are taken evenly spaced over the sorted
+        list, so ``limit=40`` on CASIA has pristine images and more than one kind of splice.
         """
         if every < 1:
             raise ValueError(f"every={every}: must be >= 1")
-        out: list[ManifestItem] = []
+        if not 0 <= offset < every:
+            raise ValueError(f"offset={offset}: must be in 0..every-1 = 0..{every - 1}")
+        groups = []
         for lab in LABELS:
             group = sorted((it for it in self.items if it.label == lab), key=lambda it: (it.name, it.id))
-            out.extend(group[::every])
+            groups.append(group[offset::every])
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit={limit}: must be >= 0")
-            out = out[:limit]
-        return tuple(out)
+            shares = _shares([len(g) for g in groups], limit)
+            groups = [[g[i] for i in _spread(len(g), n)] for g, n in zip(groups, shares)]
+        return tuple(it for g in groups for it in g)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -248,6 +256,39 @@ class Manifest:
         for it in sorted(self.items, key=lambda it: it.id):
             h.update(f"{it.id}\0{it.image_sha256}\0{it.mask_sha256}\n".encode())
         return h.hexdigest()
+
+
+def _shares(sizes: list[int], limit: int) -> list[int]:
+    """Split ``limit`` over groups in proportion to ``sizes`` (largest remainders; one each when possible)."""
+    total = sum(sizes)
+    if limit >= total:
+        return list(sizes)
+    present = [i for i, n in enumerate(sizes) if n > 0]
+    out = [0] * len(sizes)
+    if limit < len(present):  # too few for one per label: the largest labels get one
+        for i in sorted(present, key=lambda i: (-sizes[i], i))[:limit]:
+            out[i] = 1
+        return out
+    for i in present:
+        out[i] = max(1, limit * sizes[i] // total)
+    while sum(out) > limit:  # the minimum of one per label can overshoot
+        i = max((i for i in present if out[i] > 1), key=lambda i: (out[i] - limit * sizes[i] / total, -i))
+        out[i] -= 1
+    order = sorted(present, key=lambda i: (-(limit * sizes[i] / total - out[i]), i))
+    k = 0
+    while sum(out) < limit:
+        i = order[k % len(order)]
+        if out[i] < sizes[i]:
+            out[i] += 1
+        k += 1
+    return out
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` of the indices ``0..n-1``, evenly spaced, starting at 0."""
+    if k >= n:
+        return list(range(n))
+    return [i * n // k for i in range(k)]
 
 
 def _index_masks(folder: Path) -> dict[str, Path]:

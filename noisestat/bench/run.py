@@ -388,8 +388,12 @@ class BenchConfig:
         ``{method: {name: value}}`` overrides of method parameters.
     every : int, default 1
         Take every ``every``-th item of each label, sorted by file name.
+    offset : int, default 0
+        Start at this item of each label (``0 <= offset < every``): items
+        ``offset, offset + every, ...``; offset 0 is the classic every-K subset.
     limit : int, optional
-        Then only the first ``limit`` items.
+        Then at most ``limit`` items, shared among the labels in proportion to
+        their sizes, evenly spaced within each (see :meth:`Manifest.select`).
     workers : int, default 1
         Local processes (1 = in this process). With ``scheduler``: the number
         of workers of a ``"local"`` cluster.
@@ -434,6 +438,7 @@ class BenchConfig:
     methods: Sequence[str] | None = None
     params: Mapping[str, Mapping[str, Any]] | None = None
     every: int = 1
+    offset: int = 0
     limit: int | None = None
     workers: int = 1
     scheduler: Any = None
@@ -454,6 +459,10 @@ class BenchConfig:
             raise TypeError(f"BenchConfig(params={self.params!r}): expected a mapping {{method: {{name: value}}}}, "
                             f"e.g. params={{'median_residual': {{'block': 16}}}}")
         _check_count("every", self.every, 1, "every=1 takes every item")
+        _check_count("offset", self.offset, 0, "offset=0 starts at the first item")
+        if self.offset >= self.every:
+            raise ValueError(f"BenchConfig(offset={self.offset!r}): must be < every={self.every} (items offset, "
+                             f"offset + every, ...)")
         if self.limit is not None:
             _check_count("limit", self.limit, 0, "limit=None takes all selected items")
         _check_count("workers", self.workers, 1, "workers=1 runs in this process")
@@ -537,7 +546,7 @@ def _plan(manifest: str | os.PathLike | Manifest, root: str | os.PathLike, out: 
     names = list(cfg.methods) if cfg.methods else all_methods()
     thr_info, thr_map = _thresholds(cfg.thresholds, names)
     configs = make_configs(names, cfg.params, thr_map)
-    selected = m.select(every=cfg.every, limit=cfg.limit)
+    selected = m.select(every=cfg.every, offset=cfg.offset, limit=cfg.limit)
     _check_overlap(thr_info, selected, cfg.allow_calibration_overlap)
     manifest_path = str(Path(manifest).resolve()) if not isinstance(manifest, Manifest) else None
     return _Plan(m, manifest_path, root_p, rundir, configs, selected, thr_info)
@@ -558,7 +567,7 @@ def _run_info(plan: _Plan, cfg: BenchConfig, t_start: float, reused: int, n_to_c
         "thresholds_from": (str(thresholds) if isinstance(thresholds, (str, os.PathLike)) else
                             ("mapping" if thresholds is not None else None)),
         "calibration_overlap_allowed": bool(cfg.allow_calibration_overlap),
-        "every": cfg.every, "limit": cfg.limit, "workers": cfg.workers,
+        "every": cfg.every, "offset": cfg.offset, "limit": cfg.limit, "workers": cfg.workers,
         "scheduler": cfg.scheduler if isinstance(cfg.scheduler, str) or cfg.scheduler is None else "client",
         "host": socket.gethostname(), "python": sys.version.split()[0],
         "n_items": len(plan.selected), "n_rows": len(plan.selected) * len(plan.configs), "n_reused": reused,
