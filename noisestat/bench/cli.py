@@ -67,11 +67,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
     q.set_defaults(func=_cmd_bench)
 
-    q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run")
+    q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run's spliced "
+                                         "images within a false-positive budget on its pristine images")
     q.add_argument("rundir", help="a run folder of `noisestat bench` (the calibration data)")
     q.add_argument("--metric", choices=("f1", "mcc"), default="f1")
     q.add_argument("--orientation", choices=("as_is", "best"), default="as_is")
     q.add_argument("--methods", help="comma-separated subset")
+    q.add_argument("--max-pristine-fpr", type=float, default=0.05,
+                   help="only thresholds whose mean false-positive rate on the run's pristine images is at most "
+                        "this (default 0.05; 1 = no constraint)")
     q.add_argument("--out", "-o", help="thresholds file (default RUNDIR/thresholds.json)")
     q.set_defaults(func=_cmd_calibrate)
 
@@ -216,16 +220,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     out = args.out or str(Path(args.rundir) / "thresholds.json")
-    doc = calibrate(args.rundir, metric=args.metric, orientation=args.orientation, methods=methods, out=out)
+    doc = calibrate(args.rundir, metric=args.metric, orientation=args.orientation, methods=methods,
+                    max_pristine_fpr=args.max_pristine_fpr, out=out)
     m = args.metric
-    print(f"thresholds maximising mean per-image {m.upper()} ({args.orientation}) on "
-          f"{doc['calibrated_on']['n_images']} images of {doc['calibrated_on']['dataset']}:")
-    print(f"{'method':24s} {'threshold':>9s} {'mean@thr':>9s} {'mean@0.5':>9s} {'n':>5s}")
+    print(f"optimised: {doc['objective']}")
+    print(f"{'method':24s} {'threshold':>9s} {'mean@thr':>9s} {'mean@0.5':>9s} {'prisFPR':>8s} {'TPR':>6s} "
+          f"{'FPR':>6s} {'n':>5s}")
     for cfg, t in doc["thresholds"].items():
         at5 = t[f"mean_{m}_at_0.5"]
+        pf = t["pristine_fpr"]
         print(f"{cfg:24s} {t['threshold']:9.2f} {t[f'mean_{m}']:9.3f} "
-              f"{'-' if at5 is None else format(at5, '.3f'):>9s} {t['n']:5d}")
-    print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}")
+              f"{'-' if at5 is None else format(at5, '.3f'):>9s} {'-' if pf is None else format(pf, '.3f'):>8s} "
+              f"{t['pooled_tpr']:6.3f} {t['pooled_fpr']:6.3f} {t['n']:5d}")
+    for cfg, why in doc["refused"].items():
+        print(f"noisestat: warning: {cfg}: no threshold: {why}", file=sys.stderr)
+    for w in doc["warnings"]:
+        print(f"noisestat: warning: {w}", file=sys.stderr)
+    if not doc["thresholds"]:
+        print(f"wrote {out} without any threshold (every method refused, see above)", file=sys.stderr)
+        return 2
+    print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}"
+          + (" --methods " + ",".join(t["method"] for t in doc["thresholds"].values()) if doc["refused"] else ""))
     return 0
 
 
