@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -249,13 +250,17 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         targets = {suf: out_dir / f"{stem}{suf}" for suf in suffixes}
         try:
-            img = load_image(path, max_pixels=max_pixels)
-            _check_outputs(targets, input_ids, img.info.sha256, request, args.overwrite)
-            loc = localize(img, method=method, calibration=calibration, **params)
-            rep = _write_outputs(targets, img, loc, request)
+            with _warnings_as_lines(path):
+                img = load_image(path, max_pixels=max_pixels)
+                _check_outputs(targets, input_ids, img.info.sha256, request, args.overwrite)
+                loc = localize(img, method=method, calibration=calibration, **params)
+                rep = _write_outputs(targets, img, loc, request)
+            secs = time.perf_counter() - t0
             summary.append({"image": str(path), "score": rep["score"], "method": method,
-                            "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
+                            "applicable": rep["applicable"], "seconds": secs,
                             "outputs": {suf.lstrip("."): str(p) for suf, p in targets.items()}})
+            if not args.json:
+                print(_summary_line(path, rep, out_dir / stem, secs))
         except ImageTooLargeError as exc:
             failed += 1
             what = f"{exc.size[0]}x{exc.size[1]} = {exc.pixels} pixels" if exc.size else "too many pixels"
@@ -268,7 +273,44 @@ def _cmd_localize(args: argparse.Namespace) -> int:
             summary.append({"image": str(path), "error": _one_line(exc)})
     if args.json:
         print(json.dumps(_jsonable({"results": summary, "failed": failed}), indent=2))
+    elif len(args.images) > 1 or failed:
+        print(f"{len(args.images) - failed} of {len(args.images)} image(s) done with {method}"
+              + (f", {failed} refused or failed (see stderr)" if failed else "") + f"; outputs in {out_dir}")
     return 2 if failed else 0
+
+
+def _summary_line(path: Any, rep: dict[str, Any], stem: Path, secs: float) -> str:
+    """One line per image on stdout: score and mask share, or why the method did not apply."""
+    if not rep["applicable"]:
+        note = (rep.get("note") or "").strip().splitlines()
+        return f"{path}: not applicable ({note[0] if note else 'no reason given'}); wrote {stem}.* ({secs:.1f} s)"
+    score = rep["score"]
+    s = "n/a" if score is None else f"{score:.2f}"
+    return (f"{path}: score {s}, mask {100 * rep['mask_fraction']:.1f} % of the pixels; wrote {stem}.* "
+            f"({secs:.1f} s)")
+
+
+class _warnings_as_lines:
+    """Collect Python warnings of one image and print each once as ``noisestat: warning: ...``."""
+
+    def __init__(self, item: Any):
+        self.item = item
+
+    def __enter__(self) -> None:
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+        seen = set()
+        for w in self._log:
+            text = str(w.message).strip().splitlines()
+            msg = text[0] if text else w.category.__name__
+            if msg not in seen:
+                seen.add(msg)
+                where = "" if str(self.item) in msg else f"{self.item}: "
+                print(f"noisestat: warning: {where}{msg}", file=sys.stderr)
 
 
 def _find_by_stem(folder: Path, stem: str) -> Path | None:
@@ -356,10 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_methods)
 
     q = sub.add_parser("localize", help="localize spliced regions in images")
-    q.add_argument("images", nargs="+", help="image files")
-    q.add_argument("--method", "-m", default=None, help="method name (see `noisestat methods`)")
+    q.add_argument("images", nargs="+", help="image files (symlinks are followed)")
+    q.add_argument("--method", "-m", default=None,
+                   help="method name (see `noisestat methods`; default: the package's default method)")
     q.add_argument("--param", "-p", action="append", metavar="NAME=VALUE", help="method parameter (repeatable)")
-    q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
+    q.add_argument("--out", "-o", default="noisestat-output",
+                   help="output folder, flat: <stem>.heatmap.png, .heatmap.npy, .mask.png, .reliability.png, "
+                        ".overlay.png, .json (default noisestat-output)")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
     q.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs made from another input, method or parameters "
@@ -377,22 +422,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("evaluate", help="score saved heatmaps against ground-truth masks")
     q.add_argument("--pred", required=True, help="folder with <stem>.heatmap.png")
     q.add_argument("--masks", required=True, help="folder with <stem>.png masks")
-    q.add_argument("--threshold", type=float, default=0.5)
+    q.add_argument("--threshold", type=float, default=0.5, help="fixed threshold on the heatmap (default 0.5)")
     q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
-                   help="'best' = better of map and inverted map per image (by AUC)")
+                   help="'as_is' (default): the map as written; 'best': the better of map and inverted map per "
+                        "image (by AUC, optimistic)")
     q.add_argument("--mask-convention", default="nonzero", choices=MASK_CONVENTIONS,
                    help="how mask files mark spliced pixels (default nonzero)")
     q.set_defaults(func=_cmd_evaluate)
 
     q = sub.add_parser("sample", help="write the bundled synthetic sample splice and its mask")
-    q.add_argument("--out", "-o", default="demo-output")
+    q.add_argument("--out", "-o", default="demo-output", help="output folder (default demo-output)")
     q.set_defaults(func=_cmd_sample)
 
     from .bench import cli as bench_cli
 
     bench_cli.add_commands(sub)
-
+    _debug_everywhere(sub)
     return p
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Accept ``--debug`` after any subcommand too (it is also accepted before it)."""
+    for parser in set(sub.choices.values()):
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show tracebacks on errors")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,15 @@ Conventions
   grayscale, ``LA``/``RGBA``/``PA`` lose their alpha channel (recorded in
   ``info.alpha_dropped``), ``CMYK`` and ``YCbCr`` are converted to RGB with
   Pillow's plain (non colour-managed) conversion (recorded in
-  ``info.converted_from``). Other modes (``LAB``, ``HSV``, 32-bit float or
-  integer data beyond 16 bits) are refused with a ``ValueError``.
+  ``info.converted_from``). 32-bit float files (grayscale through Pillow,
+  RGB TIFFs through OpenCV) are taken on the 0-255 scale like float arrays.
+  Other modes (``LAB``, ``HSV``, integer data beyond 16 bits) are refused
+  with a ``ValueError``. Bilevel images load (masks are often 1-bit), but
+  :func:`as_image`, the methods' intake, refuses them: two levels carry no
+  statistics to analyse.
+* Float data (arrays or files) whose values all lie in [0, 1] is read on the
+  0-255 scale with a ``UserWarning`` saying so (pass ``value_range=(0, 1)``).
+* Animated or multi-page files: the first frame is read, with a ``UserWarning``.
 * EXIF orientation is recorded, never applied: masks are drawn on stored pixels.
 * Images with more than ``max_pixels`` pixels are refused before decoding
   (decompression-bomb guard).
@@ -302,12 +309,18 @@ def as_image(
     TypeError
         ``image`` is not an array, path or LoadedImage, or has a non-numeric dtype.
     ValueError
-        Wrong shape, non-finite values, or smaller than ``min_size`` pixels on a side.
+        Wrong shape, non-finite values, smaller than ``min_size`` pixels on a
+        side, or a bilevel (1-bit) image file (nothing to analyse in two levels).
     """
     if isinstance(image, LoadedImage):
         loaded = image
     else:
         loaded = load_image(image, value_range=value_range)
+    if loaded.info.converted_from == "1":
+        raise ValueError(
+            f"{name}: {loaded.info.source} is a bilevel (1-bit) image: two grey levels carry no noise or "
+            f"compression statistics to analyse; pass the original grayscale or colour image"
+        )
     h, w = loaded.shape
     if min(h, w) < min_size:
         raise ValueError(
@@ -372,6 +385,8 @@ def array_to_loaded(
                 f"{name}: array contains {bad} NaN or infinite values; replace or mask them first"
             )
         white = 255.0
+        if value_range is None:
+            _warn_unit_range(px, name)
         if value_range is not None:
             lo, hi = (float(v) for v in value_range)
             if not hi > lo:
@@ -391,6 +406,18 @@ def array_to_loaded(
         alpha_dropped=alpha,
     )
     return LoadedImage(px, loaded_info)
+
+
+def _warn_unit_range(px: np.ndarray, name: str) -> None:
+    """Float data that all lies in [0, 1] is probably on the unit scale: say it is read on 0-255."""
+    if px.size and px.dtype.kind == "f":
+        lo, hi = float(px.min()), float(px.max())
+        if 0.0 <= lo and 0.0 < hi <= 1.0:
+            warnings.warn(
+                f"{name}: float values lie in [{lo:.3g}, {hi:.3g}] and are read on the 0-255 scale (a nearly "
+                f"black image); pass value_range=(0, 1) if they are on the unit scale",
+                UserWarning, stacklevel=4,
+            )
 
 
 def _sha256_array(arr: np.ndarray) -> str:
@@ -468,6 +495,8 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
     try:
         im = _open_pil(path, max_pixels)
     except UnidentifiedImageError:
+        if head[:4] in (b"II*\x00", b"MM\x00*"):  # a TIFF Pillow cannot decode, e.g. float32 RGB
+            return _load_tiff_cv2(path, sha, max_pixels)
         raise ValueError(f"{path}: not a readable image file (unknown or corrupt format)") from None
     except ValueError:
         raise
@@ -479,6 +508,10 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
             raise ImageTooLargeError(path, w * h, max_pixels, size=(w, h))
         fmt = im.format or path.suffix.lstrip(".").upper()
         mode = im.mode
+        n_frames = int(getattr(im, "n_frames", 1) or 1)
+        if n_frames > 1:
+            warnings.warn(f"{path}: {fmt} with {n_frames} frames; only the first frame is analysed",
+                          UserWarning, stacklevel=3)
         is_jpeg = fmt in ("JPEG", "MPO")
         quality = None
         luma_table = None
@@ -504,12 +537,15 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
         alpha = alpha or alpha16
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    is_float = arr.dtype.kind == "f"
     px = _to_float32(arr)
     del arr
-    if np.issubdtype(px.dtype, np.floating) and not _all_finite(px):
-        raise ValueError(f"{path}: image contains NaN or infinite values")
+    if is_float:
+        if not _all_finite(px):
+            raise ValueError(f"{path}: image contains NaN or infinite values")
+        _warn_unit_range(px, str(path))
     px.flags.writeable = False
-    white = float(2**bits - 1) if bits <= 16 else 255.0
+    white = float(2**bits - 1) if bits <= 16 and not is_float else 255.0
     info = ImageInfo(
         source=str(path),
         format=fmt,
@@ -545,6 +581,40 @@ def _all_finite(a: np.ndarray) -> bool:
     return all(bool(np.isfinite(a[r : r + rows]).all()) for r in range(0, a.shape[0], rows))
 
 
+def _load_tiff_cv2(path: Path, sha: str, max_pixels: int | None) -> LoadedImage:
+    """A TIFF that Pillow cannot decode (float32 RGB, ...), read with OpenCV; float data on the 0-255 scale."""
+    import cv2
+
+    n = cv2.imcount(str(path)) if hasattr(cv2, "imcount") else 1
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ValueError(f"{path}: not a readable image file (unknown or corrupt format)")
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        raise ImageTooLargeError(path, arr.shape[0] * arr.shape[1], max_pixels, size=(arr.shape[1], arr.shape[0]))
+    if n > 1:
+        warnings.warn(f"{path}: TIFF with {n} pages; only the first page is analysed", UserWarning, stacklevel=3)
+    alpha = arr.ndim == 3 and arr.shape[2] == 4
+    if arr.ndim == 3:
+        arr = arr[:, :, 2::-1] if arr.shape[2] >= 3 else arr[:, :, :1]  # OpenCV decodes BGR(A)
+    if arr.dtype.kind not in "uf" or arr.dtype.itemsize > 4 or (arr.dtype.kind == "u" and arr.dtype.itemsize > 2):
+        raise ValueError(f"{path}: TIFF sample type {arr.dtype} is not supported; convert it to 8- or 16-bit "
+                         f"integers or 32-bit float first")
+    is_float = arr.dtype.kind == "f"
+    bits = arr.dtype.itemsize * 8
+    px = _to_float32(arr[:, :, None] if arr.ndim == 2 else np.ascontiguousarray(arr))
+    if is_float:
+        if not _all_finite(px):
+            raise ValueError(f"{path}: image contains NaN or infinite values")
+        _warn_unit_range(px, str(path))
+    px.flags.writeable = False
+    info = ImageInfo(
+        source=str(path), format="TIFF", mode=f"{'float' if is_float else 'uint'}{bits}x{px.shape[2]}",
+        bit_depth=bits, channels=int(px.shape[2]), shape=(int(px.shape[0]), int(px.shape[1])),
+        white_level=255.0 if is_float else float(2**bits - 1), sha256=sha, alpha_dropped=alpha,
+    )
+    return LoadedImage(px, info)
+
+
 def _pil_to_array(im, path: Path) -> tuple[np.ndarray, int, str | None, bool]:
     """Return (array, bits, converted_from, alpha_dropped) for a loaded PIL image."""
     mode = im.mode
@@ -565,6 +635,8 @@ def _pil_to_array(im, path: Path) -> tuple[np.ndarray, int, str | None, bool]:
         return np.asarray(im.convert("RGB")), 8, mode, False
     if mode in ("CMYK", "YCbCr"):
         return np.asarray(im.convert("RGB")), 8, mode, False
+    if mode == "F":  # 32-bit float grayscale: taken on the 0-255 scale, like float arrays
+        return np.asarray(im, dtype=np.float32), 32, None, False
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im).astype(np.uint16), 16, None, False
     if mode == "I":

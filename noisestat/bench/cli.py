@@ -31,11 +31,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--origin", default="", help="where the data comes from")
     b.add_argument("--terms", default="", help="licence / terms of use")
     b.add_argument("--citation", default="", help="how to cite the dataset")
-    b.add_argument("--description", default="")
+    b.add_argument("--description", default="", help="free text stored in the manifest")
     b.add_argument("--out", "-o", required=True, help="manifest file to write (.json)")
     b.set_defaults(func=_cmd_manifest_build)
     c = msub.add_parser("check", help="verify that files under ROOT match a manifest")
-    c.add_argument("manifest")
+    c.add_argument("manifest", help="manifest JSON to check")
     c.add_argument("--root", required=True, help="your copy of the dataset")
     c.add_argument("--no-hash", action="store_true", help="check existence only")
     c.set_defaults(func=_cmd_manifest_check)
@@ -47,7 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", "-m", help="comma-separated method names (default: all registered)")
     q.add_argument("--param", "-p", action="append", metavar="METHOD.NAME=VALUE",
                    help="method parameter, e.g. median_residual.block=16 (repeatable)")
-    q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in-process)")
+    q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in this process)")
     q.add_argument("--scheduler", help="Dask scheduler address, or 'local' to start a LocalCluster on 127.0.0.1")
     q.add_argument("--every", type=int, default=1, help="take every K-th item of each label, sorted by file name")
     q.add_argument("--offset", type=int, default=0,
@@ -70,8 +70,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run's spliced "
                                          "images within a false-positive budget on its pristine images")
     q.add_argument("rundir", help="a run folder of `noisestat bench` (the calibration data)")
-    q.add_argument("--metric", choices=("f1", "mcc"), default="f1")
-    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is")
+    q.add_argument("--metric", choices=("f1", "mcc"), default="f1", help="per-image metric to maximise (default f1)")
+    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
+                   help="'as_is' (default): maps as returned; 'best': better of map and inverted map per image")
     q.add_argument("--methods", help="comma-separated subset")
     q.add_argument("--max-pristine-fpr", type=float, default=0.05,
                    help="only thresholds whose mean false-positive rate on the run's pristine images is at most "
@@ -83,7 +84,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("rundir", help="a `noisestat bench --save-maps` run over spliced and pristine images")
     q.add_argument("--methods", help="comma-separated subset (default: every method in the run)")
     q.add_argument("--pixels-per-image", type=int, default=4096, help="pixels sampled per image (default 4096)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default 0)")
     q.add_argument("--out", "-o", help="calibration file (default RUNDIR/calibration.json)")
     q.set_defaults(func=_cmd_calibrate_maps)
 
@@ -100,23 +101,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="extra noise sigma (0-255) in the pasted region before pasting")
     g.add_argument("--size", default="96x128", help="HxW of synthetic hosts (default 96x128)")
     g.add_argument("--no-pristine", action="store_true", help="do not write the hosts as pristine items")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of textures, regions and noise (default 0)")
     g = q.add_argument_group("post-process an existing manifest (masks are copied unchanged)")
     g.add_argument("--from-manifest", help="manifest to post-process")
     g.add_argument("--root", help="root of that manifest's dataset")
     g.add_argument("--jpeg", type=int, help="JPEG quality (1-100)")
     g.add_argument("--noise-var", type=float, help="Gaussian noise variance on the [0, 1] scale")
     g.add_argument("--noise-sigma", type=float, help="Gaussian noise sigma (0-255 units)")
-    g.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (pixels)")
-    g.add_argument("--gamma", type=float, default=1.0)
+    g.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels (default 0 = none)")
+    g.add_argument("--gamma", type=float, default=1.0, help="gamma correction exponent (default 1 = none)")
     g.add_argument("--range", help="reduced dynamic range LOW,HIGH, e.g. 16,235")
     q.set_defaults(func=_cmd_synth)
 
     q = sub.add_parser("report", help="PNG plots and a self-contained HTML page for a run folder")
-    q.add_argument("rundir")
+    q.add_argument("rundir", help="a run folder of `noisestat bench`")
     q.add_argument("--out", "-o", help="output folder (default RUNDIR/report)")
     q.add_argument("--gallery", type=int, default=3, help="best/worst images per method (default 3)")
-    q.add_argument("--bootstrap", type=int, default=2000)
+    q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals (default 2000)")
     q.set_defaults(func=_cmd_report)
 
 
