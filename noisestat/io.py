@@ -464,9 +464,9 @@ def _open_pil(path: Path, max_pixels: int | None):
     try:
         im = _open()
     except Image.DecompressionBombError:
-        if max_pixels is not None and max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
-            raise ImageTooLargeError(path, None, max_pixels) from None
-        with _PIL_LIMIT_LOCK:  # the caller asked for a larger limit than Pillow's
+        # larger than Pillow's own guard: open lazily (header only) without it, so that the
+        # caller's max_pixels decides and its refusal can name the size
+        with _PIL_LIMIT_LOCK:
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None
             try:

@@ -119,3 +119,21 @@ def test_every_option_has_help_text():
 
     walk(build_parser(), "noisestat")
     assert not missing, missing
+
+
+def test_the_bad_input_corpus_script_finds_nothing_for_three_methods(tmp_path, monkeypatch):
+    """benchmarks/bad_inputs.py's API pass (the whole corpus) for three methods: no problem."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bad_inputs", Path(__file__).resolve().parents[1] / "benchmarks" / "bad_inputs.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bad_inputs", mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    cases = mod.build_corpus(tmp_path, 96, 112)
+    kinds = {c.expect for c in cases}
+    assert kinds == {"ok", "warn", "refuse", "clean"} and len(cases) >= 50
+    for method in ("ela", "median_residual", "kurtosis"):
+        assert mod.run_api(cases, method) == [], method

@@ -81,3 +81,24 @@ def test_default_limit_is_derived_from_available_memory(tmp_path, noisy_rgb, cap
     rc = main(["localize", str(tmp_path / "a.png"), "--method", "median_residual", "--out", str(tmp_path / "o"),
                "--max-pixels", "100000"])
     assert rc == 0
+
+
+def test_a_memory_error_on_one_image_does_not_end_the_call(tmp_path, noisy_rgb, capsys, monkeypatch):
+    import noisestat.decisions as dec
+
+    Image.fromarray(noisy_rgb).save(tmp_path / "a.png")
+    Image.fromarray(noisy_rgb[::-1].copy()).save(tmp_path / "b.png")
+    real = dec.localize
+
+    def flaky(img, **kw):
+        if img.info.source.endswith("a.png"):
+            raise MemoryError("Unable to allocate 21.7 GiB")
+        return real(img, **kw)
+
+    monkeypatch.setattr(dec, "localize", flaky)
+    rc = main(["localize", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--method", "median_residual",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MemoryError" in err[0]
+    assert (tmp_path / "o" / "b.json").is_file() and not (tmp_path / "o" / "a.json").exists()
