@@ -57,27 +57,33 @@ def photo_jpeg(path: Path, megapixels: float, seed: int = 0) -> tuple[int, int]:
 
 
 def run_capped(cmd: list[str], cap_bytes: int, timeout: float) -> tuple[int, int, float, str]:
-    """(exit code, peak RSS bytes, seconds, last stderr line) of ``cmd`` under ``prlimit --as``."""
+    """(exit code, peak RSS bytes, seconds, last stderr line) of ``cmd`` under ``prlimit --as``.
+
+    The peak is measured by GNU ``/usr/bin/time`` (a small process that forks the command), not by
+    ``wait4`` from this process: a forked child inherits its parent's RSS high-water mark, which
+    would add this script's own memory to every row.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     full = ["prlimit", f"--as={cap_bytes}", *cmd] if shutil.which("prlimit") else cmd
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
+        if gnu_time.is_file():
+            full = [str(gnu_time), "-f", "%M", "-o", str(rss_file), *full]
+        t0 = time.perf_counter()
+        with open(Path(tmp) / "err", "w+") as err:
+            proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.2)
-        secs = time.perf_counter() - t0
-        err.seek(0)
-        lines = [ln for ln in err.read().splitlines() if ln.strip()]
-    rc = os.waitstatus_to_exitcode(status)
-    return rc, int(usage.ru_maxrss) * 1024, secs, (lines[-1] if lines else "")
+                rc = proc.wait()
+            secs = time.perf_counter() - t0
+            err.seek(0)
+            lines = [ln for ln in err.read().splitlines() if ln.strip() and not ln.startswith("Command exited")]
+        text = rss_file.read_text().split() if rss_file.is_file() else []
+        peak = int(text[-1]) * 1024 if text and text[-1].isdigit() else -1
+    return rc, peak, secs, (lines[-1] if lines else "")
 
 
 def main() -> int:

@@ -67,9 +67,11 @@ DEFAULT_MAX_PIXELS = 250_000_000
 #: Peak memory of one ``noisestat localize`` image, in bytes per pixel, that
 #: :func:`auto_max_pixels` budgets for: loading (float32 RGB, 12 B/px, plus the
 #: decoder's 3-6 B/px), the method and the decision models, and the writers
-#: (at most 9 B/px beyond the heatmap). Measured by ``benchmarks/memory_limits.py``
-#: (the largest method's peak RSS per pixel at 12 MP, rounded up).
-LOCALIZE_BYTES_PER_PIXEL = 200
+#: (at most 10 B/px beyond the heatmap). ``benchmarks/memory_limits.py`` measured
+#: 48-105 B/px of peak RSS at 12 MP over the registered methods (largest:
+#: multiscale_contrast) and 51 B/px for ela at 100 MP; this is the largest plus
+#: about 50 % margin.
+LOCALIZE_BYTES_PER_PIXEL = 160
 
 
 class ImageTooLargeError(ValueError):
@@ -137,8 +139,8 @@ def auto_max_pixels(*, available: int | None = None, bytes_per_pixel: int = LOCA
 
     Examples
     --------
-    >>> auto_max_pixels(available=8 * 2**30, bytes_per_pixel=200)
-    42949672
+    >>> auto_max_pixels(available=8 * 2**30, bytes_per_pixel=160)
+    53687091
     """
     if available is None:
         available = available_memory()
