@@ -13,18 +13,28 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-install: $(VENV)/bin/activate
-	$(PIP) install --quiet -e .
+# installs run again only when the package metadata changed (stamp files), quietly
+QUIET  := --quiet --quiet --disable-pip-version-check
 
-install-test: $(VENV)/bin/activate
-	$(PIP) install --quiet -e ".[test,bench,onnx]"
+$(VENV)/.stamp-install: pyproject.toml setup.cfg | $(VENV)/bin/activate
+	$(PIP) install $(QUIET) -e .
+	@touch $@
 
-install-bench: $(VENV)/bin/activate
-	$(PIP) install --quiet -e ".[bench]"
+$(VENV)/.stamp-install-test: pyproject.toml setup.cfg | $(VENV)/bin/activate
+	$(PIP) install $(QUIET) -e ".[test,bench,onnx]"
+	@touch $@ $(VENV)/.stamp-install $(VENV)/.stamp-install-bench
+
+$(VENV)/.stamp-install-bench: pyproject.toml setup.cfg | $(VENV)/bin/activate
+	$(PIP) install $(QUIET) -e ".[bench]"
+	@touch $@ $(VENV)/.stamp-install
+
+install: $(VENV)/.stamp-install
+install-test: $(VENV)/.stamp-install-test
+install-bench: $(VENV)/.stamp-install-bench
 
 demo: install
 	$(VENV)/bin/noisestat sample --out $(OUT)
-	$(VENV)/bin/noisestat localize $(OUT)/sample.png --out $(OUT) --json
+	$(VENV)/bin/noisestat localize $(OUT)/sample.png --out $(OUT)
 	$(VENV)/bin/noisestat evaluate --pred $(OUT) --masks $(OUT)/truth
 	@echo "demo outputs written to $(OUT)/"
 

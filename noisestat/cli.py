@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .io import DEFAULT_MAX_PIXELS, MASK_CONVENTIONS
+from .io import LOCALIZE_BYTES_PER_PIXEL, MASK_CONVENTIONS, ImageTooLargeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -104,9 +107,129 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_SUFFIXES = (".heatmap.png", ".heatmap.npy", ".mask.png", ".reliability.png", ".overlay.png", ".json")
+
+
+def _unique_stems(paths: Sequence[str]) -> list[str]:
+    """Output stems of one call: a repeated stem gets ``~2``, ``~3``, ... (in command-line order)."""
+    used: set[str] = set()
+    out = []
+    for path in paths:
+        base = Path(path).stem
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}~{n}"
+        used.add(stem)
+        out.append(stem)
+    return out
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _request(method: str, params: dict[str, Any], calibration: str | None) -> dict[str, Any]:
+    """What an output set was made from, besides the input's hash (recorded in ``<stem>.json``)."""
+    from .registry import check_params, get_method
+
+    merged = check_params(get_method(method), params)
+    return _jsonable({"method": method, "params": merged, "calibration": calibration or "packaged"})
+
+
+def _check_outputs(targets: dict[str, Path], input_ids: set[tuple[int, int]], sha: str,
+                   request: dict[str, Any], overwrite: bool) -> None:
+    """Refuse (ValueError) to replace an input file, or outputs made from another input or request."""
+    for path in targets.values():
+        fid = _file_id(path)
+        if fid is not None and fid in input_ids and not path.is_symlink():
+            raise ValueError(f"output {path} would replace an input file; pass another --out")
+    if overwrite:
+        return
+    existing = [p for p in targets.values() if p.exists() or p.is_symlink()]
+    if not existing:
+        return
+    js = targets[".json"]
+    same = False
+    if js.is_file() and not js.is_symlink():
+        try:
+            old = json.loads(js.read_text())
+            same = (old.get("input_sha256") == sha and old.get("request") == request)
+        except (OSError, ValueError, AttributeError):
+            same = False
+    if not same:
+        raise ValueError(f"{existing[0]} exists and was not made from this input with this method and "
+                         f"parameters; pass --overwrite to replace it, or another --out")
+
+
+def _write_atomic(path: Path, write: Any, *args: Any) -> Any:
+    """``write(fh, *args)`` into a fresh temporary file beside ``path``, then rename it over ``path``.
+
+    A symlink at ``path`` is replaced by the file, never written through
+    (``mkstemp`` creates the file with ``O_EXCL``; ``os.replace`` renames over the link itself).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            result = write(fh, *args)
+        os.replace(tmp, path)
+        return result
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_json_bytes(fh: Any, text: bytes) -> None:
+    fh.write(text)
+
+
+def _write_outputs(targets: dict[str, Path], img: Any, loc: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Write one image's output set (each file atomically); return its JSON report."""
+    from .io import overlay, save_gray_png, save_heatmap_png, save_mask_png, save_rgb_png
+
+    values = np.asarray(loc.heatmap.values, dtype=np.float32)
+    _write_atomic(targets[".heatmap.npy"], np.save, values)
+    png_mapping = _write_atomic(targets[".heatmap.png"], save_heatmap_png, values)
+    _write_atomic(targets[".mask.png"], save_mask_png, loc.mask)
+    _write_atomic(targets[".reliability.png"], save_gray_png, loc.reliability)
+    _write_atomic(targets[".overlay.png"], save_rgb_png, overlay(img, values))
+    if ".panel.png" in targets:
+        from .panel import object_panel
+
+        _write_atomic(targets[".panel.png"], save_rgb_png, object_panel(img, loc))
+    rep = report_dict(loc, img.info)
+    rep["heatmap"]["png"] = png_mapping
+    rep["request"] = request
+    _write_atomic(targets[".json"], _write_json_bytes, json.dumps(rep, indent=2).encode())
+    return rep
+
+
+def _max_pixels(requested: int | None) -> tuple[int, str]:
+    """The pixel limit of this call and how it was set (said in a refusal)."""
+    from .io import auto_max_pixels, available_memory
+
+    if requested is not None:
+        if requested < 1:
+            raise _CliError(f"--max-pixels {requested}: must be >= 1")
+        return requested, "set by --max-pixels; pass a larger --max-pixels to raise it"
+    avail = available_memory()
+    limit = auto_max_pixels(available=avail)
+    if avail is None:
+        return limit, "the default limit; pass --max-pixels N to raise it"
+    return limit, (f"derived from {avail / 2**30:.1f} GiB available memory at {LOCALIZE_BYTES_PER_PIXEL} bytes "
+                   f"per pixel; pass --max-pixels N to raise it")
+
+
 def _cmd_localize(args: argparse.Namespace) -> int:
     from .decisions import localize, resolve_calibration
-    from .io import load_image, overlay, save_gray_png, save_heatmap_png, save_mask_png, save_rgb_png
+    from .io import load_image
     from .registry import default_method
 
     params = _parse_params(args.param)
@@ -115,39 +238,83 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     if args.features:
         params["feature_maps"] = ",".join(args.features)
     method = args.method or default_method()
+    try:
+        request = _request(method, params, args.calibration)
+    except (TypeError, ValueError) as exc:
+        raise _CliError(_one_line(exc)) from None
     calibration = resolve_calibration(False if args.calibration == "none" else args.calibration)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    max_pixels, limit_note = _max_pixels(args.max_pixels)
+    input_ids = {fid for fid in (_file_id(Path(p)) for p in args.images) if fid is not None}
+    suffixes = OUTPUT_SUFFIXES + ((".panel.png",) if args.panel else ())
     failed = 0
     summary = []
-    for path in args.images:
+    for path, stem in zip(args.images, _unique_stems(args.images)):
         t0 = time.perf_counter()
+        targets = {suf: out_dir / f"{stem}{suf}" for suf in suffixes}
         try:
-            img = load_image(path, max_pixels=args.max_pixels)
-            loc = localize(img, method=method, calibration=calibration, **params)
-            stem = Path(path).stem
-            np.save(out_dir / f"{stem}.heatmap.npy", np.asarray(loc.heatmap.values, dtype=np.float32))
-            png_mapping = save_heatmap_png(out_dir / f"{stem}.heatmap.png", loc.heatmap.values)
-            save_mask_png(out_dir / f"{stem}.mask.png", loc.mask)
-            save_gray_png(out_dir / f"{stem}.reliability.png", loc.reliability)
-            save_rgb_png(out_dir / f"{stem}.overlay.png", overlay(img, loc.heatmap.values))
-            if args.panel:
-                from .panel import object_panel
-
-                save_rgb_png(out_dir / f"{stem}.panel.png", object_panel(img, loc))
-            rep = report_dict(loc, img.info)
-            rep["heatmap"]["png"] = png_mapping
-            (out_dir / f"{stem}.json").write_text(json.dumps(rep, indent=2))
+            with _warnings_as_lines(path):
+                img = load_image(path, max_pixels=max_pixels)
+                _check_outputs(targets, input_ids, img.info.sha256, request, args.overwrite)
+                loc = localize(img, method=method, calibration=calibration, **params)
+                rep = _write_outputs(targets, img, loc, request)
+            secs = time.perf_counter() - t0
             summary.append({"image": str(path), "score": rep["score"], "method": method,
-                            "applicable": rep["applicable"], "seconds": time.perf_counter() - t0,
-                            "outputs": str(out_dir / stem)})
-        except Exception as exc:  # one bad image never stops the others
+                            "applicable": rep["applicable"], "seconds": secs,
+                            "outputs": {suf.lstrip("."): str(p) for suf, p in targets.items()}})
+            if not args.json:
+                print(_summary_line(path, rep, out_dir / stem, secs))
+        except ImageTooLargeError as exc:
+            failed += 1
+            what = f"{exc.size[0]}x{exc.size[1]} = {exc.pixels} pixels" if exc.size else "too many pixels"
+            msg = f"image of {what} exceeds the limit of {exc.limit} pixels ({limit_note})"
+            print(f"noisestat: error: {path}: {msg}", file=sys.stderr)
+            summary.append({"image": str(path), "error": msg})
+        except Exception as exc:  # one bad image never stops the others (MemoryError included)
             failed += 1
             _report_error(path, exc, args.debug)
             summary.append({"image": str(path), "error": _one_line(exc)})
     if args.json:
         print(json.dumps(_jsonable({"results": summary, "failed": failed}), indent=2))
+    elif len(args.images) > 1 or failed:
+        print(f"{len(args.images) - failed} of {len(args.images)} image(s) done with {method}"
+              + (f", {failed} refused or failed (see stderr)" if failed else "") + f"; outputs in {out_dir}")
     return 2 if failed else 0
+
+
+def _summary_line(path: Any, rep: dict[str, Any], stem: Path, secs: float) -> str:
+    """One line per image on stdout: score and mask share, or why the method did not apply."""
+    if not rep["applicable"]:
+        note = (rep.get("note") or "").strip().splitlines()
+        return f"{path}: not applicable ({note[0] if note else 'no reason given'}); wrote {stem}.* ({secs:.1f} s)"
+    score = rep["score"]
+    s = "n/a" if score is None else f"{score:.2f}"
+    return (f"{path}: score {s}, mask {100 * rep['mask_fraction']:.1f} % of the pixels; wrote {stem}.* "
+            f"({secs:.1f} s)")
+
+
+class _warnings_as_lines:
+    """Collect Python warnings of one image and print each once as ``noisestat: warning: ...``."""
+
+    def __init__(self, item: Any):
+        self.item = item
+
+    def __enter__(self) -> None:
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+        seen = set()
+        for w in self._log:
+            text = str(w.message).strip().splitlines()
+            msg = text[0] if text else w.category.__name__
+            if msg not in seen:
+                seen.add(msg)
+                where = "" if str(self.item) in msg else f"{self.item}: "
+                print(f"noisestat: warning: {where}{msg}", file=sys.stderr)
 
 
 def _find_by_stem(folder: Path, stem: str) -> Path | None:
@@ -235,12 +402,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_methods)
 
     q = sub.add_parser("localize", help="localize spliced regions in images")
-    q.add_argument("images", nargs="+", help="image files")
-    q.add_argument("--method", "-m", default=None, help="method name (see `noisestat methods`)")
+    q.add_argument("images", nargs="+", help="image files (symlinks are followed)")
+    q.add_argument("--method", "-m", default=None,
+                   help="method name (see `noisestat methods`; default: the package's default method)")
     q.add_argument("--param", "-p", action="append", metavar="NAME=VALUE", help="method parameter (repeatable)")
-    q.add_argument("--out", "-o", default="noisestat-output", help="output folder")
+    q.add_argument("--out", "-o", default="noisestat-output",
+                   help="output folder, flat: <stem>.heatmap.png, .heatmap.npy, .mask.png, .reliability.png, "
+                        ".overlay.png, .json (default noisestat-output)")
     q.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
-    q.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs made from another input, method or parameters "
+                        "(default: such an image is refused; outputs of the same request are replaced)")
+    q.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images with more pixels, before decoding them (default: what fits in the "
+                        f"available memory at {LOCALIZE_BYTES_PER_PIXEL} bytes per pixel, at most 250 million)")
     q.add_argument("--calibration", default=None, metavar="FILE|none",
                    help="decision models from `noisestat calibrate-maps` (default: the packaged ones; "
                         "'none': the method's own values, mask and score)")
@@ -257,22 +432,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("evaluate", help="score saved heatmaps against ground-truth masks")
     q.add_argument("--pred", required=True, help="folder with <stem>.heatmap.png")
     q.add_argument("--masks", required=True, help="folder with <stem>.png masks")
-    q.add_argument("--threshold", type=float, default=0.5)
+    q.add_argument("--threshold", type=float, default=0.5, help="fixed threshold on the heatmap (default 0.5)")
     q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
-                   help="'best' = better of map and inverted map per image (by AUC)")
+                   help="'as_is' (default): the map as written; 'best': the better of map and inverted map per "
+                        "image (by AUC, optimistic)")
     q.add_argument("--mask-convention", default="nonzero", choices=MASK_CONVENTIONS,
                    help="how mask files mark spliced pixels (default nonzero)")
     q.set_defaults(func=_cmd_evaluate)
 
     q = sub.add_parser("sample", help="write the bundled synthetic sample splice and its mask")
-    q.add_argument("--out", "-o", default="demo-output")
+    q.add_argument("--out", "-o", default="demo-output", help="output folder (default demo-output)")
     q.set_defaults(func=_cmd_sample)
 
     from .bench import cli as bench_cli
 
     bench_cli.add_commands(sub)
-
+    _debug_everywhere(sub)
     return p
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Accept ``--debug`` after any subcommand too (it is also accepted before it)."""
+    for parser in set(sub.choices.values()):
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show tracebacks on errors")
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,15 @@ Conventions
   grayscale, ``LA``/``RGBA``/``PA`` lose their alpha channel (recorded in
   ``info.alpha_dropped``), ``CMYK`` and ``YCbCr`` are converted to RGB with
   Pillow's plain (non colour-managed) conversion (recorded in
-  ``info.converted_from``). Other modes (``LAB``, ``HSV``, 32-bit float or
-  integer data beyond 16 bits) are refused with a ``ValueError``.
+  ``info.converted_from``). 32-bit float files (grayscale through Pillow,
+  RGB TIFFs through OpenCV) are taken on the 0-255 scale like float arrays.
+  Other modes (``LAB``, ``HSV``, integer data beyond 16 bits) are refused
+  with a ``ValueError``. Bilevel images load (masks are often 1-bit), but
+  :func:`as_image`, the methods' intake, refuses them: two levels carry no
+  statistics to analyse.
+* Float data (arrays or files) whose values all lie in [0, 1] is read on the
+  0-255 scale with a ``UserWarning`` saying so (pass ``value_range=(0, 1)``).
+* Animated or multi-page files: the first frame is read, with a ``UserWarning``.
 * EXIF orientation is recorded, never applied: masks are drawn on stored pixels.
 * Images with more than ``max_pixels`` pixels are refused before decoding
   (decompression-bomb guard).
@@ -26,7 +33,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -34,6 +41,10 @@ from .types import ImageInfo, LoadedImage
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "LOCALIZE_BYTES_PER_PIXEL",
+    "ImageTooLargeError",
+    "available_memory",
+    "auto_max_pixels",
     "MASK_CONVENTIONS",
     "load_image",
     "load_mask",
@@ -53,7 +64,94 @@ __all__ = [
 #: Default decompression-bomb guard: 250 megapixels (about 3 GB as float32 RGB).
 DEFAULT_MAX_PIXELS = 250_000_000
 
+#: Peak memory of one ``noisestat localize`` image, in bytes per pixel, that
+#: :func:`auto_max_pixels` budgets for: loading (float32 RGB, 12 B/px, plus the
+#: decoder's 3-6 B/px), the method and the decision models, and the writers
+#: (at most 10 B/px beyond the heatmap). ``benchmarks/memory_limits.py`` measured
+#: 48-105 B/px of peak RSS at 12 MP over the registered methods (largest:
+#: multiscale_contrast) and 51 B/px for ela at 100 MP; this is the largest plus
+#: about 50 % margin.
+LOCALIZE_BYTES_PER_PIXEL = 160
+
+
+class ImageTooLargeError(ValueError):
+    """An image with more pixels than ``max_pixels`` (refused before decoding).
+
+    Attributes: ``path``, ``pixels`` (None when unknown), ``limit`` and ``size`` ((w, h) or None).
+    """
+
+    def __init__(self, path: Any, pixels: int | None, limit: int, *, size: tuple[int, int] | None = None,
+                 how: str = "raise max_pixels to load it") -> None:
+        self.path, self.pixels, self.limit, self.size = path, pixels, limit, size
+        what = (f"image of {size[0]}x{size[1]} = {pixels} pixels" if size is not None and pixels is not None
+                else "image")
+        super().__init__(f"{path}: {what} exceeds max_pixels={limit}; {how}")
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the least of MemAvailable, the cgroup's free memory and RLIMIT_AS.
+
+    None when nothing is known (not Linux). Read when called, never at import.
+    """
+    limits: list[int] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+                    break
+    except OSError:
+        pass
+    for cur, mx in (("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max"),
+                    ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        try:
+            top = Path(mx).read_text().strip()
+            if top.isdigit() and int(top) < 1 << 60:
+                limits.append(int(top) - int(Path(cur).read_text().strip()))
+                break
+        except (OSError, ValueError):
+            continue
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                vm = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(soft - vm)
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass
+    return max(0, min(limits)) if limits else None
+
+
+def auto_max_pixels(*, available: int | None = None, bytes_per_pixel: int = LOCALIZE_BYTES_PER_PIXEL,
+                    ceiling: int = DEFAULT_MAX_PIXELS) -> int:
+    """The largest image (pixels) that fits in memory: ``min(ceiling, available // bytes_per_pixel)``.
+
+    Parameters
+    ----------
+    available : int, optional
+        Bytes available; default :func:`available_memory` (``ceiling`` when unknown).
+    bytes_per_pixel : int, default LOCALIZE_BYTES_PER_PIXEL
+        Peak bytes per pixel budgeted for one image.
+    ceiling : int, default DEFAULT_MAX_PIXELS
+        Never more than this (the decompression-bomb guard).
+
+    Examples
+    --------
+    >>> auto_max_pixels(available=8 * 2**30, bytes_per_pixel=160)
+    53687091
+    """
+    if available is None:
+        available = available_memory()
+    if available is None:
+        return int(ceiling)
+    return int(max(1, min(ceiling, available // max(1, bytes_per_pixel))))
+
 _PIL_LIMIT_LOCK = threading.Lock()
+
+# writers and converters work on row blocks of about this many pixels (bounded temporaries)
+_CHUNK_PIXELS = 1 << 18
 
 # IJG (libjpeg) standard luminance quantisation table, natural (row-major) order.
 _IJG_LUMA = np.array(
@@ -185,10 +283,9 @@ def load_image(
     if isinstance(image, np.ndarray) or hasattr(image, "__array__"):
         arr = np.asarray(image)
         if max_pixels is not None and arr.ndim >= 2 and arr.shape[0] * arr.shape[1] > max_pixels:
-            raise ValueError(
-                f"image: array of {arr.shape[0]}x{arr.shape[1]} pixels exceeds max_pixels={max_pixels}; "
-                f"raise max_pixels or process tiles"
-            )
+            raise ImageTooLargeError("image: array", arr.shape[0] * arr.shape[1], max_pixels,
+                                     size=(arr.shape[1], arr.shape[0]),
+                                     how="raise max_pixels or process tiles")
         return array_to_loaded(arr, value_range=value_range, name="image")
     raise TypeError(
         f"image: expected a file path, a numpy array or a LoadedImage, got {type(image).__name__}"
@@ -214,12 +311,18 @@ def as_image(
     TypeError
         ``image`` is not an array, path or LoadedImage, or has a non-numeric dtype.
     ValueError
-        Wrong shape, non-finite values, or smaller than ``min_size`` pixels on a side.
+        Wrong shape, non-finite values, smaller than ``min_size`` pixels on a
+        side, or a bilevel (1-bit) image file (nothing to analyse in two levels).
     """
     if isinstance(image, LoadedImage):
         loaded = image
     else:
         loaded = load_image(image, value_range=value_range)
+    if loaded.info.converted_from == "1":
+        raise ValueError(
+            f"{name}: {loaded.info.source} is a bilevel (1-bit) image: two grey levels carry no noise or "
+            f"compression statistics to analyse; pass the original grayscale or colour image"
+        )
     h, w = loaded.shape
     if min(h, w) < min_size:
         raise ValueError(
@@ -284,6 +387,8 @@ def array_to_loaded(
                 f"{name}: array contains {bad} NaN or infinite values; replace or mask them first"
             )
         white = 255.0
+        if value_range is None:
+            _warn_unit_range(px, name)
         if value_range is not None:
             lo, hi = (float(v) for v in value_range)
             if not hi > lo:
@@ -303,6 +408,18 @@ def array_to_loaded(
         alpha_dropped=alpha,
     )
     return LoadedImage(px, loaded_info)
+
+
+def _warn_unit_range(px: np.ndarray, name: str) -> None:
+    """Float data that all lies in [0, 1] is probably on the unit scale: say it is read on 0-255."""
+    if px.size and px.dtype.kind == "f":
+        lo, hi = float(px.min()), float(px.max())
+        if 0.0 <= lo and 0.0 < hi <= 1.0:
+            warnings.warn(
+                f"{name}: float values lie in [{lo:.3g}, {hi:.3g}] and are read on the 0-255 scale (a nearly "
+                f"black image); pass value_range=(0, 1) if they are on the unit scale",
+                UserWarning, stacklevel=4,
+            )
 
 
 def _sha256_array(arr: np.ndarray) -> str:
@@ -349,11 +466,9 @@ def _open_pil(path: Path, max_pixels: int | None):
     try:
         im = _open()
     except Image.DecompressionBombError:
-        if max_pixels is not None and max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
-            raise ValueError(
-                f"{path}: image is larger than max_pixels={max_pixels}; raise max_pixels to load it"
-            ) from None
-        with _PIL_LIMIT_LOCK:  # the caller asked for a larger limit than Pillow's
+        # larger than Pillow's own guard: open lazily (header only) without it, so that the
+        # caller's max_pixels decides and its refusal can name the size
+        with _PIL_LIMIT_LOCK:
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None
             try:
@@ -377,9 +492,13 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
     if not data:
         raise ValueError(f"{path}: file is empty")
     sha = hashlib.sha256(data).hexdigest()
+    head = data[:32]
+    del data  # the file's bytes are not kept while decoding
     try:
         im = _open_pil(path, max_pixels)
     except UnidentifiedImageError:
+        if head[:4] in (b"II*\x00", b"MM\x00*"):  # a TIFF Pillow cannot decode, e.g. float32 RGB
+            return _load_tiff_cv2(path, sha, max_pixels)
         raise ValueError(f"{path}: not a readable image file (unknown or corrupt format)") from None
     except ValueError:
         raise
@@ -388,12 +507,13 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
     with im:
         w, h = im.size
         if max_pixels is not None and w * h > max_pixels:
-            raise ValueError(
-                f"{path}: image of {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; "
-                f"raise max_pixels to load it"
-            )
+            raise ImageTooLargeError(path, w * h, max_pixels, size=(w, h))
         fmt = im.format or path.suffix.lstrip(".").upper()
         mode = im.mode
+        n_frames = int(getattr(im, "n_frames", 1) or 1)
+        if n_frames > 1:
+            warnings.warn(f"{path}: {fmt} with {n_frames} frames; only the first frame is analysed",
+                          UserWarning, stacklevel=3)
         is_jpeg = fmt in ("JPEG", "MPO")
         quality = None
         luma_table = None
@@ -414,16 +534,20 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
         except Exception as exc:
             raise ValueError(f"{path}: cannot decode image, file truncated or corrupt ({_short(exc)})") from None
         arr, bits, converted, alpha = _pil_to_array(im, path)
-    if bits == 8 and fmt in ("PNG", "TIFF") and mode in ("RGB", "RGBA") and _is_16bit_colour(path, data, fmt):
+    if bits == 8 and fmt in ("PNG", "TIFF") and mode in ("RGB", "RGBA") and _is_16bit_colour(path, head, fmt):
         arr, bits, alpha16 = _load_16bit_colour(path)
         alpha = alpha or alpha16
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    px = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.all(np.isfinite(px)):
-        raise ValueError(f"{path}: image contains NaN or infinite values")
+    is_float = arr.dtype.kind == "f"
+    px = _to_float32(arr)
+    del arr
+    if is_float:
+        if not _all_finite(px):
+            raise ValueError(f"{path}: image contains NaN or infinite values")
+        _warn_unit_range(px, str(path))
     px.flags.writeable = False
-    white = float(2**bits - 1) if bits <= 16 else 255.0
+    white = float(2**bits - 1) if bits <= 16 and not is_float else 255.0
     info = ImageInfo(
         source=str(path),
         format=fmt,
@@ -439,6 +563,56 @@ def _load_file(path: Path, *, max_pixels: int | None) -> LoadedImage:
         orientation=orientation,
         alpha_dropped=alpha,
         converted_from=converted,
+    )
+    return LoadedImage(px, info)
+
+
+def _to_float32(arr: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy made by row blocks (no float64 or whole-image temporaries)."""
+    if arr.dtype == np.float32 and arr.flags.c_contiguous:
+        return arr
+    out = np.empty(arr.shape, np.float32)
+    rows = max(1, _CHUNK_PIXELS // max(1, arr.shape[1]))
+    for r in range(0, arr.shape[0], rows):
+        out[r : r + rows] = arr[r : r + rows]
+    return out
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    rows = max(1, _CHUNK_PIXELS // max(1, a.shape[1]))
+    return all(bool(np.isfinite(a[r : r + rows]).all()) for r in range(0, a.shape[0], rows))
+
+
+def _load_tiff_cv2(path: Path, sha: str, max_pixels: int | None) -> LoadedImage:
+    """A TIFF that Pillow cannot decode (float32 RGB, ...), read with OpenCV; float data on the 0-255 scale."""
+    import cv2
+
+    n = cv2.imcount(str(path)) if hasattr(cv2, "imcount") else 1
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ValueError(f"{path}: not a readable image file (unknown or corrupt format)")
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        raise ImageTooLargeError(path, arr.shape[0] * arr.shape[1], max_pixels, size=(arr.shape[1], arr.shape[0]))
+    if n > 1:
+        warnings.warn(f"{path}: TIFF with {n} pages; only the first page is analysed", UserWarning, stacklevel=3)
+    alpha = arr.ndim == 3 and arr.shape[2] == 4
+    if arr.ndim == 3:
+        arr = arr[:, :, 2::-1] if arr.shape[2] >= 3 else arr[:, :, :1]  # OpenCV decodes BGR(A)
+    if arr.dtype.kind not in "uf" or arr.dtype.itemsize > 4 or (arr.dtype.kind == "u" and arr.dtype.itemsize > 2):
+        raise ValueError(f"{path}: TIFF sample type {arr.dtype} is not supported; convert it to 8- or 16-bit "
+                         f"integers or 32-bit float first")
+    is_float = arr.dtype.kind == "f"
+    bits = arr.dtype.itemsize * 8
+    px = _to_float32(arr[:, :, None] if arr.ndim == 2 else np.ascontiguousarray(arr))
+    if is_float:
+        if not _all_finite(px):
+            raise ValueError(f"{path}: image contains NaN or infinite values")
+        _warn_unit_range(px, str(path))
+    px.flags.writeable = False
+    info = ImageInfo(
+        source=str(path), format="TIFF", mode=f"{'float' if is_float else 'uint'}{bits}x{px.shape[2]}",
+        bit_depth=bits, channels=int(px.shape[2]), shape=(int(px.shape[0]), int(px.shape[1])),
+        white_level=255.0 if is_float else float(2**bits - 1), sha256=sha, alpha_dropped=alpha,
     )
     return LoadedImage(px, info)
 
@@ -463,6 +637,8 @@ def _pil_to_array(im, path: Path) -> tuple[np.ndarray, int, str | None, bool]:
         return np.asarray(im.convert("RGB")), 8, mode, False
     if mode in ("CMYK", "YCbCr"):
         return np.asarray(im.convert("RGB")), 8, mode, False
+    if mode == "F":  # 32-bit float grayscale: taken on the 0-255 scale, like float arrays
+        return np.asarray(im, dtype=np.float32), 32, None, False
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return np.asarray(im).astype(np.uint16), 16, None, False
     if mode == "I":
@@ -596,15 +772,19 @@ def load_mask(
     return np.ascontiguousarray(gray >= threshold * (white / 255.0))
 
 
-def save_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
+def save_gray_png(path: str | os.PathLike | BinaryIO, values: np.ndarray) -> None:
     """Write values in [0, 1] as an 8-bit grayscale PNG (``round(v * 255)``)."""
     from PIL import Image
 
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
-    v = np.nan_to_num(v, nan=0.0, posinf=1.0, neginf=0.0)
-    Image.fromarray(np.round(np.clip(v, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L").save(path)
+    out = np.empty(v.shape, np.uint8)
+    rows = max(1, _CHUNK_PIXELS // max(1, v.shape[1]))
+    for r in range(0, v.shape[0], rows):  # float32 by row blocks: 1 byte per pixel beyond the input
+        c = np.nan_to_num(np.asarray(v[r : r + rows], dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        out[r : r + rows] = np.round(np.clip(c, 0.0, 1.0) * np.float32(255.0))
+    Image.fromarray(out, mode="L").save(path, format="PNG")
 
 
 def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -621,7 +801,9 @@ def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     Parameters
     ----------
     values : ndarray, shape (H, W)
-        Heatmap values (NaN is written as the lowest level).
+        Heatmap values (NaN is written as the lowest level). float64 maps are compared in float64,
+        anything else in float32 (peak memory: the map plus one sorted copy, 8 bytes per pixel for
+        float32, and the 1-byte output).
 
     Returns
     -------
@@ -638,45 +820,75 @@ def heatmap_to_gray(values: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     >>> g.tolist(), m["kind"]
     ([[0, 85], [170, 255]], 'quantile')
     """
-    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    values = np.asarray(values)
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64 if values.dtype == np.float64 else np.float32),
+                      nan=-np.inf)
     if v.ndim != 2:
         raise ValueError(f"values: expected a 2-D array, got shape {v.shape}")
-    uniq, inverse, counts = np.unique(v.ravel(), return_inverse=True, return_counts=True)
-    if uniq.size <= 1:
-        grey_u = np.zeros(uniq.size, np.uint8)
-    elif uniq.size <= 256:
-        grey_u = np.round(np.arange(uniq.size) * (255.0 / (uniq.size - 1))).astype(np.uint8)
-    else:
-        below = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        grey_u = np.minimum(255, (below * 256) // v.size).astype(np.uint8)
-    gray = grey_u[inverse].reshape(v.shape)
+    n = v.size
+    srt = np.sort(v, axis=None)  # with v: 2 x 4 bytes per pixel for float32 maps, the peak of this function
+    first = np.ones(n, bool)
+    np.not_equal(srt[1:], srt[:-1], out=first[1:])  # first occurrence of each distinct value
+    n_uniq = int(np.count_nonzero(first))
+    gray = np.empty(v.shape, np.uint8)
+    rows = max(1, _CHUNK_PIXELS // max(1, v.shape[1]))
     levels: list[float | None] = [None] * 256
-    used, first = np.unique(grey_u, return_index=True)  # grey_u is non-decreasing: first = smallest value
-    for g, u in zip(used.tolist(), uniq[first].tolist()):
-        levels[g] = u if np.isfinite(u) else None
+    if n_uniq <= 256:
+        uniq = srt[first]
+        del srt, first
+        if n_uniq <= 1:
+            grey_u = np.zeros(n_uniq, np.uint8)
+        else:
+            grey_u = np.round(np.arange(n_uniq) * (255.0 / (n_uniq - 1))).astype(np.uint8)
+        for r in range(0, v.shape[0], rows):
+            gray[r : r + rows] = grey_u[np.searchsorted(uniq, v[r : r + rows])]
+        for g, u in zip(grey_u.tolist(), uniq.tolist()):
+            if levels[g] is None:
+                levels[g] = u if np.isfinite(u) else None
+        return gray, {"kind": "quantile", "levels": levels}
+    del first
+    for r in range(0, v.shape[0], rows):  # level = floor(256 * (number of smaller values) / N)
+        below = np.searchsorted(srt, v[r : r + rows], side="left")
+        below *= 256
+        below //= n
+        np.minimum(below, 255, out=below)
+        gray[r : r + rows] = below
+    for g in range(256):  # the smallest value at level g: the first distinct value at or after ceil(g N / 256)
+        q = -(-g * n // 256)
+        if q >= n:
+            break
+        x = srt[q]
+        p = int(np.searchsorted(srt, x, side="left"))
+        if p < q:  # x starts below this level: take the next distinct value
+            p = int(np.searchsorted(srt, x, side="right"))
+            if p >= n:
+                continue
+            x = srt[p]
+        if min(255, p * 256 // n) == g:
+            levels[g] = float(x) if np.isfinite(x) else None
     return gray, {"kind": "quantile", "levels": levels}
 
 
-def save_heatmap_png(path: str | os.PathLike, values: np.ndarray) -> dict[str, Any]:
+def save_heatmap_png(path: str | os.PathLike | BinaryIO, values: np.ndarray) -> dict[str, Any]:
     """Write a heatmap as a single-channel 8-bit PNG by :func:`heatmap_to_gray`; returns its mapping."""
     from PIL import Image
 
     gray, mapping = heatmap_to_gray(values)
-    Image.fromarray(gray, mode="L").save(path)
+    Image.fromarray(gray, mode="L").save(path, format="PNG")
     return mapping
 
 
-def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+def save_mask_png(path: str | os.PathLike | BinaryIO, mask: np.ndarray) -> None:
     """Write a boolean mask as a 0/255 8-bit PNG."""
     from PIL import Image
 
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask: expected a 2-D array, got shape {m.shape}")
-    Image.fromarray((m != 0).astype(np.uint8) * 255, mode="L").save(path)
+    Image.fromarray((m != 0).astype(np.uint8) * 255, mode="L").save(path, format="PNG")
 
 
-def save_rgb_png(path: str | os.PathLike, image: np.ndarray) -> None:
+def save_rgb_png(path: str | os.PathLike | BinaryIO, image: np.ndarray) -> None:
     """Write an (H, W, 3) or (H, W) array as an 8-bit PNG (floats are taken on 0-255)."""
     from PIL import Image
 
@@ -684,8 +896,12 @@ def save_rgb_png(path: str | os.PathLike, image: np.ndarray) -> None:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.dtype != np.uint8:
-        a = np.clip(np.round(a.astype(np.float64)), 0, 255).astype(np.uint8)
-    Image.fromarray(a).save(path)
+        out = np.empty(a.shape, np.uint8)
+        rows = max(1, _CHUNK_PIXELS // max(1, a.shape[1]))
+        for r in range(0, a.shape[0], rows):
+            out[r : r + rows] = np.clip(np.round(np.asarray(a[r : r + rows], dtype=np.float32)), 0, 255)
+        a = out
+    Image.fromarray(a).save(path, format="PNG")
 
 
 def overlay(image: LoadedImage | np.ndarray, heat: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
@@ -703,12 +919,22 @@ def overlay(image: LoadedImage | np.ndarray, heat: np.ndarray, *, alpha: float =
     ndarray of uint8, shape (H, W, 3)
     """
     img = image if isinstance(image, LoadedImage) else load_image(image)
-    gray = img.gray().astype(np.float64) * (255.0 / max(img.info.white_level, 1e-12))
-    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float64)), 0.0, 1.0)
-    if h.shape != gray.shape:
-        raise ValueError(f"heat: shape {h.shape} does not match the image's {gray.shape}")
-    base = np.repeat(np.clip(gray, 0, 255)[:, :, None], 3, axis=2) * 0.8
-    red = np.zeros_like(base)
-    red[:, :, 0] = 255.0
-    a = (alpha * h)[:, :, None]
-    return np.clip(np.round(base * (1 - a) + red * a), 0, 255).astype(np.uint8)
+    heat = np.asarray(heat)
+    h_img, w_img = img.shape
+    if heat.shape != (h_img, w_img):
+        raise ValueError(f"heat: shape {heat.shape} does not match the image's {(h_img, w_img)}")
+    scale = np.float32(255.0 / max(img.info.white_level, 1e-12))
+    px = img.pixels
+    out = np.empty((h_img, w_img, 3), np.uint8)
+    rows = max(1, _CHUNK_PIXELS // max(1, w_img))
+    for r in range(0, h_img, rows):  # float32 by row blocks: the output's 3 bytes per pixel plus a block
+        p = px[r : r + rows]
+        g = p[:, :, 0] if p.shape[2] == 1 else (0.299 * p[:, :, 0] + 0.587 * p[:, :, 1] + 0.114 * p[:, :, 2])
+        base = np.clip(np.asarray(g, np.float32) * scale, 0, 255) * np.float32(0.8)
+        hv = np.clip(np.nan_to_num(np.asarray(heat[r : r + rows], dtype=np.float32)), 0.0, 1.0)
+        a = np.float32(alpha) * hv
+        keep = base * (1 - a)
+        out[r : r + rows, :, 0] = np.clip(np.round(keep + np.float32(255.0) * a), 0, 255)
+        out[r : r + rows, :, 1] = np.clip(np.round(keep), 0, 255)
+        out[r : r + rows, :, 2] = out[r : r + rows, :, 1]
+    return out

@@ -110,9 +110,9 @@ def test_calibrate_and_apply_to_other_data(two_datasets, tmp_path):
     doc = calibrate(tmp_path / "ra", metric="f1")
     t = doc["thresholds"][METHOD]
     assert t["mean_f1"] >= np.nanmean([r["as_is_f1"] for r in sp]) - 1e-12
-    assert doc["calibrated_on"]["n_images"] == 4 and (tmp_path / "ra" / "thresholds.json").is_file()
+    assert doc["calibrated_on"]["n_images"] == 8 and (tmp_path / "ra" / "thresholds.json").is_file()
     # never report on the calibration data
-    with pytest.raises(ValueError, match="thresholds= were calibrated on 4 of the images.*allow_calibration_overlap=True"):
+    with pytest.raises(ValueError, match="thresholds= were calibrated on 8 of the images.*allow_calibration_overlap=True"):
         run_bench(a / "manifest.json", root=a, out=tmp_path / "ra2", thresholds=tmp_path / "ra" / "thresholds.json",
                   **kw)
     rb = run_bench(b / "manifest.json", root=b, out=tmp_path / "rb", thresholds=tmp_path / "ra" / "thresholds.json",

@@ -116,10 +116,10 @@ def test_png_and_npy_score_like_the_arrays(tmp_path):
         for seed in range(3):
             sp = make_splice(noisestat.synth.sample_image("coffee")[::2, ::2], seed=seed, noise_sigma=6.0)
             path = _write(tmp_path / f"s{seed}.png", sp.image)
-            assert main(["localize", path, "--method", method, "--out", str(out)]) == 0
+            assert main(["localize", path, "--method", method, "--out", str(out / method)]) == 0
             values = noisestat.localize(path, method=method).heatmap.values
-            png = np.asarray(Image.open(out / f"s{seed}.heatmap.png"), dtype=np.float64) / 255.0
-            np.testing.assert_array_equal(np.load(out / f"s{seed}.heatmap.npy"), values)
+            png = np.asarray(Image.open(out / method / f"s{seed}.heatmap.png"), dtype=np.float64) / 255.0
+            np.testing.assert_array_equal(np.load(out / method / f"s{seed}.heatmap.npy"), values)
             a, p = evaluate_map(values, sp.mask), evaluate_map(png, sp.mask)
             arr_f1.append(a.f1_best), png_f1.append(p.f1_best), arr_auc.append(a.auc), png_auc.append(p.auc)
         assert abs(np.mean(arr_f1) - np.mean(png_f1)) <= 0.02, method

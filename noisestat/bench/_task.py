@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["MethodConfig", "ItemTask", "COLUMNS", "METRICS", "ORIENT", "CURVE_THRESHOLDS", "run_item",
-           "row_key", "safe_name"]
+           "row_key", "safe_name", "input_state"]
 
 #: per-orientation metric columns, ``<orientation>_<metric>``
 METRICS = ("auc", "ap", "f1_best", "mcc_best", "iou_best", "threshold_f1_best",
@@ -31,7 +31,7 @@ CURVE_THRESHOLDS = tuple(k / 100 for k in range(101))
 
 COLUMNS = (
     "item", "name", "label", "method", "params", "code_version", "input_sha256", "mask_sha256",
-    "threshold", "error", "seconds", "megapixels", "s_per_mp", "height", "width",
+    "threshold", "error", "read_sha256", "seconds", "megapixels", "s_per_mp", "height", "width",
     "applicable", "note", "score", "n_pixels", "n_positive", "best_orientation",
     *(f"{o}_{m}" for o in ORIENT for m in METRICS),
     *(f"mask_{m}" for m in MASK_METRICS),
@@ -108,6 +108,25 @@ def row_key(row: dict[str, Any]) -> tuple[str, ...]:
             str(row.get("input_sha256") or ""), str(row.get("mask_sha256") or ""), thr_s)
 
 
+def _file_sha(path: str | None) -> str:
+    if path is None:
+        return ""
+    from .manifest import sha256_file
+
+    try:
+        return sha256_file(path)[0]
+    except OSError:
+        return "missing"
+
+
+def input_state(image_path: str, mask_path: str | None, *, image_sha: str | None = None) -> str:
+    """``"<image sha256>:<mask sha256>"`` of the files as they are now (``missing`` when unreadable).
+
+    Recorded in every row (``read_sha256``); an error row is recomputed when it changes.
+    """
+    return f"{image_sha or _file_sha(image_path)}:{_file_sha(mask_path)}"
+
+
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()
     text = msg[0] if msg else ""
@@ -171,27 +190,38 @@ def run_item(task: ItemTask) -> list[dict[str, Any]]:
 
     rows = [_base_row(task, cfg) for cfg in task.configs]
     t0 = time.perf_counter()
+    img_sha = None
     try:
+        if task.extra.get("error"):  # refused when the task was built (e.g. a path leaving the root)
+            raise ValueError(str(task.extra["error"]).removeprefix("ValueError: "))
         img = load_image(task.image_path)
+        img_sha = img.info.sha256
         if task.image_sha256 and img.info.sha256 != task.image_sha256:
             raise ValueError(f"{task.image_path}: sha256 {img.info.sha256[:12]}... differs from the manifest's "
                              f"{task.image_sha256[:12]}...; the file changed (run `noisestat manifest check`)")
         truth = None
         if task.mask_path is not None:
+            msha = _file_sha(task.mask_path)
+            if task.mask_sha256 and msha not in ("missing", task.mask_sha256):
+                raise ValueError(f"{task.mask_path}: sha256 {msha[:12]}... differs from the manifest's "
+                                 f"{task.mask_sha256[:12]}...; the file changed (run `noisestat manifest check`)")
             truth = load_mask(task.mask_path, img.shape, convention=task.mask_convention)
         elif task.label == "pristine":
             truth = np.zeros(img.shape, dtype=bool)
     except Exception as exc:
         err = _one_line(exc)
+        state = input_state(task.image_path, task.mask_path, image_sha=img_sha)
         for r in rows:
             r["error"] = err
+            r["read_sha256"] = state
             r["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return rows
+    state = input_state(task.image_path, task.mask_path, image_sha=img_sha)
     load_s = time.perf_counter() - t0
     h, w = img.shape
     mp = h * w / 1e6
     for row, cfg in zip(rows, task.configs):
-        row.update(height=h, width=w, megapixels=mp)
+        row.update(height=h, width=w, megapixels=mp, read_sha256=state)
         try:
             _check_code_version(cfg)
             t1 = time.perf_counter()

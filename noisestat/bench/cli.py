@@ -31,11 +31,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--origin", default="", help="where the data comes from")
     b.add_argument("--terms", default="", help="licence / terms of use")
     b.add_argument("--citation", default="", help="how to cite the dataset")
-    b.add_argument("--description", default="")
+    b.add_argument("--description", default="", help="free text stored in the manifest")
     b.add_argument("--out", "-o", required=True, help="manifest file to write (.json)")
     b.set_defaults(func=_cmd_manifest_build)
     c = msub.add_parser("check", help="verify that files under ROOT match a manifest")
-    c.add_argument("manifest")
+    c.add_argument("manifest", help="manifest JSON to check")
     c.add_argument("--root", required=True, help="your copy of the dataset")
     c.add_argument("--no-hash", action="store_true", help="check existence only")
     c.set_defaults(func=_cmd_manifest_check)
@@ -47,25 +47,36 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", "-m", help="comma-separated method names (default: all registered)")
     q.add_argument("--param", "-p", action="append", metavar="METHOD.NAME=VALUE",
                    help="method parameter, e.g. median_residual.block=16 (repeatable)")
-    q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in-process)")
+    q.add_argument("--workers", "-j", type=int, default=1, help="local worker processes (default 1 = in this process)")
     q.add_argument("--scheduler", help="Dask scheduler address, or 'local' to start a LocalCluster on 127.0.0.1")
     q.add_argument("--every", type=int, default=1, help="take every K-th item of each label, sorted by file name")
-    q.add_argument("--limit", type=int, help="then only the first N items")
+    q.add_argument("--offset", type=int, default=0,
+                   help="with --every K: start at item OFFSET of each label (0..K-1; default 0 = items 0, K, 2K, ...)")
+    q.add_argument("--limit", type=int,
+                   help="then at most N items, shared among spliced and pristine in proportion to their numbers "
+                        "(evenly spaced by name within each)")
     q.add_argument("--thresholds", help="per-method thresholds from `noisestat calibrate` (default 0.5)")
     q.add_argument("--allow-calibration-overlap", action="store_true",
                    help="accept thresholds calibrated on the images being evaluated")
     q.add_argument("--save-maps", action="store_true", help="save every heatmap as float32 .npy under RUNDIR/maps")
-    q.add_argument("--retry-errors", action="store_true", help="recompute rows stored as errors")
+    q.add_argument("--retry-errors", action="store_true",
+                   help="recompute every row stored as an error (without it, error rows are recomputed only "
+                        "when their input files changed)")
     q.add_argument("--strict", action="store_true", help="exit 1 when any row is an error")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals")
     q.set_defaults(func=_cmd_bench)
 
-    q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run")
+    q = sub.add_parser("calibrate", help="per-method threshold maximising mean F1 (or MCC) on a run's spliced "
+                                         "images within a false-positive budget on its pristine images")
     q.add_argument("rundir", help="a run folder of `noisestat bench` (the calibration data)")
-    q.add_argument("--metric", choices=("f1", "mcc"), default="f1")
-    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is")
+    q.add_argument("--metric", choices=("f1", "mcc"), default="f1", help="per-image metric to maximise (default f1)")
+    q.add_argument("--orientation", choices=("as_is", "best"), default="as_is",
+                   help="'as_is' (default): maps as returned; 'best': better of map and inverted map per image")
     q.add_argument("--methods", help="comma-separated subset")
+    q.add_argument("--max-pristine-fpr", type=float, default=0.05,
+                   help="only thresholds whose mean false-positive rate on the run's pristine images is at most "
+                        "this (default 0.05; 1 = no constraint)")
     q.add_argument("--out", "-o", help="thresholds file (default RUNDIR/thresholds.json)")
     q.set_defaults(func=_cmd_calibrate)
 
@@ -73,7 +84,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("rundir", help="a `noisestat bench --save-maps` run over spliced and pristine images")
     q.add_argument("--methods", help="comma-separated subset (default: every method in the run)")
     q.add_argument("--pixels-per-image", type=int, default=4096, help="pixels sampled per image (default 4096)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default 0)")
     q.add_argument("--out", "-o", help="calibration file (default RUNDIR/calibration.json)")
     q.set_defaults(func=_cmd_calibrate_maps)
 
@@ -90,28 +101,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="extra noise sigma (0-255) in the pasted region before pasting")
     g.add_argument("--size", default="96x128", help="HxW of synthetic hosts (default 96x128)")
     g.add_argument("--no-pristine", action="store_true", help="do not write the hosts as pristine items")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of textures, regions and noise (default 0)")
     g = q.add_argument_group("post-process an existing manifest (masks are copied unchanged)")
     g.add_argument("--from-manifest", help="manifest to post-process")
     g.add_argument("--root", help="root of that manifest's dataset")
     g.add_argument("--jpeg", type=int, help="JPEG quality (1-100)")
     g.add_argument("--noise-var", type=float, help="Gaussian noise variance on the [0, 1] scale")
     g.add_argument("--noise-sigma", type=float, help="Gaussian noise sigma (0-255 units)")
-    g.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma (pixels)")
-    g.add_argument("--gamma", type=float, default=1.0)
+    g.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in pixels (default 0 = none)")
+    g.add_argument("--gamma", type=float, default=1.0, help="gamma correction exponent (default 1 = none)")
     g.add_argument("--range", help="reduced dynamic range LOW,HIGH, e.g. 16,235")
     q.set_defaults(func=_cmd_synth)
 
     q = sub.add_parser("report", help="PNG plots and a self-contained HTML page for a run folder")
-    q.add_argument("rundir")
+    q.add_argument("rundir", help="a run folder of `noisestat bench`")
     q.add_argument("--out", "-o", help="output folder (default RUNDIR/report)")
     q.add_argument("--gallery", type=int, default=3, help="best/worst images per method (default 3)")
-    q.add_argument("--bootstrap", type=int, default=2000)
+    q.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals (default 2000)")
     q.set_defaults(func=_cmd_report)
 
 
 def _cmd_manifest_build(args: argparse.Namespace) -> int:
-    from .manifest import build_manifest, save_manifest
+    from .manifest import build_manifest, save_manifest, unreadable_items
 
     m = build_manifest(args.images, masks=args.masks, pristine=args.pristine, root=args.root,
                        dataset=args.dataset, mask_convention=args.mask_convention,
@@ -119,7 +130,12 @@ def _cmd_manifest_build(args: argparse.Namespace) -> int:
                        origin=args.origin, terms=args.terms, citation=args.citation)
     save_manifest(m, args.out)
     c = m.counts()
-    print(f"wrote {args.out}: dataset {m.dataset!r}, {c['spliced']} spliced, {c['pristine']} pristine")
+    bad = unreadable_items(m)
+    for it in bad:
+        print(f"noisestat: warning: {it.image}: {it.extra['unreadable']}; kept as an item (bench reports it as "
+              f"an error row)", file=sys.stderr)
+    print(f"wrote {args.out}: dataset {m.dataset!r}, {c['spliced']} spliced, {c['pristine']} pristine"
+          + (f", {len(bad)} unreadable (listed above)" if bad else ""))
     return 0
 
 
@@ -130,7 +146,7 @@ def _cmd_manifest_check(args: argparse.Namespace) -> int:
     problems = check_manifest(m, args.root, hashes=not args.no_hash)
     for line in problems:
         print(line, file=sys.stderr)
-    what = "files exist" if args.no_hash else "files and hashes match"
+    what = "files exist, inside the root" if args.no_hash else "files exist inside the root and match their hashes"
     if problems:
         print(f"{Path(args.manifest).name}: {len(problems)} problem(s) in {len(m)} items", file=sys.stderr)
         return 1
@@ -148,7 +164,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--param: {exc}") from None
     try:
         config = BenchConfig(methods=methods, params=params, workers=args.workers, scheduler=args.scheduler,
-                             every=args.every, limit=args.limit, thresholds=args.thresholds,
+                             every=args.every, offset=args.offset, limit=args.limit, thresholds=args.thresholds,
                              allow_calibration_overlap=args.allow_calibration_overlap, save_maps=args.save_maps,
                              retry_errors=args.retry_errors, progress=not args.no_progress, n_boot=args.bootstrap)
         res = run_bench(args.manifest, root=args.root, out=args.out, config=config)
@@ -170,8 +186,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         errs = [r for r in res.rows if r["error"]][:5]
         for r in errs:
             print(f"error: {r['item']} [{r['method']}]: {r['error']}", file=sys.stderr)
-        print(f"{res.n_errors} error row(s); see the 'error' column of {Path(res.rundir) / 'rows.csv'}",
-              file=sys.stderr)
+        print(f"{res.n_errors} error row(s); see the 'error' column of {Path(res.rundir) / 'rows.csv'} (an "
+              f"error row is recomputed when its files change; --retry-errors recomputes them all)", file=sys.stderr)
         if args.strict:
             return 1
     return 0
@@ -180,6 +196,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # run_bench / BenchConfig parameter -> `noisestat bench` option
 _BENCH_FLAGS = {
     "root": "--root", "out": "--out", "methods": "--methods", "params": "--param", "every": "--every",
+    "offset": "--offset",
     "limit": "--limit", "workers": "--workers", "scheduler": "--scheduler", "thresholds": "--thresholds",
     "allow_calibration_overlap": "--allow-calibration-overlap", "n_boot": "--bootstrap",
 }
@@ -204,16 +221,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     out = args.out or str(Path(args.rundir) / "thresholds.json")
-    doc = calibrate(args.rundir, metric=args.metric, orientation=args.orientation, methods=methods, out=out)
+    doc = calibrate(args.rundir, metric=args.metric, orientation=args.orientation, methods=methods,
+                    max_pristine_fpr=args.max_pristine_fpr, out=out)
     m = args.metric
-    print(f"thresholds maximising mean per-image {m.upper()} ({args.orientation}) on "
-          f"{doc['calibrated_on']['n_images']} images of {doc['calibrated_on']['dataset']}:")
-    print(f"{'method':24s} {'threshold':>9s} {'mean@thr':>9s} {'mean@0.5':>9s} {'n':>5s}")
+    print(f"optimised: {doc['objective']}")
+    print(f"{'method':24s} {'threshold':>9s} {'mean@thr':>9s} {'mean@0.5':>9s} {'prisFPR':>8s} {'TPR':>6s} "
+          f"{'FPR':>6s} {'n':>5s}")
     for cfg, t in doc["thresholds"].items():
         at5 = t[f"mean_{m}_at_0.5"]
+        pf = t["pristine_fpr"]
         print(f"{cfg:24s} {t['threshold']:9.2f} {t[f'mean_{m}']:9.3f} "
-              f"{'-' if at5 is None else format(at5, '.3f'):>9s} {t['n']:5d}")
-    print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}")
+              f"{'-' if at5 is None else format(at5, '.3f'):>9s} {'-' if pf is None else format(pf, '.3f'):>8s} "
+              f"{t['pooled_tpr']:6.3f} {t['pooled_fpr']:6.3f} {t['n']:5d}")
+    for cfg, why in doc["refused"].items():
+        print(f"noisestat: warning: {cfg}: no threshold: {why}", file=sys.stderr)
+    for w in doc["warnings"]:
+        print(f"noisestat: warning: {w}", file=sys.stderr)
+    if not doc["thresholds"]:
+        print(f"wrote {out} without any threshold (every method refused, see above)", file=sys.stderr)
+        return 2
+    print(f"wrote {out}; apply it to OTHER data with: noisestat bench MANIFEST ... --thresholds {out}"
+          + (" --methods " + ",".join(t["method"] for t in doc["thresholds"].values()) if doc["refused"] else ""))
     return 0
 
 
@@ -248,6 +276,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         m = postprocess_manifest(args.from_manifest, root=args.root, out=args.out, jpeg_quality=args.jpeg,
                                  noise_var=args.noise_var, noise_sigma=args.noise_sigma, blur_sigma=args.blur,
                                  gamma=args.gamma, dynamic_range=rng, seed=args.seed)
+        for f in m.meta.get("failed_items", []):
+            print(f"noisestat: warning: {f['image']}: {f['error']}; skipped (listed under failed_items in the "
+                  f"manifest)", file=sys.stderr)
     else:
         try:
             h, w = (int(v) for v in args.size.lower().split("x"))
@@ -264,8 +295,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import make_report
+    import json
+
+    from .report import make_report, run_state
+    from .rows import current_rows
 
     page = make_report(args.rundir, out=args.out, n_gallery=args.gallery, n_boot=args.bootstrap)
-    print(f"wrote {page} (plots beside it)")
+    meta_p = Path(args.rundir) / "run.json"
+    meta = json.loads(meta_p.read_text()).get("current", {}) if meta_p.is_file() else {}
+    partial, text = run_state(meta, len(current_rows(args.rundir)))
+    print(f"wrote {page} (plots beside it); {text}")
+    if partial:
+        print(f"noisestat: warning: {args.rundir}: {text}", file=sys.stderr)
     return 0

@@ -34,6 +34,7 @@ __all__ = [
     "load_manifest",
     "save_manifest",
     "check_manifest",
+    "unreadable_items",
     "resolve",
     "check_relpath",
     "sha256_file",
@@ -83,8 +84,20 @@ def check_relpath(rel: Any, *, what: str = "path") -> str:
 
 
 def resolve(root: str | os.PathLike, rel: str) -> Path:
-    """``root / rel`` after :func:`check_relpath` (the result stays inside ``root``)."""
-    return Path(root) / check_relpath(rel)
+    """``root / rel`` after :func:`check_relpath`, refused when it leaves ``root`` once symlinks are followed.
+
+    Raises
+    ------
+    ValueError
+        ``rel`` is not a valid manifest path, or it (or a folder on the way)
+        is a symlink whose target lies outside ``root``.
+    """
+    path = Path(root) / check_relpath(rel)
+    real, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
+        raise ValueError(f"{rel}: resolves to {real} outside the dataset root {real_root} (a symlink leaves the "
+                         f"root); replace the link by the file or move its target inside the root")
+    return path
 
 
 @dataclass(frozen=True)
@@ -196,22 +209,30 @@ class Manifest:
     def counts(self) -> dict[str, int]:
         return {lab: sum(it.label == lab for it in self.items) for lab in LABELS}
 
-    def select(self, *, every: int = 1, limit: int | None = None) -> tuple[ManifestItem, ...]:
-        """Every ``every``-th item of each label, sorted by image file name, then the first ``limit``.
+    def select(self, *, every: int = 1, offset: int = 0, limit: int | None = None) -> tuple[ManifestItem, ...]:
+        """A deterministic subset: per label, items ``offset, offset + every, ...`` sorted by file name,
+        then at most ``limit`` items stratified by label.
 
-        ``every=4`` on CASIA v1 picks the 115 spliced images the peers' tables use.
+        ``every=4`` (``offset=0``) on CASIA v1 picks the 115 spliced images the peers' tables use;
+        ``offset=1..every-1`` gives the disjoint other subsets. ``limit`` is shared among the labels
+        in proportion to their sizes (largest remainders; each label present keeps at least one item
+        when ``limit`` allows), and within a label the items are taken evenly spaced over the sorted
+        list, so ``limit=40`` on CASIA has pristine images and more than one kind of splice.
         """
         if every < 1:
             raise ValueError(f"every={every}: must be >= 1")
-        out: list[ManifestItem] = []
+        if not 0 <= offset < every:
+            raise ValueError(f"offset={offset}: must be in 0..every-1 = 0..{every - 1}")
+        groups = []
         for lab in LABELS:
             group = sorted((it for it in self.items if it.label == lab), key=lambda it: (it.name, it.id))
-            out.extend(group[::every])
+            groups.append(group[offset::every])
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit={limit}: must be >= 0")
-            out = out[:limit]
-        return tuple(out)
+            shares = _shares([len(g) for g in groups], limit)
+            groups = [[g[i] for i in _spread(len(g), n)] for g, n in zip(groups, shares)]
+        return tuple(it for g in groups for it in g)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -235,6 +256,39 @@ class Manifest:
         for it in sorted(self.items, key=lambda it: it.id):
             h.update(f"{it.id}\0{it.image_sha256}\0{it.mask_sha256}\n".encode())
         return h.hexdigest()
+
+
+def _shares(sizes: list[int], limit: int) -> list[int]:
+    """Split ``limit`` over groups in proportion to ``sizes`` (largest remainders; one each when possible)."""
+    total = sum(sizes)
+    if limit >= total:
+        return list(sizes)
+    present = [i for i, n in enumerate(sizes) if n > 0]
+    out = [0] * len(sizes)
+    if limit < len(present):  # too few for one per label: the largest labels get one
+        for i in sorted(present, key=lambda i: (-sizes[i], i))[:limit]:
+            out[i] = 1
+        return out
+    for i in present:
+        out[i] = max(1, limit * sizes[i] // total)
+    while sum(out) > limit:  # the minimum of one per label can overshoot
+        i = max((i for i in present if out[i] > 1), key=lambda i: (out[i] - limit * sizes[i] / total, -i))
+        out[i] -= 1
+    order = sorted(present, key=lambda i: (-(limit * sizes[i] / total - out[i]), i))
+    k = 0
+    while sum(out) < limit:
+        i = order[k % len(order)]
+        if out[i] < sizes[i]:
+            out[i] += 1
+        k += 1
+    return out
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` of the indices ``0..n-1``, evenly spaced, starting at 0."""
+    if k >= n:
+        return list(range(n))
+    return [i * n // k for i in range(k)]
 
 
 def _index_masks(folder: Path) -> dict[str, Path]:
@@ -271,13 +325,20 @@ def _image_files(folder: Path, name: str) -> list[Path]:
 
 
 def _image_shape(path: Path) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """``(height, width)`` of an image file after decoding it once (so truncated files are caught)."""
+    import warnings
+
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                im.load()
+    except Exception as exc:  # unknown format, truncated, decompression bomb, ...
+        text = str(exc).strip().splitlines()
+        raise ValueError(f"{path.name}: not a readable image ({text[0] if text else type(exc).__name__})") from None
     return int(h), int(w)
 
 
@@ -334,6 +395,10 @@ def build_manifest(
     Returns
     -------
     Manifest
+        Files that cannot be decoded (unknown format, truncated, ...) are kept as
+        items with ``shape`` None and an ``"unreadable"`` field giving the reason
+        (:func:`unreadable_items` lists them): ``bench`` turns them into error rows,
+        so the item counts stay those of the folders and nothing is dropped silently.
 
     Raises
     ------
@@ -374,8 +439,13 @@ def build_manifest(
         if hashes:
             ih, ib = sha256_file(path)
             mh, mb = sha256_file(mask) if mask is not None else (None, None)
-            it = replace(it, image_sha256=ih, image_bytes=ib, mask_sha256=mh, mask_bytes=mb,
-                         shape=_image_shape(path))
+            try:
+                shape: tuple[int, int] | None = _image_shape(path)
+                extra: dict[str, Any] = {}
+            except ValueError as exc:  # kept as an item: bench turns it into error rows, the counts stay whole
+                shape, extra = None, {"unreadable": str(exc)}
+            it = replace(it, image_sha256=ih, image_bytes=ib, mask_sha256=mh, mask_bytes=mb, shape=shape,
+                         extra=extra)
         return it
 
     for p in spliced:
@@ -393,6 +463,11 @@ def build_manifest(
         citation=citation,
         meta={"created_with": f"noisestat {__version__}"},
     )
+
+
+def unreadable_items(manifest: Manifest) -> list[ManifestItem]:
+    """Items that :func:`build_manifest` could not decode (their ``extra`` has an ``"unreadable"`` reason)."""
+    return [it for it in manifest.items if it.extra.get("unreadable")]
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike) -> None:
@@ -477,7 +552,9 @@ def check_manifest(
     Returns
     -------
     list of str
-        One line per problem (``"<id>: <what>"``); empty when everything matches.
+        One line per problem (``"<id>: <what>"``); empty when everything matches. Problems
+        are: a missing file, a path that leaves ``root`` once symlinks are followed, a size
+        or SHA-256 that differs, and (with ``hashes``) a file without a SHA-256 in the manifest.
     """
     root_p = Path(root)
     if not root_p.is_dir():
@@ -488,10 +565,17 @@ def check_manifest(
                                      ("mask", it.mask, it.mask_sha256, it.mask_bytes)):
             if rel is None:
                 continue
-            path = resolve(root_p, rel)
+            try:
+                path = resolve(root_p, rel)
+            except ValueError as exc:
+                problems.append(f"{it.id}: {kind} {exc}")
+                continue
             if not path.is_file():
                 problems.append(f"{it.id}: {kind} {rel} not found under {root_p}")
                 continue
+            if hashes and sha is None:
+                problems.append(f"{it.id}: {kind} {rel} has no sha256 in the manifest, so it cannot be verified "
+                                f"(rebuild the manifest with hashes, or check with --no-hash)")
             if hashes and (sha is not None or size is not None):
                 got_sha, got_size = sha256_file(path)
                 if size is not None and got_size != size:

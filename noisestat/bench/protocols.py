@@ -283,6 +283,33 @@ def build_synthetic(
     return m
 
 
+def _postprocess_item(it: ManifestItem, root_p: Path, out_p: Path, params: dict[str, Any], level: str, seed: int,
+                      jpeg_quality: int | None, load_image: Any) -> ManifestItem:
+    img = load_image(resolve(root_p, it.image))
+    if it.image_sha256 and img.info.sha256 != it.image_sha256:
+        raise ValueError(f"{it.image}: sha256 differs from the manifest's; the file changed (run `noisestat "
+                         f"manifest check`)")
+    if img.info.bit_depth != 8:
+        raise ValueError(f"{it.image}: only 8-bit images can be post-processed")
+    px = np.asarray(img.pixels, dtype=np.uint8)
+    px = px[:, :, 0] if px.shape[2] == 1 else px
+    item_seed = [seed, int(hashlib.sha256(it.id.encode()).hexdigest()[:8], 16)]
+    new = postprocess(px, noise_var=params["noise_var"], noise_sigma=params["noise_sigma"],
+                      blur_sigma=params["blur_sigma"], gamma=params["gamma"],
+                      dynamic_range=tuple(params["dynamic_range"]) if params["dynamic_range"] else None, seed=item_seed)
+    mask_src = resolve(root_p, it.mask) if it.mask is not None else None
+    if mask_src is not None and not mask_src.is_file():
+        raise ValueError(f"{it.mask}: mask file not found under {root_p}")
+    ip = _save(out_p / it.image, new, jpeg_quality)
+    mp = None
+    if mask_src is not None:
+        mp = out_p / it.mask
+        mp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mask_src, mp)
+    extra = {**it.extra, "protocol": "postprocess", "level": level, "source_item": it.id}
+    return _item(out_p, ip, it.label, mp, extra)
+
+
 def postprocess_manifest(
     manifest: str | os.PathLike | Manifest,
     *,
@@ -305,7 +332,10 @@ def postprocess_manifest(
     otherwise); ``out/manifest.json`` records ``derived_from`` (dataset and
     digest of the source) and ``postprocess`` (the parameters). Noise seeds
     derive from ``seed`` and each item's id, so the result does not depend
-    on the item order.
+    on the item order. An item that cannot be read, whose file differs from
+    the manifest's hash or whose mask is missing is skipped and listed under
+    ``failed_items`` (id, image, one-line error) in the new manifest; the
+    others are still written, and the manifest is always written.
 
     Examples
     --------
@@ -329,29 +359,20 @@ def postprocess_manifest(
 
     level = _level_name(params)
     items: list[ManifestItem] = []
+    failed: list[dict[str, str]] = []
     for it in src.items:
         if it.label not in labels:
             continue
-        img = load_image(resolve(root_p, it.image))
-        if img.info.bit_depth != 8:
-            raise ValueError(f"{it.image}: only 8-bit images can be post-processed")
-        px = np.asarray(img.pixels, dtype=np.uint8)
-        px = px[:, :, 0] if px.shape[2] == 1 else px
-        item_seed = [seed, int(hashlib.sha256(it.id.encode()).hexdigest()[:8], 16)]
-        new = postprocess(px, noise_var=noise_var, noise_sigma=noise_sigma, blur_sigma=blur_sigma, gamma=gamma,
-                          dynamic_range=dynamic_range, seed=item_seed)
-        ip = _save(out_p / it.image, new, jpeg_quality)
-        mp = None
-        if it.mask is not None:
-            mp = out_p / it.mask
-            mp.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(resolve(root_p, it.mask), mp)
-        extra = {**it.extra, "protocol": "postprocess", "level": level, "source_item": it.id}
-        items.append(_item(out_p, ip, it.label, mp, extra))
+        try:  # a bad item is recorded and skipped; the others are still written
+            items.append(_postprocess_item(it, root_p, out_p, params, level, seed, jpeg_quality, load_image))
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            failed.append({"id": it.id, "image": it.image,
+                           "error": f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")})
     m = Manifest(dataset=f"{src.dataset}-{level}", items=tuple(items), mask_convention=src.mask_convention,
                  description=f"{src.dataset} post-processed ({level}); masks unchanged",
                  origin=f"derived from {src.dataset}: {src.origin}", terms=src.terms, citation=src.citation,
                  meta={"derived_from": {"dataset": src.dataset, "digest": src.digest()},
-                       "postprocess": json.loads(json.dumps(params))})
+                       "postprocess": json.loads(json.dumps(params)), "failed_items": failed})
     save_manifest(m, out_p / "manifest.json")
     return m

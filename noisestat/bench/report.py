@@ -251,7 +251,23 @@ table{border-collapse:collapse;margin:0.8em 0;font-size:0.85em}td,th{border:1px 
 text-align:right}th{background:#f1f1f1}td:first-child,th:first-child{text-align:left}
 pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.8em}.gallery{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;border:1px solid #ddd;padding:4px}figure img{margin-right:3px;vertical-align:top}
-figcaption{font-size:0.8em}img.plot{max-width:100%}.note{color:#666;font-size:0.85em}"""
+figcaption{font-size:0.8em}img.plot{max-width:100%}.note{color:#666;font-size:0.85em}
+.warn{color:#a00;font-weight:bold}"""
+
+
+def run_state(meta: dict[str, Any], n_present: int) -> tuple[bool, str]:
+    """``(partial, sentence)`` about the last run of a folder (``run.json``'s ``current``) and its rows."""
+    want = meta.get("n_rows")
+    of = f"{n_present} of {want} rows" if want is not None else f"{n_present} rows"
+    rerun = "rerun the same `noisestat bench` command to finish it; the figures below cover these rows only"
+    if meta.get("interrupted"):
+        return True, f"PARTIAL RUN: interrupted with {of} ({rerun})"
+    if meta and "finished" not in meta:
+        return True, f"PARTIAL RUN: started {meta.get('started', '?')} and never finished (killed, or still " \
+                     f"running), {of} ({rerun})"
+    if want is not None and n_present < want:
+        return True, f"PARTIAL RUN: {of} ({rerun})"
+    return False, f"complete: {of}, finished {meta.get('finished', '?')}"
 
 
 def make_report(rundir: str | os.PathLike, *, out: str | os.PathLike | None = None, n_gallery: int = 3,
@@ -312,8 +328,9 @@ def make_report(rundir: str | os.PathLike, *, out: str | os.PathLike | None = No
         f"<style>{_CSS}</style></head><body>",
         f"<h1>noisestat benchmark: {html.escape(str(meta.get('dataset', d.name)))}</h1>",
         f"<p class=note>run folder {html.escape(str(d.resolve()))}; noisestat {html.escape(str(meta.get('noisestat_version', '')))}; "
-        f"{len(rows)} rows; fixed threshold(s) {', '.join(f'{t:g}' for t in thr)}; "
-        f"finished {html.escape(str(meta.get('finished', '')))}</p>",
+        f"{len(rows)} rows; fixed threshold(s) {', '.join(f'{t:g}' for t in thr)}</p>",
+        f"<p class={'warn' if run_state(meta, len(rows))[0] else 'note'}>"
+        f"{html.escape(run_state(meta, len(rows))[1])}</p>",
         "<h2>Summary</h2>",
         "<p class=note>Per-image means over spliced images (undefined values left out, <i>n</i> = images), "
         "95% percentile-bootstrap intervals. <b>as_is</b>: maps as returned; <b>best</b>: per image the better "

@@ -16,11 +16,15 @@ instead of mislabelled ones.
 
 Errors. A file that cannot be read, a hash mismatch, a mask of the wrong size
 or a method that raises becomes an error row (``error`` = one line), never a
-crashed run; error rows are reused on resume unless ``retry_errors``.
+crashed run. On resume an error row is recomputed when the files it read changed (their SHA-256 is
+recorded in ``read_sha256``: a restored or replaced file is retried automatically), or always with
+``retry_errors``; otherwise it is reused.
 
 Parallelism. ``workers=1`` runs in the calling process; ``workers=N`` uses N
 local processes (``spawn`` start method; each gets ``cpu_count // N`` Numba
-threads); ``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
+threads, and exits when the parent dies, ``kill -9`` included: ``PR_SET_PDEATHSIG`` on Linux and a
+parent-pid watchdog thread everywhere; the resource tracker then ends with them);
+``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
 ``scheduler="tcp://host:8786"`` uses an existing cluster. Every path is
 resolved to an absolute path before tasks are shipped, so on a multi-node
 cluster the dataset root and the run folder must be visible under the same
@@ -42,7 +46,7 @@ from typing import Any
 
 from .._version import __version__
 from ._codever import code_version, module_closure
-from ._task import ItemTask, MethodConfig, row_key, run_item
+from ._task import ItemTask, MethodConfig, input_state, row_key, run_item
 from .manifest import Manifest, load_manifest, resolve
 from .rows import RowWriter, compact, keys_of, latest_rows, read_rows, write_parquet
 
@@ -125,9 +129,41 @@ class BenchResult:
 # --------------------------------------------------------------------------- executors
 
 
-def _worker_init(numba_threads: int) -> None:  # pragma: no cover - runs in child processes
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in child processes
+    """End this worker when its parent dies, SIGKILL included.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Everywhere: a daemon thread
+    that polls the parent pid every 0.5 s (and covers a parent that died
+    before the prctl call).
+    """
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="noisestat-parent-watch", daemon=True).start()
+
+
+def _worker_init(numba_threads: int, parent_pid: int | None = None) -> None:  # pragma: no cover - child processes
     import signal
 
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, numba_threads)))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -150,7 +186,7 @@ def _processes(tasks: list[ItemTask], workers: int) -> Iterator[list[dict[str, A
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,))
+                             initializer=_worker_init, initargs=(threads, os.getpid()))
     finished = False
     try:
         pending = set()
@@ -276,31 +312,54 @@ def _build_tasks(manifest: Manifest, root: Path, selected: Sequence[Any], config
     reasons: dict[str, int] = {}
     for it in selected:
         todo = []
+        state: list[str] = []  # the item's files as they are now, computed once when an error row needs it
         for cfg in configs:
             probe = {"item": it.id, "method": cfg.method, "params": cfg.params_json,
                      "code_version": cfg.code_version, "input_sha256": it.image_sha256 or "",
                      "mask_sha256": it.mask_sha256 or "", "threshold": cfg.threshold}
             old = done.get(row_key(probe))
-            if old is not None and not (retry_errors and old.get("error")):
+            changed = False
+            if old is not None and old.get("error") and not retry_errors:
+                if not state:
+                    state.append(_state_now(root, it))
+                changed = (old.get("read_sha256") or "") != state[0]
+            if old is not None and not (retry_errors and old.get("error")) and not changed:
                 reused += 1
             else:
-                why = "retry error" if old is not None else _why(last.get((it.id, cfg.method, cfg.params_json)), probe)
-                key = why if why in ("new", "retry error") else f"{cfg.method}: {why}"
+                why = ("error, input files changed" if changed else "retry error" if old is not None
+                       else _why(last.get((it.id, cfg.method, cfg.params_json)), probe))
+                key = why if why in ("new", "retry error", "error, input files changed") else f"{cfg.method}: {why}"
                 reasons[key] = reasons.get(key, 0) + 1
                 todo.append(cfg)
         if not todo:
             continue
         level = it.extra.get("level", "")
+        try:  # a path that leaves the root (symlinks followed) becomes error rows naming it
+            image_path = str(resolve(root, it.image).resolve())
+            mask_path = str(resolve(root, it.mask).resolve()) if it.mask else None
+            extra: dict[str, Any] = {}
+        except ValueError as exc:
+            image_path, mask_path, extra = str(root / it.image), None, {"error": f"ValueError: {exc}"}
         tasks.append(ItemTask(
-            item=it.id, name=it.name, label=it.label,
-            image_path=str(resolve(root, it.image).resolve()), image_sha256=it.image_sha256,
-            mask_path=str(resolve(root, it.mask).resolve()) if it.mask else None, mask_sha256=it.mask_sha256,
+            item=it.id, name=it.name, label=it.label, extra=extra,
+            image_path=image_path, image_sha256=it.image_sha256,
+            mask_path=mask_path, mask_sha256=it.mask_sha256,
             mask_convention=manifest.mask_convention, configs=tuple(todo),
             protocol=str(it.extra.get("protocol", "")),
             level=level if isinstance(level, str) else json.dumps(level, sort_keys=True),
             maps_dir=str(maps_dir) if maps_dir is not None else None,
         ))
     return tasks, reused, reasons
+
+
+def _state_now(root: Path, it: Any) -> str:
+    """:func:`~noisestat.bench._task.input_state` of an item's files now ("" when its path is refused)."""
+    try:
+        image = str(resolve(root, it.image).resolve())
+        mask = str(resolve(root, it.mask).resolve()) if it.mask else None
+    except ValueError:
+        return ""
+    return input_state(image, mask)
 
 
 def _check_overlap(thr_info: Mapping[str, Any] | None, selected: Sequence[Any], allow: bool) -> None:
@@ -329,8 +388,12 @@ class BenchConfig:
         ``{method: {name: value}}`` overrides of method parameters.
     every : int, default 1
         Take every ``every``-th item of each label, sorted by file name.
+    offset : int, default 0
+        Start at this item of each label (``0 <= offset < every``): items
+        ``offset, offset + every, ...``; offset 0 is the classic every-K subset.
     limit : int, optional
-        Then only the first ``limit`` items.
+        Then at most ``limit`` items, shared among the labels in proportion to
+        their sizes, evenly spaced within each (see :meth:`Manifest.select`).
     workers : int, default 1
         Local processes (1 = in this process). With ``scheduler``: the number
         of workers of a ``"local"`` cluster.
@@ -375,6 +438,7 @@ class BenchConfig:
     methods: Sequence[str] | None = None
     params: Mapping[str, Mapping[str, Any]] | None = None
     every: int = 1
+    offset: int = 0
     limit: int | None = None
     workers: int = 1
     scheduler: Any = None
@@ -395,6 +459,10 @@ class BenchConfig:
             raise TypeError(f"BenchConfig(params={self.params!r}): expected a mapping {{method: {{name: value}}}}, "
                             f"e.g. params={{'median_residual': {{'block': 16}}}}")
         _check_count("every", self.every, 1, "every=1 takes every item")
+        _check_count("offset", self.offset, 0, "offset=0 starts at the first item")
+        if self.offset >= self.every:
+            raise ValueError(f"BenchConfig(offset={self.offset!r}): must be < every={self.every} (items offset, "
+                             f"offset + every, ...)")
         if self.limit is not None:
             _check_count("limit", self.limit, 0, "limit=None takes all selected items")
         _check_count("workers", self.workers, 1, "workers=1 runs in this process")
@@ -478,7 +546,7 @@ def _plan(manifest: str | os.PathLike | Manifest, root: str | os.PathLike, out: 
     names = list(cfg.methods) if cfg.methods else all_methods()
     thr_info, thr_map = _thresholds(cfg.thresholds, names)
     configs = make_configs(names, cfg.params, thr_map)
-    selected = m.select(every=cfg.every, limit=cfg.limit)
+    selected = m.select(every=cfg.every, offset=cfg.offset, limit=cfg.limit)
     _check_overlap(thr_info, selected, cfg.allow_calibration_overlap)
     manifest_path = str(Path(manifest).resolve()) if not isinstance(manifest, Manifest) else None
     return _Plan(m, manifest_path, root_p, rundir, configs, selected, thr_info)
@@ -499,7 +567,7 @@ def _run_info(plan: _Plan, cfg: BenchConfig, t_start: float, reused: int, n_to_c
         "thresholds_from": (str(thresholds) if isinstance(thresholds, (str, os.PathLike)) else
                             ("mapping" if thresholds is not None else None)),
         "calibration_overlap_allowed": bool(cfg.allow_calibration_overlap),
-        "every": cfg.every, "limit": cfg.limit, "workers": cfg.workers,
+        "every": cfg.every, "offset": cfg.offset, "limit": cfg.limit, "workers": cfg.workers,
         "scheduler": cfg.scheduler if isinstance(cfg.scheduler, str) or cfg.scheduler is None else "client",
         "host": socket.gethostname(), "python": sys.version.split()[0],
         "n_items": len(plan.selected), "n_rows": len(plan.selected) * len(plan.configs), "n_reused": reused,

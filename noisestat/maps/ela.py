@@ -60,7 +60,8 @@ def ela_map(
     Raises
     ------
     ValueError
-        Invalid parameters.
+        Invalid parameters, or an image smaller than ``2 * window`` (two JPEG
+        blocks at the default) on a side, like the other methods' minimum sizes.
     TypeError
         Parameters of the wrong type.
 
@@ -110,7 +111,7 @@ def ela_map(
     window = check_int(window, "window", minimum=1)
     force = check_bool(force, "force")
     t0 = time.perf_counter()
-    img = as_image(image)
+    img = as_image(image, min_size=2 * window)
     h, w = img.shape
     params = {"quality": quality, "subsampling": subsampling if img.pixels.shape[2] == 3 else "n/a (gray)",
               "window": window, "force": bool(force), "encoder": encoder_name()}

@@ -39,7 +39,8 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     Raises
     ------
     ValueError
-        Invalid ``block``.
+        Invalid ``block``, or an image smaller than 8 pixels on a side (too
+        few pixels for a local level; refused like the other methods' minimum sizes).
     TypeError
         ``block`` is not an integer.
 
@@ -78,7 +79,7 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
 
     block = check_int(block, "block", minimum=1)
     t0 = time.perf_counter()
-    img = as_image(image)
+    img = as_image(image, min_size=8)
     px = img.pixels
     nc = px.shape[2]
     src = px[:, :, 0] if nc == 1 else px
