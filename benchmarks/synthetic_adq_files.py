@@ -67,7 +67,8 @@ def _save(a: np.ndarray, path: Path, quality: int) -> Path:
 
 
 def run(cases: int, seed: int, folder: Path, first: tuple[int, int] = (55, 89),
-        second: tuple[int, int] = (70, 99)) -> dict[str, float]:
+        second: tuple[int, int] = (70, 99), area: tuple[float, float] = (0.05, 0.3),
+        median: int = 5) -> dict[str, float]:
     """Write the cases into ``folder`` and score ``adq`` on them."""
     import cv2
 
@@ -78,11 +79,11 @@ def run(cases: int, seed: int, folder: Path, first: tuple[int, int] = (55, 89),
         y0, x0 = int(rng.integers(0, h.shape[0] - 256)), int(rng.integers(0, h.shape[1] - 384))
         host = np.clip(h[y0 : y0 + 256, x0 : x0 + 384].astype(np.float64) + rng.normal(0, 1.5, (256, 384, 3)), 0, 255)
         q1, q2 = int(rng.integers(first[0], first[1] + 1)), int(rng.integers(second[0], second[1] + 1))
-        sp = make_splice(_decoded_jpeg(host, q1), d, region="blob", region_fraction=float(rng.uniform(0.05, 0.3)),
+        sp = make_splice(_decoded_jpeg(host, q1), d, region="blob", region_fraction=float(rng.uniform(*area)),
                          seed=i)
         path = _save(sp.image, folder / f"double{i}.jpg", q2)
         np.save(folder / f"double{i}.mask.npy", sp.mask)
-        hm = adq_map(path)
+        hm = adq_map(path, median=median)
         score = hm.values if hm.applicable else np.zeros(sp.mask.shape, np.float32)
         m = evaluate_map(score, sp.mask, orientation="best")
         scores.append((m.f1_best, m.mcc_best, m.auc))
@@ -110,16 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", help="write the files into this folder and keep them")
     p.add_argument("--first", default="55-89", help="range of the first quality (default 55-89)")
     p.add_argument("--second", default="70-99", help="range of the second quality (default 70-99)")
+    p.add_argument("--area", default="0.05-0.3", help="range of the pasted share of the crop (default 0.05-0.3)")
+    p.add_argument("--median", type=int, default=5, help="adq's median parameter (default 5)")
     args = p.parse_args(argv)
     first, second = (tuple(int(v) for v in a.split("-")) for a in (args.first, args.second))
+    area = tuple(float(v) for v in args.area.split("-"))
     t0 = time.perf_counter()
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
-        r = run(args.cases, args.seed, Path(args.keep), first, second)
+        r = run(args.cases, args.seed, Path(args.keep), first, second, area, args.median)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            r = run(args.cases, args.seed, Path(tmp), first, second)
-    print(f"{args.cases} double-JPEG splice files (seed {args.seed}, qualities {args.first} then {args.second}): adq mean F1-best {r['f1_best']:.3f} "
+            r = run(args.cases, args.seed, Path(tmp), first, second, area, args.median)
+    print(f"{args.cases} double-JPEG splice files (seed {args.seed}, qualities {args.first} then {args.second}, area {args.area}, median {args.median}): adq mean F1-best {r['f1_best']:.3f} "
           f"MCC-best {r['mcc_best']:.3f} AUC {r['auc']:.3f} (n/a = blank), map on {r['mapped']}/{args.cases}, "
           f"trace found on {r['traced']}/{args.cases}; singly compressed controls with a trace: "
           f"{r['singles_traced']}/{args.cases}  [{time.perf_counter() - t0:.0f} s]")

@@ -54,6 +54,13 @@ ALPHA_MIN = 0.65
 #: Spurious fits on a singly compressed image enter too: the map is then noise, and the
 #: image-level trace test (:data:`ALPHA_MIN` and below) says so.
 MAP_ALPHA_MIN = 0.25
+#: With ``border="host"``, the median filter pads the block grid with this log-odds of
+#: doubly compressed (posterior ``1 - 1e-26``: Bianchi et al.'s code pads the probability
+#: map with zeros). On the synthetic splices of ``benchmarks/synthetic_adq_files.py``
+#: (seeds 21, 5; seed 3 finer first; seed 8 with 1-5 % pasted) the mean F1-best was
+#: 0.905 / 0.792 / 0.494 / 0.797 with it and 0.909 / 0.783 / 0.490 / 0.776 with
+#: ``"nearest"``.
+BORDER_LOG_ODDS = 60.0
 #: Mean ``|C / q2 - round(C / q2)|`` above which the coefficients are taken not to lie on the
 #: quantisation lattice of the table (about 0.05 for a decoded JPEG, 0.25 off the grid).
 #: Checked only when the coefficients are recomputed from pixels.
@@ -488,7 +495,8 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 15) -> DoubleJpegAnal
 
 
 @register("adq", kind="map", applies="JPEG input (coefficients read from the file, or on the table's lattice)")
-def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool = False) -> Heatmap:
+def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, border: str = "host",
+            force: bool = False) -> Heatmap:
     """Aligned double-JPEG map: per 8x8 block, the probability of a single compression.
 
     Parameters
@@ -501,6 +509,12 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     median : int, default 5
         Side of the median filter over the block grid (odd; 1 = none), which
         favours connected regions over isolated blocks.
+    border : {"host", "nearest"}, default "host"
+        What the median filter sees beyond the image: ``"host"``, blocks
+        that are certainly doubly compressed (as the zero-padded filter of
+        Bianchi et al.'s code), which keeps a spliced region from being
+        claimed at the border on little evidence; ``"nearest"``, the nearest
+        block repeated.
     force : bool, default False
         Analyse pixels not known to be JPEG-compressed, with the IJG table of
         ``info.jpeg_quality`` (there must be one).
@@ -579,10 +593,13 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
     if median % 2 == 0:
         raise ValueError(f"median={median} must be odd (1 = no filtering)")
     force = check_bool(force, "force")
+    if border not in ("host", "nearest"):
+        raise ValueError(f"border={border!r}: expected 'host' or 'nearest'")
     t0 = time.perf_counter()
     img = as_image(image, min_size=16)
     h, w = img.shape
-    params: dict[str, Any] = {"coefficients": coefficients, "median": median, "force": bool(force)}
+    params: dict[str, Any] = {"coefficients": coefficients, "median": median, "border": border,
+                              "force": bool(force)}
     units = "P(block compressed once | coefficients)"
 
     def not_applicable(note: str) -> Heatmap:
@@ -606,7 +623,9 @@ def adq_map(image: Any, *, coefficients: int = 15, median: int = 5, force: bool 
             f"compression?")
     lo = a.log_odds
     if median > 1:
-        lo = median_filter(lo, size=median, mode="nearest")
+        # blocks beyond the image count as host (doubly compressed, see the Notes)
+        lo = median_filter(lo, size=median, mode="nearest" if border == "nearest" else "constant",
+                           cval=-BORDER_LOG_ODDS)
     prob = 1.0 / (1.0 + np.exp(-np.clip(lo, -60.0, 60.0)))
     hb, wb = prob.shape  # pixels past the last full block take the nearest block
     rows, cols = np.minimum(np.arange(h) // 8, hb - 1), np.minimum(np.arange(w) // 8, wb - 1)
