@@ -8,9 +8,12 @@ content (resampled, moved off the 8x8 grid, or never compressed) was only
 quantised once and lacks it. Per frequency, the first step ``q1`` and the
 share ``alpha`` of doubly quantised coefficients are fitted to the
 histogram; each block's coefficients then give the likelihood ratio of
-"single" against "double" compression. The quantised coefficients are the
-file's own when it can be read (:mod:`noisestat.blocks.jpeg`), else they are
-recomputed from the decoded pixels.
+"single" against "double" compression (Bianchi, De Rosa & Piva 2011). The
+quantised coefficients are the file's own when it can be read
+(:mod:`noisestat.blocks.jpeg`), else they are recomputed from the decoded
+pixels. Every JPEG gets a map; whether the image as a whole shows a double
+compression with a coarser first table is the separate trace statistic
+(``params["trace_found"]``).
 """
 
 from __future__ import annotations
