@@ -80,7 +80,8 @@ def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_s
     np.testing.assert_array_equal(a.q2, ijg_luma_table(q_second))
     assert a.trace_found and a.trace > 0.015
     true_q1 = ijg_luma_table(q_first).ravel()
-    inf = list(a.informative)
+    inf = list(a.trace_frequencies)  # the first 15 AC: their true steps are <= Q1_MAX
+    assert set(inf) <= set(a.informative)  # a trace frequency enters the map
     assert len(inf) >= 6
     hits = np.sum(a.q1.ravel()[inf] == true_q1[inf])
     assert hits >= 0.7 * len(inf), (a.q1.ravel()[inf], true_q1[inf])
@@ -192,7 +193,7 @@ def test_file_coefficients_find_a_trace_at_step_one(tmp_path):
     path = write(tmp_path, "q100.jpg", jpeg_bytes(host, 100))
     a = analyze_double_jpeg(path)
     assert a.coefficient_source == "file" and a.lattice_misfit == 0.0
-    inf = list(a.informative)
+    inf = list(a.trace_frequencies)  # the first 15 AC: their true steps are <= Q1_MAX
     assert len(inf) >= 10
     assert np.mean(a.q1.ravel()[inf] == ijg_luma_table(70).ravel()[inf]) >= 0.8
     hm = adq_map(path)
