@@ -43,7 +43,7 @@ Examples are weighted by the object's share of the image's pixels (the
 evaluation metrics are per pixel, per image). One model (standardised
 features, scikit-learn ``LogisticRegression``, L2, C = 1) is fitted for every
 subset of the maps, on the images where all of the subset's maps apply (ELA
-and the JPEG maps only on JPEG files, ADQ / dct_hist only with a
+and the JPEG maps only on JPEG files, dct_hist only with a
 double-compression trace). ``--extra-maps`` are computed too (kept in the
 ``--rows-cache`` pickle, to assess a candidate map) but not fitted. Held-out object-level AUC (every 5th image
 held out) is printed and stored, then each model is refitted on all images.

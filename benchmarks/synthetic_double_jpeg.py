@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         img = noisestat.load_image(sp.image)  # decoded pixels of a q2 JPEG: say so
         img = dataclasses.replace(img, info=dataclasses.replace(img.info, is_jpeg=True, jpeg_quality=float(q2)))
         a = adq_map(img)
-        if not a.applicable:
+        if not (a.applicable and a.params["trace_found"]):  # the image-level trace
             continue
         found += 1
         maps = {"objects (noise floor)": objects_localizer(img, features="sigma_floor").heatmap.values,

@@ -78,13 +78,15 @@ def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_s
     a = analyze_double_jpeg(path)
     assert a.table_source == "file"
     np.testing.assert_array_equal(a.q2, ijg_luma_table(q_second))
+    assert a.trace_found and a.trace > 0.015
     true_q1 = ijg_luma_table(q_first).ravel()
-    inf = list(a.informative)
+    inf = list(a.trace_frequencies)  # the first 15 AC: their true steps are <= Q1_MAX
+    assert set(inf) <= set(a.informative)  # a trace frequency enters the map
     assert len(inf) >= 6
     hits = np.sum(a.q1.ravel()[inf] == true_q1[inf])
     assert hits >= 0.7 * len(inf), (a.q1.ravel()[inf], true_q1[inf])
     hm = adq_map(path)
-    assert hm.applicable and hm.values.shape == mask.shape
+    assert hm.applicable and hm.values.shape == mask.shape and hm.params["trace_found"]
     m = evaluate_map(hm.values, mask)
     assert m.auc > 0.95 and m.f1_best > 0.85
     # blocks whose analysed coefficients are all 0 (flat areas) carry no evidence: 0.5
@@ -92,18 +94,56 @@ def test_first_table_is_recovered_and_pasted_region_found(tmp_path, q_first, q_s
 
 
 @pytest.mark.parametrize("quality", [70, 85, 95])
-def test_single_compression_is_not_applicable(tmp_path, quality):
+def test_single_compression_has_a_map_but_no_trace(tmp_path, quality):
     path = write(tmp_path, "s.jpg", jpeg_bytes(_host("chelsea", 2), quality))
     hm = adq_map(path)
-    assert not hm.applicable and "no aligned double-compression trace" in hm.note
-    assert not hm.values.any()
+    assert hm.applicable and hm.values.shape == (300, 451)
+    assert not hm.params["trace_found"] and "no image-level double-compression trace" in hm.note
+    assert hm.params["trace"] < 0.015
+
+
+def test_finer_first_table_still_gives_a_map(tmp_path):
+    # first quality 85, second 70: no image-level trace is claimed, but steps that do not
+    # divide the second ones leave a pattern, and the pasted region lacks it
+    host = decode(jpeg_bytes(_host("chelsea"), 85)).copy()
+    donor = _host("coffee", 1)
+    mask = np.zeros(host.shape[:2], bool)
+    mask[100:220, 150:330] = True
+    host[mask] = donor[: host.shape[0], : host.shape[1]][mask]
+    hm = adq_map(write(tmp_path, "fine.jpg", jpeg_bytes(host, 70)))
+    assert hm.applicable and hm.params["map_frequencies"] >= 1
+    assert evaluate_map(hm.values, mask, orientation="as_is").auc > 0.7
+
+
+def _naive_smoothed_dq(x: int, q1: float, q2: float, sig: float, bias: float) -> float:
+    """(q1 / q2) * sum over k of P(round((q1 k + e) / q2) = x), e ~ N(bias, sig^2), by brute force."""
+    s = 0.0
+    for k in range(-600, 601):
+        t = q1 * k + bias
+        hi, lo = ((x + 0.5) * q2 - t) / sig, ((x - 0.5) * q2 - t) / sig
+        s += 0.5 * (math.erf(hi / math.sqrt(2)) - math.erf(lo / math.sqrt(2)))
+    return q1 / q2 * s
+
+
+@pytest.mark.parametrize(("q1", "q2", "sig", "bias"), [(3, 2, 0.3, 0.0), (5, 8, 0.6, 0.0), (7, 10, 0.4, 0.2),
+                                                       (12, 9, 1.5, -0.3), (2, 8, 0.5, 0.0)])
+def test_smoothed_dq_factor_matches_naive_sum(q1, q2, sig, bias):
+    from noisestat.jpeg._adq_kernels import smoothed_dq_factor
+
+    m = 30
+    got = smoothed_dq_factor(m, float(q1), float(q2), sig, bias)
+    ref = [_naive_smoothed_dq(x, q1, q2, sig, bias) for x in range(-m, m + 1)]
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+    # a vanishing rounding error gives the exact factor away from half-way ties
+    sharp = smoothed_dq_factor(m, float(q1), float(q2), 1e-4, 0.0)
+    np.testing.assert_allclose(sharp, dq_factor(np.arange(-m, m + 1), q1, q2), atol=1e-6)
 
 
 def test_gray_jpeg_and_array_with_quality(tmp_path):
     gray = _host("camera")
     b = jpeg_bytes(decode(jpeg_bytes(gray, 55)), 85)
     hm = adq_map(write(tmp_path, "g.jpg", b))
-    assert hm.applicable and hm.params["coefficient_source"] == "file"
+    assert hm.applicable and hm.params["coefficient_source"] == "file" and hm.params["trace_found"]
     # the same pixels as an array: not known to be JPEG unless forced with a quality
     arr = noisestat.load_image(decode(b))
     assert not adq_map(arr).applicable
@@ -153,7 +193,7 @@ def test_file_coefficients_find_a_trace_at_step_one(tmp_path):
     path = write(tmp_path, "q100.jpg", jpeg_bytes(host, 100))
     a = analyze_double_jpeg(path)
     assert a.coefficient_source == "file" and a.lattice_misfit == 0.0
-    inf = list(a.informative)
+    inf = list(a.trace_frequencies)  # the first 15 AC: their true steps are <= Q1_MAX
     assert len(inf) >= 10
     assert np.mean(a.q1.ravel()[inf] == ijg_luma_table(70).ravel()[inf]) >= 0.8
     hm = adq_map(path)
@@ -213,4 +253,4 @@ def test_large_resampled_single_compression_has_no_trace(tmp_path, name, quality
 
     big = cv2.resize(_host(name, 3), (2048, 1536), interpolation=cv2.INTER_CUBIC)
     hm = adq_map(write(tmp_path, "big.jpg", jpeg_bytes(big, quality)))
-    assert not hm.applicable
+    assert hm.applicable and not hm.params["trace_found"]

@@ -343,13 +343,16 @@ def test_auto_features_use_the_double_jpeg_trace(tmp_path):
     assert "adq_fg" in loc.objects[0].features
     assert evaluate_map(loc.heatmap.values, sp.mask).f1_best > 0.8
     assert confusion(loc.mask, sp.mask).f1 > 0.7
-    # a single compression has no trace: the noise floor is used, and asking for adq is refused
+    # a single compression has no image-level trace: the noise floor is used (the adq map
+    # still applies to the JPEG file, so asking for it explicitly is honoured)
     single = _jpeg_file(tmp_path, "single.jpg", host, 85)
     assert objects_localizer(single).params["features"] == "sigma_floor"
+    assert objects_localizer(single, features="adq").params["features"] == "adq"
+    # arrays are not known to be JPEG: the noise floor, and asking for adq is refused
+    arr = np.asarray(Image.open(path))
+    assert objects_localizer(arr).params["features"] == "sigma_floor"
     with pytest.raises(ValueError, match="'adq' does not apply"):
-        objects_localizer(single, features="adq")
-    # arrays are not known to be JPEG: the noise floor
-    assert objects_localizer(np.asarray(Image.open(path))).params["features"] == "sigma_floor"
+        objects_localizer(arr, features="adq")
 
 
 def test_adq_feature_matches_region_means(tmp_path):

@@ -256,10 +256,11 @@ def objects_localizer(
     features : str, default "auto"
         Comma-separated names from :data:`FEATURES` (see
         :func:`object_features`). ``"auto"``: in paper mode ``"sigma_p,sigma_r"``
-        (the paper's); in standardized mode ``"adq"`` for a JPEG input whose
-        aligned double-JPEG map applies (a double-compression trace was found:
-        then the trace, not the noise of a compressed image, tells objects
-        apart), else ``"sigma_floor"``. ``params["features"]`` records the
+        (the paper's); in standardized mode ``"adq"`` for a JPEG input in
+        which the aligned double-JPEG map finds an image-level
+        double-compression trace (its ``params["trace_found"]``: then the
+        trace, not the noise of a compressed image, tells objects apart), else
+        ``"sigma_floor"``. ``params["features"]`` records the
         choice.
     select : {"auto", "top"}, default "auto"
         ``"auto"``: the mask holds every object whose heatmap value is at least
@@ -456,11 +457,16 @@ def _checked_params(
 def _auto_adq(
     img: LoadedImage, feats: tuple[str, ...], params: dict[str, Any]
 ) -> tuple[tuple[str, ...], Heatmap]:
-    """``features="auto"`` on a JPEG input: ``("adq",)`` if its map applies (``params`` updated), else ``feats``."""
+    """``features="auto"`` on a JPEG input: ``("adq",)`` if it shows a double-compression trace, else ``feats``.
+
+    The map applies to every JPEG; the image-level trace statistic
+    (``params["trace_found"]``) decides (``params`` updated).
+    """
     from ..jpeg.adq import adq_map
 
     adq_hm = adq_map(img)
-    if adq_hm.applicable:  # a double-compression trace: objects are compared on it instead
+    if adq_hm.applicable and adq_hm.params.get("trace_found", False):
+        # a double-compression trace: objects are compared on it instead
         params["features"] = "adq"
         return ("adq",), adq_hm
     return feats, adq_hm
