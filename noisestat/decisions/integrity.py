@@ -10,6 +10,8 @@ With weights :math:`w = r` (pixels where the method cannot be trusted count
 little) the pooled statistics are
 
 * ``mean``: :math:`\\operatorname{logit}(\\sum w p / \\sum w)`;
+* ``median``: logit of the weighted median of ``p`` (the typical pixel: with
+  ``top``, how far the most suspicious part stands out of the rest);
 * ``top``: logit of the weighted mean of the top 5 % of ``p`` (a soft max
   that one stray pixel cannot set);
 * ``q99``: logit of the weighted 99th percentile of ``p``;
@@ -34,14 +36,14 @@ import numpy as np
 __all__ = ["image_features", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "logit", "TOP_FRACTION",
            "EPS"]
 
-GENERIC_FEATURES = ("mean", "top", "q99", "area", "spread")
+GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
 TOP_FRACTION = 0.05
 #: probabilities are clipped to [EPS, 1 - EPS] before a logit
 EPS = 1e-4
 #: numeric global statistics a method reports in ``params`` (key -> feature name), used as features
 METHOD_STATS: dict[str, tuple[str, ...]] = {
-    "adq": ("trace_gain",),
+    "adq": ("trace", "trace_gain", "trace_found"),
     "cfa": ("trace_strength",),
     "grid_content": ("grid_prominence",),
     "jpeg_ghost": ("fisher", "ghost_share"),
@@ -130,6 +132,7 @@ def image_features(p: np.ndarray, reliability: np.ndarray, stats: Mapping[str, f
     mean = float(np.sum(w * v) / sw)
     feats = {
         "mean": float(logit(mean)),
+        "median": float(logit(_weighted_quantile(v, w, 0.5))),
         "top": float(logit(_top_mean(v, w, TOP_FRACTION))),
         "q99": float(logit(_weighted_quantile(v, w, 0.99))),
         "area": float(np.sum(w * (v >= 0.5)) / sw),
