@@ -43,10 +43,15 @@ METRICS = ("best_f1", "best_mcc", "best_auc", "as_is_f1")
 
 
 def _localize_chunk(args: tuple[str, list[str], str]) -> int:
+    """``noisestat localize`` on a chunk of images; its per-image lines go to ``<out>/localize.log``."""
+    import contextlib
+
     from noisestat.cli import main
 
     method, paths, out = args
-    return main(["localize", *paths, "--method", method, "--out", out])
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / "localize.log", "a") as log, contextlib.redirect_stdout(log):
+        return main(["localize", *paths, "--method", method, "--out", out])
 
 
 def run_method(method: str, paths: list[Path], out: Path, workers: int) -> float:
