@@ -72,12 +72,10 @@ def dct_bank(n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _jpeg_kron_t() -> np.ndarray:
-    """``kron(D, D).T``: row-major flattened 8x8 blocks times it give the flattened ``D B D^T``."""
+def _jpeg_matrix() -> np.ndarray:
     d = dct_matrix(JPEG_BLOCK)
-    k = np.ascontiguousarray(np.kron(d, d).T)
-    k.flags.writeable = False
-    return k
+    d.flags.writeable = False
+    return d
 
 
 def block_dct(plane: np.ndarray) -> np.ndarray:
@@ -98,10 +96,7 @@ def block_dct(plane: np.ndarray) -> np.ndarray:
     -----
     ``C = D B D^T`` per block ``B`` with ``D`` = :func:`dct_matrix` (8): the
     transform of ITU-T T.81 A.3.3 (its ``C(u) C(v) / 4`` scaling is this
-    orthonormal one). Computed as one contiguous matrix product: the blocks,
-    gathered row-major into an ``(n_blocks, 64)`` array, times
-    ``kron(D, D)^T`` (``vec(D B D^T) = (D kron D) vec(B)``), a single BLAS
-    call instead of one 8x8 product per block.
+    orthonormal one).
 
     Examples
     --------
@@ -111,8 +106,8 @@ def block_dct(plane: np.ndarray) -> np.ndarray:
     x = np.asarray(plane, dtype=np.float64)
     hb, wb = x.shape[0] // JPEG_BLOCK, x.shape[1] // JPEG_BLOCK
     b = x[: hb * JPEG_BLOCK, : wb * JPEG_BLOCK].reshape(hb, JPEG_BLOCK, wb, JPEG_BLOCK)
-    flat = np.ascontiguousarray(b.transpose(0, 2, 1, 3)).reshape(hb * wb, JPEG_BLOCK * JPEG_BLOCK)
-    return (flat @ _jpeg_kron_t()).reshape(hb, wb, JPEG_BLOCK, JPEG_BLOCK)
+    d = _jpeg_matrix()
+    return d @ b.transpose(0, 2, 1, 3) @ d.T  # batched matmul: several times faster than einsum
 
 
 def _zigzag() -> np.ndarray:
