@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _heatmap_kernels as _k
+
 __all__ = ["robust_logistic", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
 
 Z_CENTER = 2.5
@@ -30,24 +32,56 @@ Z_SCALE = 0.5
 LOG_MIN_SCALE = 0.05
 
 
+def _median(x: np.ndarray) -> float:
+    """``np.median`` of the finite values of a C-contiguous 1-D float32 array (exact selection, no copy).
+
+    NaN when there are none.
+    """
+    n, a, b = _k.middle_pair(x.view(np.uint32))
+    if n == 0:
+        return float("nan")
+    ab = np.array([a, b], np.uint32).view(np.float32)
+    return float(ab[1]) if n % 2 else float((ab[0] + ab[1]) / 2)
+
+
+def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float) -> tuple[float, float] | None:
+    """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value)."""
+    if reference is None:
+        flat = np.ascontiguousarray(x).reshape(-1)
+        med = _median(flat)
+        if med != med:
+            return None
+        dev = np.empty(flat.size, np.float32)
+        m = _k.abs_dev(flat, np.float32(med), dev)
+        mad = _median(dev[:m]) * 1.4826
+        ref = None
+    else:
+        ref = x[reference]
+        ref = ref[np.isfinite(ref)]
+        if ref.size == 0:
+            return None
+        med = float(np.median(ref))
+        mad = float(np.median(np.abs(ref - med))) * 1.4826
+    if not mad > 0:
+        # more than half the values equal the median: fall back on the mean
+        # absolute deviation, then on an absolute floor
+        if ref is None:
+            ref = x[np.isfinite(x)]
+        mad = float(np.mean(np.abs(ref - med))) * 1.2533
+    floor = 1e-6 * max(abs(med), 1.0)
+    return med, max(mad, floor, float(min_scale))
+
+
 def robust_z(raw: np.ndarray, *, reference: np.ndarray | None = None, min_scale: float = 0.0) -> np.ndarray:
     """Robust z-score of ``raw`` (float32), using ``raw[reference]`` for the statistics.
 
     ``min_scale`` is a lower bound on the spread (in the units of ``raw``).
     """
     x = np.asarray(raw, dtype=np.float32)
-    ref = x if reference is None else x[reference]
-    ref = ref[np.isfinite(ref)]
-    if ref.size == 0:
+    cs = _center_scale(x, reference, min_scale)
+    if cs is None:
         return np.zeros_like(x)
-    med = float(np.median(ref))
-    mad = float(np.median(np.abs(ref - med))) * 1.4826
-    if not mad > 0:
-        # more than half the values equal the median: fall back on the mean
-        # absolute deviation, then on an absolute floor
-        mad = float(np.mean(np.abs(ref - med))) * 1.2533
-    floor = 1e-6 * max(abs(med), 1.0)
-    scale = max(mad, floor, float(min_scale))
+    med, scale = cs
     z = (x - np.float32(med)) / np.float32(scale)
     return np.where(np.isfinite(z), z, 0.0).astype(np.float32)
 
@@ -65,8 +99,14 @@ def robust_logistic(
 
     Maps of log noise levels pass ``min_scale=LOG_MIN_SCALE``.
     """
-    z = robust_z(raw, reference=reference, min_scale=min_scale)
-    if two_sided:
-        z = np.abs(z)
-    t = np.clip((z - np.float32(center)) / np.float32(scale), -60.0, 60.0)
-    return (1.0 / (1.0 + np.exp(-t))).astype(np.float32)
+    x = np.ascontiguousarray(raw, dtype=np.float32)
+    cs = _center_scale(x, reference, min_scale)
+    med, spread = cs if cs is not None else (0.0, 1.0)  # no finite value: z = 0 everywhere
+    out = np.empty(x.shape, np.float32)
+    if cs is None:
+        x = np.zeros_like(x)
+    _k.logistic_arg(x.reshape(-1), np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),
+                    np.float32(scale), out.reshape(-1))
+    np.exp(out, out=out)  # 1 / (1 + exp(-t)), float32 as before
+    out += np.float32(1.0)
+    return np.divide(np.float32(1.0), out, out=out)

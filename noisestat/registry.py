@@ -38,7 +38,7 @@ METHOD_PACKAGES = ("noisestat.maps", "noisestat.jpeg", "noisestat.localizers")
 #: packages whose public modules register segmentation backends
 SEGMENTER_PACKAGES = ("noisestat.segment",)
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
-KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
+KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", "noisestat.decisions", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
 #: image-level score of a dense map: this quantile of its heatmap values
 SCORE_QUANTILE = 0.99

@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from .._numba import pjit, register_warmup
+from .._numba import jit, pjit, register_warmup
 
 __all__ = ["reliability", "sigmoid_logit"]
 
@@ -39,7 +39,7 @@ __all__ = ["reliability", "sigmoid_logit"]
 STRIP = 64
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@jit(inline="always", fastmath=False)
 def _refl(i, n):
     """OpenCV BORDER_REFLECT index (``fedcba|abcdefgh|hgfedcb``)."""
     while i < 0 or i >= n:
@@ -50,7 +50,7 @@ def _refl(i, n):
     return i
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@jit(inline="always", fastmath=False)
 def _add_row(px, r, top, sign, cg, cgg, ch):
     """Column sums += sign * (luma, luma^2, clipped) of image row ``r``."""
     w = px.shape[1]
