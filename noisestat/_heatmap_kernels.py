@@ -4,8 +4,8 @@ Private module: :func:`noisestat.heatmap.robust_z` and
 :func:`~noisestat.heatmap.robust_logistic` call these on C-contiguous float32
 maps without a reference mask.
 
-* :func:`middle_pair` is an exact selection (the two middle finite values,
-  those ``np.partition`` would put there) by a two-level radix
+* :func:`rank_pair` is an exact selection (two neighbouring order statistics
+  of the finite values, those ``np.partition`` would put there) by a two-level radix
   histogram on the float32 bit patterns mapped to order-preserving unsigned
   keys (16 high bits, then the 16 low bits within the bin that holds rank
   ``k``): two passes over the data, no copy, no sort. ``np.median`` of the
@@ -27,7 +27,7 @@ import numpy as np
 
 from ._numba import jit, pjit, register_warmup
 
-__all__ = ["middle_pair", "abs_dev", "logistic_arg"]
+__all__ = ["rank_pair", "abs_dev", "logistic_arg"]
 
 
 @jit(inline="always", fastmath=False)
@@ -47,11 +47,14 @@ def _bits(key):
 
 
 @jit(fastmath=False)
-def middle_pair(bits):
-    """(n, bits of the (n-1)//2-th and the n//2-th smallest) of the n finite float32 of ``bits`` (1-D).
+def rank_pair(bits, q):
+    """(n, bits of the ka-th and kb-th smallest) of the n finite float32 of ``bits`` (1-D, uint32 view).
 
-    ``bits`` is the float32 map viewed as uint32. For odd n both are the
-    median; n = 0 gives (0, 0, 0).
+    ``q < 0``: the two middle ranks ``ka = (n - 1) // 2``, ``kb = n // 2`` (for
+    odd n both are the median). ``0 <= q <= 1``: the two ranks numpy's linear
+    ``np.quantile`` interpolates between, ``ka = floor(n q + (1 - q) - 1)``
+    and ``kb = ka + 1``, both clipped to ``n - 1`` as numpy does. n = 0 gives
+    (0, 0, 0).
     """
     hist = np.zeros(65536, np.int32)
     size = bits.size
@@ -64,8 +67,20 @@ def middle_pair(bits):
         n += 1
     if n == 0:
         return 0, np.uint32(0), np.uint32(0)
-    ka = (n - 1) // 2
-    kb = n // 2
+    if q < 0:
+        ka = (n - 1) // 2
+        kb = n // 2
+    else:
+        vi = n * q + (1.0 + q * -1.0) - 1.0
+        if vi >= n - 1:
+            ka = n - 1
+            kb = n - 1
+        elif vi < 0:
+            ka = 0
+            kb = 1
+        else:
+            ka = int(math.floor(vi))
+            kb = min(ka + 1, n - 1)
     acc = 0
     top = 0
     for t in range(65536):
@@ -140,7 +155,8 @@ def logistic_arg(x, med, scale, two_sided, center, slope, out):
 @register_warmup
 def _warmup() -> None:
     x = np.array([1.0, np.nan, -2.0, 3.0], np.float32)
-    middle_pair(x.view(np.uint32))
+    rank_pair(x.view(np.uint32), -1.0)
+    rank_pair(x.view(np.uint32), 0.99)
     out = np.empty(4, np.float32)
     abs_dev(x, np.float32(1.0), out)
     logistic_arg(x, np.float32(0.0), np.float32(1.0), True, np.float32(2.5), np.float32(0.5), out)

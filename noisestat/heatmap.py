@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _heatmap_kernels as _k
 
-__all__ = ["robust_logistic", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
+__all__ = ["map_quantile", "robust_logistic", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
 
 Z_CENTER = 2.5
 Z_SCALE = 0.5
@@ -37,7 +37,7 @@ def _median(x: np.ndarray) -> float:
 
     NaN when there are none.
     """
-    n, a, b = _k.middle_pair(x.view(np.uint32))
+    n, a, b = _k.rank_pair(x.view(np.uint32), -1.0)
     if n == 0:
         return float("nan")
     ab = np.array([a, b], np.uint32).view(np.float32)
@@ -110,3 +110,103 @@ def robust_logistic(
     np.exp(out, out=out)  # 1 / (1 + exp(-t)), float32 as before
     out += np.float32(1.0)
     return np.divide(np.float32(1.0), out, out=out)
+
+
+def _weighted_middle(x: np.ndarray, counts: np.ndarray) -> float:
+    """``np.median`` of ``x`` with value ``x[i]`` repeated ``counts[i]`` times (finite x only; NaN if none)."""
+    ok = np.isfinite(x) & (counts > 0)
+    v, c = x[ok], counts[ok]
+    n = int(c.sum())
+    if n == 0:
+        return float("nan")
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(c[order])
+    a, b = (v[order[np.searchsorted(cum, k, side="right")]] for k in ((n - 1) // 2, n // 2))
+    return float(b) if n % 2 else float((np.float32(a) + np.float32(b)) / 2)
+
+
+def robust_logistic_grid(
+    grid: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    two_sided: bool = True,
+    center: float = Z_CENTER,
+    scale: float = Z_SCALE,
+    min_scale: float = 0.0,
+) -> np.ndarray:
+    """:func:`robust_logistic` of a block map at full resolution, computed on the blocks.
+
+    Equal to ``robust_logistic(expand_grid(grid, rows, cols), ...)`` (the
+    same float32 values): the median and MAD of the expanded map are the
+    pixel-count-weighted order statistics of the blocks, and the logistic is
+    elementwise, so it is applied per block and then expanded.
+
+    Parameters
+    ----------
+    grid : ndarray, shape (Hb, Wb)
+        Block values (cast to float32).
+    rows, cols : ndarray of int
+        Block row of every image row and block column of every image column
+        (:func:`noisestat.blocks.tiling.block_index`).
+    two_sided, center, scale, min_scale
+        As in :func:`robust_logistic`.
+
+    Returns
+    -------
+    ndarray, shape (rows.size, cols.size), float32
+    """
+    from .blocks.tiling import expand_grid
+
+    g = np.ascontiguousarray(grid, dtype=np.float32)
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    counts = np.outer(np.bincount(rows, minlength=g.shape[0]), np.bincount(cols, minlength=g.shape[1])).ravel()
+    x = g.ravel()
+    med = _weighted_middle(x, counts)
+    if med != med:
+        return robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, center=center, scale=scale,
+                               min_scale=min_scale)
+    dev = np.abs(x - np.float32(med))
+    mad = _weighted_middle(dev, counts) * 1.4826
+    if not mad > 0:  # the mean-deviation fallback sums over pixels: do it at full resolution
+        return robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, center=center, scale=scale,
+                               min_scale=min_scale)
+    spread = max(mad, 1e-6 * max(abs(med), 1.0), float(min_scale))
+    out = np.empty(x.shape, np.float32)
+    _k.logistic_arg(x, np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),
+                    np.float32(scale), out)
+    np.exp(out, out=out)
+    out += np.float32(1.0)
+    np.divide(np.float32(1.0), out, out=out)
+    return expand_grid(out.reshape(g.shape), rows, cols)
+
+
+def map_quantile(values: np.ndarray, q: float) -> float:
+    """``float(np.quantile(values, q))`` (linear interpolation) of a float32 map, without a sort or copy.
+
+    The two order statistics come from an exact selection; the interpolation
+    repeats numpy's arithmetic (``a + (b - a) * g``, or ``b - (b - a) * (1 - g)``
+    for ``g >= 0.5``). Maps with non-finite values or another dtype go to
+    ``np.quantile`` itself.
+
+    Examples
+    --------
+    >>> x = np.arange(101, dtype=np.float32)
+    >>> map_quantile(x, 0.99) == float(np.quantile(x, 0.99))
+    True
+    """
+    x = np.asarray(values)
+    if x.dtype != np.float32 or x.size == 0 or not 0.0 <= q <= 1.0:
+        return float(np.quantile(x, q))
+    flat = np.ascontiguousarray(x).reshape(-1)
+    n, a_bits, b_bits = _k.rank_pair(flat.view(np.uint32), float(q))
+    if n != flat.size:  # NaN or inf present: numpy's own rules
+        return float(np.quantile(x, q))
+    a, b = np.array([a_bits, b_bits], np.uint32).view(np.float32)
+    vi = n * q + (1 + q * (1 - 1 - 1)) - 1
+    if vi >= n - 1:
+        return float(b)  # numpy takes the last order statistic
+    gamma = float(vi - np.floor(vi))  # a Python float: numpy's weak promotion keeps float32 arithmetic
+    diff = b - a
+    lerp = b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
+    return float(lerp)

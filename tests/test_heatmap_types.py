@@ -142,3 +142,36 @@ def test_robust_logistic_equals_the_numpy_formulas_bit_for_bit(rng, kind):
         for min_scale in (0.0, 0.5):
             np.testing.assert_array_equal(robust_logistic(x, two_sided=two_sided, min_scale=min_scale),
                                           _robust_logistic_reference(x, two_sided, min_scale))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ties", "tiny", "nonfinite", "one"])
+def test_map_quantile_equals_numpy_quantile(rng, kind):
+    from noisestat.heatmap import map_quantile
+
+    n = 1 if kind == "one" else 4099
+    x = rng.random(n).astype(np.float32)
+    if kind == "ties":
+        x = np.round(x * 7) / 7
+    if kind == "tiny":
+        x = rng.normal(0, 1e-3, n).astype(np.float32)
+    if kind == "nonfinite":
+        x[::10] = np.nan
+    for q in (0.0, 0.01, 0.5, 0.95, 0.99, 1.0, float(rng.random())):
+        assert map_quantile(x, q) == pytest.approx(float(np.quantile(x, q)), abs=0, rel=0, nan_ok=True)
+
+
+def test_robust_logistic_grid_equals_the_expanded_map(rng):
+    from noisestat.blocks.tiling import expand_grid
+    from noisestat.heatmap import robust_logistic_grid
+
+    for t in range(30):
+        hb, wb, b = int(rng.integers(1, 20)), int(rng.integers(1, 20)), int(rng.integers(1, 9))
+        rows = np.minimum(np.arange(int(rng.integers(hb, hb * b + 1))) // b, hb - 1)
+        cols = np.minimum(np.arange(int(rng.integers(wb, wb * b + 1))) // b, wb - 1)
+        g = rng.normal(0, 1, (hb, wb)).astype(np.float32)
+        if t % 3 == 0:
+            g = np.round(g)  # ties, and the mean-deviation fallback
+        for two_sided in (True, False):
+            np.testing.assert_array_equal(
+                robust_logistic_grid(g, rows, cols, two_sided=two_sided, min_scale=0.05 * (t % 2)),
+                robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, min_scale=0.05 * (t % 2)))
