@@ -19,10 +19,12 @@ noisestat faster). ``--cold-start IMG`` times whole ``noisestat localize``
 processes (caches warm: one untimed run per method first; median of
 ``--cold-runs``) and gives each as a multiple of ``median_residual``'s.
 ``--rss 3,12`` gives each method's peak resident memory in a fresh process
-on the benchmark image resized to those megapixels.
+on the benchmark image resized to those megapixels. ``--scaling 1,3,12`` times
+each own map at those sizes and fits the exponent ``k`` of ``t ~ MP^k``.
 
     python benchmarks/bench_maps.py [--image astronaut|texture] [--size 2048x1536] [--pairs 7] [--methods a,b]
         [--pyifd /tmp/pyifd/bin/python [--run-peer ../shared/peers/run_peer.py]] [--cold-start IMG] [--rss 3,12]
+        [--scaling 1,3,12]
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def main() -> None:
     ap.add_argument("--cold-start", default="", metavar="IMG", help="also time whole localize processes on IMG")
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--rss", default="", metavar="MP,MP", help="peak RSS in fresh processes at these sizes")
+    ap.add_argument("--scaling", default="", metavar="MP,MP", help="time the own maps at these sizes, fit the exponent")
     ap.add_argument("--skip-timing", action="store_true", help="only the --cold-start / --rss tables")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -236,6 +239,33 @@ def main() -> None:
             print(f"{'method':22s}" + "".join(f" {format(sz, 'g') + ' MP':>9s}" for sz in sizes))
             for m in names:
                 print(f"{m:22s}" + "".join(f" {peak_rss(files[sz], m):9.0f}" for sz in sizes), flush=True)
+        if args.scaling:
+            scaling(Path(tmp), args.image, w, h, [float(v) for v in args.scaling.split(",") if v], names)
+
+def scaling(folder: Path, kind: str, w: int, h: int, sizes: list[float], names: list[str], runs: int = 3) -> None:
+    """Seconds of each own map at several sizes and the exponent of a log-log fit (1 = linear in pixels)."""
+    files = {}
+    for size in sizes:
+        s_ = (size * 1e6 / (w * h)) ** 0.5
+        sub = folder / f"scale{size:g}"
+        sub.mkdir(exist_ok=True)
+        files[size] = noisestat.load_image(benchmark_file(sub, kind, int(round(w * s_)), int(round(h * s_))))
+    print(f"\nscaling of the own maps (median of {runs} after one untimed call; exponent of t ~ MP^k)")
+    print(f"{'method':22s}" + "".join(f" {format(sz, 'g') + ' MP s':>10s}" for sz in sizes) + f" {'exponent':>9s}")
+    for m in names:
+        secs = []
+        for size in sizes:
+            registry.localize(files[size], method=m)
+            ts = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                registry.localize(files[size], method=m)
+                ts.append(time.perf_counter() - t0)
+            secs.append(statistics.median(ts))
+        mps = [files[sz].shape[0] * files[sz].shape[1] / 1e6 for sz in sizes]
+        k = float(np.polyfit(np.log(mps), np.log(secs), 1)[0])
+        print(f"{m:22s}" + "".join(f" {t:10.3f}" for t in secs) + f" {k:9.2f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

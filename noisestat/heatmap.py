@@ -46,27 +46,19 @@ def _median(x: np.ndarray) -> float:
 
 def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float) -> tuple[float, float] | None:
     """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value)."""
-    if reference is None:
-        flat = np.ascontiguousarray(x).reshape(-1)
-        med = _median(flat)
-        if med != med:
-            return None
-        dev = np.empty(flat.size, np.float32)
-        m = _k.abs_dev(flat, np.float32(med), dev)
-        mad = _median(dev[:m]) * 1.4826
-        ref = None
-    else:
-        ref = x[reference]
-        ref = ref[np.isfinite(ref)]
-        if ref.size == 0:
-            return None
-        med = float(np.median(ref))
-        mad = float(np.median(np.abs(ref - med))) * 1.4826
+    # the reference values as one contiguous float32 vector (the map itself when there is no reference);
+    # the kernels skip non-finite values
+    flat = np.ascontiguousarray(x).reshape(-1) if reference is None else np.ascontiguousarray(x[reference]).reshape(-1)
+    med = _median(flat)
+    if med != med:
+        return None
+    dev = np.empty(flat.size, np.float32)
+    m = _k.abs_dev(flat, np.float32(med), dev)
+    mad = _median(dev[:m]) * 1.4826
     if not mad > 0:
         # more than half the values equal the median: fall back on the mean
         # absolute deviation, then on an absolute floor
-        if ref is None:
-            ref = x[np.isfinite(x)]
+        ref = flat[np.isfinite(flat)]
         mad = float(np.mean(np.abs(ref - med))) * 1.2533
     floor = 1e-6 * max(abs(med), 1.0)
     return med, max(mad, floor, float(min_scale))

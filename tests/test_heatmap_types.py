@@ -99,10 +99,11 @@ def test_log_noise_maps_quiet_on_uniform_noise(name):
     assert (loc.heatmap.values >= 0.5).mean() < 0.05
 
 
-def _robust_logistic_reference(raw, two_sided=True, min_scale=0.0):
+def _robust_logistic_reference(raw, two_sided=True, min_scale=0.0, reference=None):
     """The numpy formulas (median, MAD, mean-deviation fallback, float32 logistic) the kernels replace."""
     x = np.asarray(raw, dtype=np.float32)
-    ref = x[np.isfinite(x)]
+    ref = x if reference is None else x[reference]
+    ref = ref[np.isfinite(ref)]
     if ref.size == 0:
         z = np.zeros_like(x)
     else:
@@ -142,6 +143,10 @@ def test_robust_logistic_equals_the_numpy_formulas_bit_for_bit(rng, kind):
         for min_scale in (0.0, 0.5):
             np.testing.assert_array_equal(robust_logistic(x, two_sided=two_sided, min_scale=min_scale),
                                           _robust_logistic_reference(x, two_sided, min_scale))
+            mask = rng.random(x.shape) < 0.3
+            np.testing.assert_array_equal(
+                robust_logistic(x, two_sided=two_sided, min_scale=min_scale, reference=mask),
+                _robust_logistic_reference(x, two_sided, min_scale, mask))
 
 
 @pytest.mark.parametrize("kind", ["uniform", "ties", "tiny", "nonfinite", "one"])
