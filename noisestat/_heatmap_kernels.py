@@ -16,6 +16,8 @@ maps without a reference mask.
   finite values for the MAD.
 * :func:`logistic_arg` is the float32 arithmetic of ``robust_logistic`` up
   to the exponential, which stays numpy's float32 ``exp`` (bit-identical).
+* :func:`expand` replicates block values to full resolution (as
+  :func:`noisestat.blocks.tiling.expand_grid`, which sits a layer higher).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from ._numba import jit, pjit, register_warmup
 
-__all__ = ["rank_pair", "abs_dev", "logistic_arg"]
+__all__ = ["rank_pair", "abs_dev", "logistic_arg", "expand"]
 
 
 @jit(inline="always", fastmath=False)
@@ -152,9 +154,23 @@ def logistic_arg(x, med, scale, two_sided, center, slope, out):
         out[i] = -min(max(t, lo), hi)
 
 
+@pjit
+def expand(grid, ridx, cidx):
+    """out[y, x] = grid[ridx[y], cidx[x]] (float32): a block map at full resolution."""
+    h = ridx.size
+    w = cidx.size
+    out = np.empty((h, w), np.float32)
+    for y in numba.prange(h):
+        row = grid[ridx[y]]
+        for x in range(w):
+            out[y, x] = row[cidx[x]]
+    return out
+
+
 @register_warmup
 def _warmup() -> None:
     x = np.array([1.0, np.nan, -2.0, 3.0], np.float32)
+    expand(np.zeros((2, 2), np.float32), np.zeros(3, np.int64), np.zeros(3, np.int64))
     rank_pair(x.view(np.uint32), -1.0)
     rank_pair(x.view(np.uint32), 0.99)
     out = np.empty(4, np.float32)

@@ -148,8 +148,7 @@ def robust_logistic_grid(
     -------
     ndarray, shape (rows.size, cols.size), float32
     """
-    from .blocks.tiling import expand_grid
-
+    expand_grid = _k.expand
     g = np.ascontiguousarray(grid, dtype=np.float32)
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     counts = np.outer(np.bincount(rows, minlength=g.shape[0]), np.bincount(cols, minlength=g.shape[1])).ravel()
