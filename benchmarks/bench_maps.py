@@ -152,11 +152,14 @@ def cold_start(image: str, methods: list[str], runs: int) -> dict[str, float]:
     return {m: statistics.median(v) for m, v in out.items()}
 
 
+#: VmHWM of the child's own address space: ru_maxrss survives execve on Linux, so a child of a large
+#: benchmark process would report the parent's peak instead of its own
 _RSS_CHILD = r"""
-import resource, sys, noisestat
+import sys, noisestat
 img = noisestat.load_image(sys.argv[1])
 noisestat.localize(img, method=sys.argv[2])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")))
 """
 
 
@@ -164,7 +167,7 @@ def peak_rss(path: Path, method: str) -> float:
     """Peak resident set size (MB) of a fresh process that loads ``path`` and localizes it once."""
     res = subprocess.run([sys.executable, "-W", "ignore", "-c", _RSS_CHILD, str(path), method],
                          env=_child_env(), capture_output=True, text=True, check=True)
-    return int(res.stdout.strip().splitlines()[-1]) / 1024.0  # ru_maxrss is in KB on Linux
+    return int(res.stdout.strip().splitlines()[-1]) / 1024.0  # VmHWM is in kB
 
 
 def main() -> None:
