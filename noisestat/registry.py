@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._numba import registered_warmups
+from .heatmap import map_quantile
 from .types import Heatmap, LoadedImage, Localization
 
 __all__ = ["MethodSpec", "register", "methods", "get_method", "localize", "load_all",
@@ -41,7 +42,7 @@ SEGMENTER_PACKAGES = ("noisestat.segment", "noisestat.onnx")
 #: packages whose public modules register feature-map sources (``"scheme:argument"`` specs)
 FEATURE_SOURCE_PACKAGES = ("noisestat.onnx",)
 #: packages whose modules hold Numba kernels (estimators and segmenters are not methods)
-KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", *METHOD_PACKAGES)
+KERNEL_PACKAGES = ("noisestat.blocks", "noisestat.noise", "noisestat.segment", "noisestat.decisions", *METHOD_PACKAGES)
 DEFAULT_METHOD = "objects"
 #: image-level score of a dense map: this quantile of its heatmap values
 SCORE_QUANTILE = 0.99
@@ -113,6 +114,10 @@ def warmup() -> float:
         pkg = importlib.import_module(pkg_name)
         for mod in pkgutil.iter_modules(pkg.__path__):
             importlib.import_module(f"{pkg_name}.{mod.name}")
+    top = importlib.import_module(__name__.rpartition(".")[0])
+    for mod in pkgutil.iter_modules(top.__path__):  # top-level kernel modules (luma, robust z)
+        if mod.name.endswith("_kernels"):
+            importlib.import_module(f"{top.__name__}.{mod.name}")
     t0 = time.perf_counter()
     for f in registered_warmups():
         f()
@@ -337,7 +342,7 @@ def heatmap_to_localization(hm: Heatmap, *, params: Mapping[str, Any] | None = N
     if not hm.applicable:
         return Localization(hm, np.zeros(hm.shape, bool), float("nan"), hm.method,
                             params=dict(params or hm.params), timings=dict(hm.timings))
-    score = float(np.quantile(hm.values, SCORE_QUANTILE))
+    score = map_quantile(hm.values, SCORE_QUANTILE)  # = float(np.quantile(values, q)), no sort
     return Localization(hm, hm.values >= 0.5, score, hm.method,
                         params=dict(params or hm.params), timings=dict(hm.timings))
 

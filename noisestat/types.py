@@ -134,6 +134,12 @@ class LoadedImage:
         p = self.pixels
         if p.shape[2] == 1:
             return np.ascontiguousarray(p[:, :, 0])
+        if p.dtype == np.float32:
+            from ._types_kernels import luma  # the float32 expression below in one pass (same bits)
+
+            out = np.empty(p.shape[:2], np.float32)
+            luma(p, out)
+            return out
         return np.ascontiguousarray(
             (0.299 * p[:, :, 0] + 0.587 * p[:, :, 1] + 0.114 * p[:, :, 2]).astype(np.float32)
         )

@@ -216,3 +216,45 @@ def test_calibrate_maps_cli_round_trip(tmp_path, capsys):
     rel = np.asarray(Image.open(out / "s0.reliability.png"))
     assert rel.dtype == np.uint8 and rel.shape == host.shape[:2]
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["noise", "jpeg", "object"])
+def test_fused_reliability_equals_the_product_of_its_components(rng, family):
+    px = np.random.default_rng(0).normal(128, 40, (161, 203, 3)).clip(0, 255)
+    px[:10, :10] = 255.0  # clipped
+    px[20:35, 20:40] = 90.0  # flat
+    if family == "object":  # without the large flat patch, so that the objects method applies
+        px = np.random.default_rng(0).normal(128, 40, (161, 203, 3)).clip(0, 255)
+    img = as_image(px)
+    loc = run_method(img, method="objects" if family == "object" else "median_residual")
+    assert loc.applicable
+    gray = img.gray()
+    comps = {"clipping": R.clipping(img), "flatness": R.flatness(gray), "texture": R.texture(gray),
+             "objects": R._objects(loc)}
+    ref = np.ones(img.shape, np.float32)
+    for name in R.FAMILIES[family]:
+        if comps[name] is not None:
+            ref *= comps[name]
+    np.testing.assert_array_equal(R.reliability_map(img, loc, family=family), np.clip(ref, 0, 1))
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "constant", "unreliable_top", "uniform_weights"])
+def test_tail_sorted_features_equal_the_full_sort(rng, kind):
+    from noisestat.decisions.integrity import _top_mean, _weighted_quantile
+
+    n = 20000
+    v = {"continuous": rng.random(n), "ties": np.round(rng.random(n) * 4) / 4, "constant": np.full(n, 0.3),
+         "unreliable_top": rng.random(n), "uniform_weights": rng.random(n)}[kind]
+    w = rng.random(n) + 1e-6
+    if kind == "unreliable_top":
+        w[v > 0.9] = 1e-6
+    if kind == "uniform_weights":
+        w[:] = 1e-6
+    order = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[order])
+    q99 = v[order][min(int(np.searchsorted(cw, 0.99 * cw[-1])), n - 1)]
+    desc = order[::-1]
+    cwd = np.cumsum(w[desc])
+    sel = desc[: int(np.searchsorted(cwd, TOP_FRACTION * cwd[-1])) + 1]
+    assert _weighted_quantile(v, w, 0.99) == q99
+    assert _top_mean(v, w, TOP_FRACTION) == np.sum(v[sel] * w[sel]) / np.sum(w[sel])

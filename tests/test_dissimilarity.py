@@ -95,3 +95,25 @@ def test_region_sums_match_naive(rng):
         for j, v in enumerate((v1, v2)):
             assert fg[k - 1, j] == pytest.approx(v[labels == k].sum())
             assert bg[k - 1, j] == pytest.approx(v[box & (labels != k)].sum())
+
+
+def test_region_sums_pixel_counts_and_summed_area_table_bit_for_bit(rng):
+    """None = exact pixel counts; value sums are the very float64 values of bincount and cumsum tables."""
+    h, w = 41, 37
+    labels = rng.integers(0, 7, (h, w)).astype(np.int32)
+    n = 6
+    boxes = np.array([(r.min(), c.min(), r.max() + 1, c.max() + 1)
+                      for r, c in (np.nonzero(labels == k) for k in range(1, n + 1))])
+    boxes[2] = (0, 0, h, w)  # a box touching every border
+    v32 = (rng.random((h, w)) * 255).astype(np.float32)
+    v64 = rng.normal(0, 1e3, (h, w))
+    fg, bg = region_sums([None, v32, v64], labels, boxes)
+    for k, v in enumerate((np.ones((h, w)), v32.astype(np.float64), v64)):
+        ref_fg = np.bincount(labels.ravel(), weights=v.ravel(), minlength=n + 1)[1:]
+        sat = np.zeros((h + 1, w + 1))
+        sat[1:, 1:] = np.cumsum(np.cumsum(v, axis=0), axis=1)
+        r0, c0, r1, c1 = boxes.T
+        ref_bg = sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0] - ref_fg
+        np.testing.assert_array_equal(fg[:, k], ref_fg)
+        np.testing.assert_array_equal(bg[:, k], ref_bg)
+    assert bg[2, 0] == h * w - np.count_nonzero(labels == 3)

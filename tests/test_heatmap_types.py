@@ -97,3 +97,86 @@ def test_log_noise_maps_quiet_on_uniform_noise(name):
     loc = noisestat.localize(img, method=name)
     # small-sample estimation scatter only: a Gaussian z would flag 1.2 % two-sided
     assert (loc.heatmap.values >= 0.5).mean() < 0.05
+
+
+def _robust_logistic_reference(raw, two_sided=True, min_scale=0.0, reference=None):
+    """The numpy formulas (median, MAD, mean-deviation fallback, float32 logistic) the kernels replace."""
+    x = np.asarray(raw, dtype=np.float32)
+    ref = x if reference is None else x[reference]
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0:
+        z = np.zeros_like(x)
+    else:
+        med = float(np.median(ref))
+        mad = float(np.median(np.abs(ref - med))) * 1.4826
+        if not mad > 0:
+            mad = float(np.mean(np.abs(ref - med))) * 1.2533
+        scale = max(mad, 1e-6 * max(abs(med), 1.0), float(min_scale))
+        z = (x - np.float32(med)) / np.float32(scale)
+        z = np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+    if two_sided:
+        z = np.abs(z)
+    t = np.clip((z - np.float32(Z_CENTER)) / np.float32(0.5), -60.0, 60.0)
+    return (1.0 / (1.0 + np.exp(-t))).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["normal", "large", "integers", "nonfinite", "mostly_constant", "spread_bits",
+                                  "empty_finite", "one"])
+def test_robust_logistic_equals_the_numpy_formulas_bit_for_bit(rng, kind):
+    n = 50001 if kind != "one" else 1
+    x = rng.normal(3.0, 2.0, n).astype(np.float32)
+    if kind == "large":
+        x = rng.normal(0.0, 1.0, 300000).astype(np.float32)  # the sampled bracket path
+    if kind == "integers":
+        x = np.round(x)
+    if kind == "nonfinite":
+        x[rng.random(n) < 0.2] = np.nan
+        x[rng.random(n) < 0.05] = -np.inf
+    if kind == "mostly_constant":
+        x[: n // 2 + 2] = 1.5
+    if kind == "spread_bits":  # middle values in different radix bins
+        x = (rng.integers(0, 3, n) * 2.0 ** rng.integers(-40, 40, n)).astype(np.float32)
+    if kind == "empty_finite":
+        x[:] = np.nan
+    x = x.reshape(1, -1)
+    for two_sided in (True, False):
+        for min_scale in (0.0, 0.5):
+            np.testing.assert_array_equal(robust_logistic(x, two_sided=two_sided, min_scale=min_scale),
+                                          _robust_logistic_reference(x, two_sided, min_scale))
+            mask = rng.random(x.shape) < 0.3
+            np.testing.assert_array_equal(
+                robust_logistic(x, two_sided=two_sided, min_scale=min_scale, reference=mask),
+                _robust_logistic_reference(x, two_sided, min_scale, mask))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "ties", "tiny", "nonfinite", "one"])
+def test_map_quantile_equals_numpy_quantile(rng, kind):
+    from noisestat.heatmap import map_quantile
+
+    n = 1 if kind == "one" else 4099
+    x = rng.random(n).astype(np.float32)
+    if kind == "ties":
+        x = np.round(x * 7) / 7
+    if kind == "tiny":
+        x = rng.normal(0, 1e-3, n).astype(np.float32)
+    if kind == "nonfinite":
+        x[::10] = np.nan
+    for q in (0.0, 0.01, 0.5, 0.95, 0.99, 1.0, float(rng.random())):
+        assert map_quantile(x, q) == pytest.approx(float(np.quantile(x, q)), abs=0, rel=0, nan_ok=True)
+
+
+def test_robust_logistic_grid_equals_the_expanded_map(rng):
+    from noisestat.blocks.tiling import expand_grid
+    from noisestat.heatmap import robust_logistic_grid
+
+    for t in range(30):
+        hb, wb, b = int(rng.integers(1, 20)), int(rng.integers(1, 20)), int(rng.integers(1, 9))
+        rows = np.minimum(np.arange(int(rng.integers(hb, hb * b + 1))) // b, hb - 1)
+        cols = np.minimum(np.arange(int(rng.integers(wb, wb * b + 1))) // b, wb - 1)
+        g = rng.normal(0, 1, (hb, wb)).astype(np.float32)
+        if t % 3 == 0:
+            g = np.round(g)  # ties, and the mean-deviation fallback
+        for two_sided in (True, False):
+            np.testing.assert_array_equal(
+                robust_logistic_grid(g, rows, cols, two_sided=two_sided, min_scale=0.05 * (t % 2)),
+                robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, min_scale=0.05 * (t % 2)))

@@ -373,3 +373,23 @@ def test_upscale_and_normalize():
     assert np.array_equal(normalize_labels(np.array([[0, 4], [4, 0]])), [[1, 2], [2, 1]])
     already = np.array([[1, 2], [2, 3]], np.int32)
     assert np.array_equal(normalize_labels(already), already)
+
+
+@pytest.mark.parametrize("shape", [(37, 52, 3), (40, 31, 1), (1, 9, 3)])
+def test_noise_stats_kernel_equals_the_numpy_formula(shape):
+    from noisestat.blocks.wavelets import diagonal_energy
+    from noisestat.io import as_image
+    from noisestat.segment._common import noise_stats, upscale_labels
+
+    rng = np.random.default_rng(5)
+    img = as_image(rng.normal(128, 30, shape).clip(0, 255))
+    h, w = img.shape
+    labels = upscale_labels(rng.integers(0, 6, (max(1, h // 5), max(1, w // 5))).astype(np.int32), (h, w))
+    m = int(labels.max()) + 1
+    e = np.zeros((h, w))
+    if min(h, w) >= 2:
+        blocks = diagonal_energy(img.pixels, "haar")
+        e[: 2 * blocks.shape[0], : 2 * blocks.shape[1]] = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)
+    ref = np.stack([np.bincount(labels.ravel(), weights=e.ravel(), minlength=m),
+                    np.bincount(labels.ravel(), minlength=m).astype(np.float64)], axis=1)
+    np.testing.assert_array_equal(noise_stats(labels, img), ref)

@@ -22,9 +22,10 @@ recorded in ``read_sha256``: a restored or replaced file is retried automaticall
 
 Parallelism. ``workers=1`` runs in the calling process; ``workers=N`` uses N
 local processes (``spawn`` start method; each gets ``cpu_count // N`` Numba
-threads, and exits when the parent dies, ``kill -9`` included: ``PR_SET_PDEATHSIG`` on Linux and a
-parent-pid watchdog thread everywhere; the resource tracker then ends with them);
-``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
+threads, at least 1, and single-threaded BLAS and OpenCV, so N workers never
+use more threads than cores while N <= cores; each exits when the parent dies, ``kill -9``
+included: ``PR_SET_PDEATHSIG`` on Linux and a parent-pid watchdog thread everywhere; the
+resource tracker then ends with them); ``scheduler="local"`` starts a Dask ``LocalCluster`` on loopback and
 ``scheduler="tcp://host:8786"`` uses an existing cluster. Every path is
 resolved to an absolute path before tasks are shipped, so on a multi-node
 cluster the dataset root and the run folder must be visible under the same
@@ -159,14 +160,36 @@ def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in chi
     threading.Thread(target=watch, name="noisestat-parent-watch", daemon=True).start()
 
 
+def _threads_per_worker(workers: int) -> int:
+    """Numba threads per worker process: the cores divided among the workers (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _worker_env(threads: int) -> dict[str, str]:
+    """Environment of a worker process: ``threads`` Numba threads, single-threaded BLAS/OpenMP."""
+    return {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
+
+
 def _worker_init(numba_threads: int, parent_pid: int | None = None) -> None:  # pragma: no cover - child processes
     import signal
 
     if parent_pid is not None:
         _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, numba_threads)))
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for k, v in _worker_env(numba_threads).items():
+        os.environ.setdefault(k, v)
+    # unpickling this initializer may already have imported numpy and numba, which read
+    # the variables above at import: set the thread counts at run time as well
+    import numba
+
+    numba.set_num_threads(max(1, min(int(os.environ["NUMBA_NUM_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except Exception:
+        pass
     try:
         import cv2
 
@@ -184,7 +207,7 @@ def _processes(tasks: list[ItemTask], workers: int) -> Iterator[list[dict[str, A
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = _threads_per_worker(workers)
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads, os.getpid()))
     finished = False
@@ -225,7 +248,8 @@ def _dask(tasks: list[ItemTask], scheduler: Any, workers: int) -> Iterator[list[
     if isinstance(scheduler, str):
         if scheduler == "local":
             cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
+                                   host="127.0.0.1", dashboard_address=None,
+                                   env=_worker_env(_threads_per_worker(workers)))
             own.append(cluster)
             client = Client(cluster)
         else:

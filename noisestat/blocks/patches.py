@@ -158,6 +158,9 @@ def _warmup() -> None:
     buf = np.empty((1, 5), np.float32)
     center = np.zeros(1, np.float32)
     gather_patches(px, oy, oy, 0, 1, 2, center, buf)
-    bad_pixel_map(px, np.float32(255.0), np.ones((6, 6), np.uint8))
     cbuf = np.empty((1, 4, 5), np.float32)
-    gather_cell_row(px, np.ones((5, 5), np.uint8), 2, 2, 0, center, cbuf)
+    frozen = px.copy()
+    frozen.flags.writeable = False  # local_pca passes the image's read-only pixels
+    for p in (px, frozen):
+        bad_pixel_map(p, np.float32(255.0), np.ones((6, 6), np.uint8))
+        gather_cell_row(p, np.ones((5, 5), np.uint8), 2, 2, 0, center, cbuf)

@@ -77,5 +77,6 @@ def expand_grid(grid, ridx, cidx):
 
 @register_warmup
 def _warmup() -> None:
-    expand_grid(np.zeros((2, 2)), block_index(5, 2), block_index(5, 2))
+    for dtype in (np.float64, np.float32):
+        expand_grid(np.zeros((2, 2), dtype), block_index(5, 2), block_index(5, 2))
     reflect(-1, 4)

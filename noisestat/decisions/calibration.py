@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _decisions_kernels as _k
 from .integrity import logit
 
 __all__ = ["MethodCalibration", "Calibration", "default_calibration", "load_calibration", "sigmoid",
@@ -49,6 +50,16 @@ def sigmoid(t: Any) -> Any:
     """The logistic function, overflow-free."""
     t = np.clip(np.asarray(t, dtype=np.float64), -60.0, 60.0)
     return 1.0 / (1.0 + np.exp(-t))
+
+
+def _sigmoid_logit(u: Any, a: float, b: float, k: float) -> np.ndarray:
+    """``sigmoid(a * logit(u, U_EPS) + b + k)`` as float32, in one fused float64 pass (same values)."""
+    v = np.asarray(u)
+    if v.dtype not in (np.float32, np.float64):
+        v = v.astype(np.float64)
+    out = np.empty(v.shape, np.float32)
+    _k.sigmoid_logit(np.ascontiguousarray(v).reshape(-1), U_EPS, float(a), float(b), float(k), out.reshape(-1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ class MethodCalibration:
     def first_stage(self, u: np.ndarray) -> np.ndarray:
         """:math:`p_1` of the uncalibrated heatmap ``u`` (float32)."""
         a1, b1 = self.stage1
-        return sigmoid(a1 * self.x(u) + b1).astype(np.float32)
+        return _sigmoid_logit(u, a1, b1, 0.0)
 
     def score(self, feats: Mapping[str, float]) -> float:
         """The integrity score of one image's feature dict (a missing or NaN feature takes its mean)."""
@@ -95,7 +106,7 @@ class MethodCalibration:
     def calibrated(self, u: np.ndarray, score: float) -> np.ndarray:
         """The calibrated heatmap :math:`p` (float32)."""
         a, b, c = self.pixel
-        return sigmoid(a * self.x(u) + b + c * float(logit(score))).astype(np.float32)
+        return _sigmoid_logit(u, a, b, c * float(logit(score)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage1": list(self.stage1), "pixel": list(self.pixel),

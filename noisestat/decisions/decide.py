@@ -13,7 +13,7 @@ from ..registry import default_method, get_method
 from ..registry import localize as run_method
 from ..types import LoadedImage, Localization
 from .calibration import Calibration, MethodCalibration, default_calibration, load_calibration
-from .integrity import image_features, method_stats, numeric_params
+from .integrity import MAX_PIXELS, image_features, method_stats, numeric_params, subsample_step
 from .reliability import reliability_map
 
 __all__ = ["decide", "localize", "resolve_calibration", "decision_inputs"]
@@ -52,7 +52,10 @@ def _uncalibrated(loc: Localization, rel: np.ndarray, note: str) -> Localization
 
 def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
                 stats: dict[str, float], source: str) -> Localization:
-    feats = image_features(cal.first_stage(u), rel, stats)
+    # the features pool a regular subsample of the first stage (image_features); the first stage
+    # is elementwise, so it is computed on that subsample only (the same values)
+    step = subsample_step(u.size, MAX_PIXELS)
+    feats = image_features(cal.first_stage(u[::step, ::step]), rel[::step, ::step], stats)
     score = cal.score(feats)
     p = cal.calibrated(u, score)
     info = {"file": source, "integrity_features": feats}

@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_features", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "logit", "TOP_FRACTION",
+__all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "MAX_PIXELS", "logit", "TOP_FRACTION",
            "EPS"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
 TOP_FRACTION = 0.05
+#: maps larger than this are pooled on a regular subsample (:func:`image_features`)
+MAX_PIXELS = 262144
 #: probabilities are clipped to [EPS, 1 - EPS] before a logit
 EPS = 1e-4
 #: numeric global statistics a method reports in ``params`` (key -> feature name), used as features
@@ -57,19 +59,71 @@ def logit(p: Any, eps: float = EPS) -> Any:
     return np.log(q / (1.0 - q))
 
 
+def _top_order(v: np.ndarray, w: np.ndarray, share: float) -> tuple[np.ndarray, float]:
+    """The top of ``np.argsort(v, kind="stable")`` holding at least ``share`` of the weight.
+
+    Returns ``(order, below)``: ``order`` is the tail of the full stable
+    ascending order (every element with ``v >= c`` for a cut ``c`` found by
+    ``np.partition``; ties keep their index order, as in the full sort) and
+    ``below`` the weight of the elements before it. Only the tail is sorted,
+    so the cost is a partition plus a sort of a few percent of the pixels.
+    """
+    n = v.size
+    need = share * float(w.sum())
+    m = min(n, max(64, int(2 * share * n)))
+    while m < n // 2:
+        cut = np.partition(v, n - m)[n - m]
+        idx = np.flatnonzero(v >= cut)
+        top = float(w[idx].sum())
+        if top >= need * (1.0 + 1e-9):
+            return idx[np.argsort(v[idx], kind="stable")], float(w.sum()) - top
+        m *= 4
+    return np.argsort(v, kind="stable"), 0.0
+
+
+def _cut(cw: np.ndarray, target: float, exact: bool) -> int | None:
+    """``searchsorted(cw, target, "left")``; None when not ``exact`` and a sum lies within 1e-9 of target.
+
+    The tail sums of :func:`_top_order` are rounded differently from the full
+    cumulative sum; only a target that close to a partial sum (uniform
+    weights) could then cut elsewhere, and those cases take the full sort.
+    """
+    k = int(np.searchsorted(cw, target, side="left"))
+    tol = 1e-9 * abs(target)
+    if not exact and any(0 <= j < cw.size and abs(cw[j] - target) <= tol for j in (k - 1, k)):
+        return None
+    return k
+
+
 def _weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
-    order = np.argsort(v, kind="stable")
-    cw = np.cumsum(w[order])
-    k = int(np.searchsorted(cw, q * cw[-1], side="left"))
-    return float(v[order][min(k, v.size - 1)])
+    """The value where the cumulative weight (ascending ``v``) first reaches ``q`` of the total."""
+    order, below = _top_order(v, w, min(1.0, 1.0 - q + 0.01))
+    cw = below + np.cumsum(w[order])
+    k = _cut(cw, q * cw[-1], below == 0.0)
+    if k is None:
+        order = np.argsort(v, kind="stable")
+        cw = np.cumsum(w[order])
+        k = int(np.searchsorted(cw, q * cw[-1], side="left"))
+    return float(v[order[min(k, order.size - 1)]])
 
 
 def _top_mean(v: np.ndarray, w: np.ndarray, frac: float) -> float:
-    order = np.argsort(v, kind="stable")[::-1]
+    """Weighted mean of the largest ``v`` holding ``frac`` of the weight (ties: larger index first)."""
+    order, below = _top_order(v, w, min(1.0, frac + 0.01))
+    order = order[::-1]
     cw = np.cumsum(w[order])
-    k = int(np.searchsorted(cw, frac * cw[-1], side="left")) + 1
-    sel = order[:k]
+    k = _cut(cw, frac * (cw[-1] + below), below == 0.0)
+    if k is None:
+        order = np.argsort(v, kind="stable")[::-1]
+        cw = np.cumsum(w[order])
+        k = int(np.searchsorted(cw, frac * cw[-1], side="left"))
+    sel = order[:k + 1]
     return float(np.sum(v[sel] * w[sel]) / max(np.sum(w[sel]), 1e-12))
+
+
+def subsample_step(size: int, max_pixels: int) -> int:
+    """The grid step :func:`image_features` subsamples a map of ``size`` pixels with (1 when small)."""
+    return max(1, int(np.ceil(np.sqrt(size / max_pixels))))
 
 
 def numeric_params(params: Mapping[str, Any]) -> dict[str, float]:
@@ -99,7 +153,7 @@ def method_stats(method: str, params: Mapping[str, Any]) -> dict[str, float]:
 
 
 def image_features(p: np.ndarray, reliability: np.ndarray, stats: Mapping[str, float] | None = None,
-                   *, max_pixels: int = 262144) -> dict[str, float]:
+                   *, max_pixels: int = MAX_PIXELS) -> dict[str, float]:
     """Pooled features of heatmap ``p`` weighted by ``reliability`` (both (H, W) in [0, 1]).
 
     Parameters
@@ -123,10 +177,11 @@ def image_features(p: np.ndarray, reliability: np.ndarray, stats: Mapping[str, f
     >>> round(f["area"], 3), round(f["spread"], 3)
     (0.0, 0.0)
     """
-    v = np.asarray(p, dtype=np.float64)
-    r = np.asarray(reliability, dtype=np.float64)
-    step = max(1, int(np.ceil(np.sqrt(v.size / max_pixels))))
-    v, r = v[::step, ::step].ravel(), r[::step, ::step].ravel()
+    p, reliability = np.asarray(p), np.asarray(reliability)
+    step = subsample_step(p.size, max_pixels)
+    # subsample first, then float64 (no full-size float64 copies)
+    v = np.asarray(p[::step, ::step], dtype=np.float64).ravel()
+    r = np.asarray(reliability[::step, ::step], dtype=np.float64).ravel()
     w = r + 1e-6  # all pixels count a little: a map with zero reliability everywhere stays defined
     sw = float(w.sum())
     mean = float(np.sum(w * v) / sw)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..types import LoadedImage, Localization
+from . import _decisions_kernels as _k
 
 __all__ = ["reliability_map", "clipping", "flatness", "texture", "FAMILY", "FAMILIES",
            "WINDOW", "FLAT_SIGMA", "TEXTURE_SIGMA", "MIN_OBJECT_PIXELS"]
@@ -114,6 +115,14 @@ def _objects(loc: Localization) -> np.ndarray | None:
     return table[np.asarray(labels)]
 
 
+def _fused(parts: tuple[str, ...]) -> bool:
+    """Whether the fused kernel computes ``parts`` in their order (clipping first, objects last)."""
+    base = tuple(p for p in parts if p != "objects")
+    return (base in (("clipping",), ("clipping", "flatness"), ("clipping", "texture"),
+                     ("clipping", "flatness", "texture"))
+            and ("objects" not in parts or parts[-1] == "objects") and parts.count("objects") <= 1)
+
+
 def reliability_map(image: LoadedImage, loc: Localization, *, family: str | None = None) -> np.ndarray:
     """The reliability map of ``loc`` (a result of ``image``), shape (H, W), float32 in [0, 1].
 
@@ -145,6 +154,17 @@ def reliability_map(image: LoadedImage, loc: Localization, *, family: str | None
     parts = FAMILIES[family or FAMILY.get(loc.method, "noise")]
     if not loc.applicable:
         return np.zeros(image.shape, np.float32)
+    if _fused(parts):
+        # one fused pass (luma, box means, products): the same float32 values as
+        # clipping(image) * flatness(gray) * texture(gray), see _decisions_kernels
+        rel = np.empty(image.shape, np.float32)
+        _k.reliability(np.ascontiguousarray(image.pixels), float(image.info.white_level), WINDOW,
+                       FLAT_SIGMA, TEXTURE_SIGMA, "flatness" in parts, "texture" in parts, rel)
+        obj = _objects(loc) if "objects" in parts else None
+        if obj is not None:
+            rel *= obj
+            np.clip(rel, 0.0, 1.0, out=rel)
+        return rel
     gray = image.gray()
     comps: dict[str, Any] = {"clipping": lambda: clipping(image), "flatness": lambda: flatness(gray),
                              "texture": lambda: texture(gray), "objects": lambda: _objects(loc)}

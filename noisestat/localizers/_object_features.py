@@ -42,7 +42,6 @@ class FeatureContext:
     img: LoadedImage
     seg: Segmentation
     gray: np.ndarray  # (H, W) float32 luma, C-contiguous
-    ones: np.ndarray  # (H, W) float64 ones: pixel counts in region sums
     scale: float  # 255 / white level: noise levels in 0-255 units
     min_pixels: int
     pca_patch: int
@@ -58,10 +57,10 @@ class FeatureContext:
     def build(cls, img: LoadedImage, seg: Segmentation, **options) -> FeatureContext:
         """The context of ``img`` and ``seg`` with the shared arrays computed once."""
         gray = np.ascontiguousarray(img.gray(), dtype=np.float32)
-        return cls(img, seg, gray, np.ones(gray.shape, np.float64), 255.0 / img.info.white_level, **options)
+        return cls(img, seg, gray, 255.0 / img.info.white_level, **options)
 
     def region_sums(self, values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`~noisestat.localizers._regions.region_sums` over this segmentation."""
+        """:func:`~noisestat.localizers._regions.region_sums` over this segmentation (None = pixel count)."""
         return region_sums(values, self.seg.labels, self.seg.boxes)
 
 
@@ -100,7 +99,7 @@ def compute_features(ctx: FeatureContext, names: Iterable[str]) -> dict[str, np.
     other names are ignored. See :func:`~noisestat.localizers.objects.object_features`.
     """
     wanted = set(names)
-    sums, _ = ctx.region_sums([ctx.ones, ctx.gray])
+    sums, _ = ctx.region_sums([None, ctx.gray])
     out = {"area": sums[:, 0], "brightness": sums[:, 1] / np.maximum(sums[:, 0], 1) * ctx.scale}
     for name, func in FEATURE_TABLE.items():
         if name in wanted:
@@ -123,7 +122,7 @@ def map_feature(ctx: FeatureContext, energy: np.ndarray) -> FeatureValues:
     pixels; ``whole`` = the RMS over the image.
     """
     e = np.asarray(energy, dtype=np.float64)
-    fg, bg = _per_region(ctx.region_sums([ctx.ones, e]), ctx.min_pixels, lambda s: np.sqrt(s[:, 1] / s[:, 0]))
+    fg, bg = _per_region(ctx.region_sums([None, e]), ctx.min_pixels, lambda s: np.sqrt(s[:, 1] / s[:, 0]))
     return FeatureValues(fg, bg, np.array([float(np.sqrt(e.mean()))]))
 
 
@@ -227,7 +226,7 @@ def _ela(ctx: FeatureContext) -> FeatureValues:
     gmag = _gradient_magnitude(ctx.gray, 1.0)
     e = hm.raw.astype(np.float64)
     c = ELA_GRADIENT_OFFSET
-    fg, bg = _per_region(ctx.region_sums([ctx.ones, e, gmag * ctx.scale]), ctx.min_pixels,
+    fg, bg = _per_region(ctx.region_sums([None, e, gmag * ctx.scale]), ctx.min_pixels,
                          lambda s: s[:, 1] / (s[:, 2] + c * s[:, 0]))
     return FeatureValues(fg, bg, np.array([e.sum() / (gmag.sum() * ctx.scale + c * e.size)]))
 
@@ -243,7 +242,7 @@ def _adq(ctx: FeatureContext) -> FeatureValues:
     if not adq.applicable:
         raise ValueError(f"features: 'adq' does not apply to this image ({adq.note})")
     pa = adq.values.astype(np.float64)
-    fg, bg = _per_region(ctx.region_sums([ctx.ones, pa]), ctx.min_pixels,
+    fg, bg = _per_region(ctx.region_sums([None, pa]), ctx.min_pixels,
                          lambda s: np.maximum(s[:, 1] / s[:, 0], ADQ_FLOOR))
     return FeatureValues(fg, bg, np.array([max(float(pa.mean()), ADQ_FLOOR)]))
 

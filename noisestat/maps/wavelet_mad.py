@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_choice, check_int
-from ..heatmap import LOG_MIN_SCALE, robust_logistic
+from ..heatmap import LOG_MIN_SCALE, robust_logistic_grid
 from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
@@ -110,9 +110,12 @@ def wavelet_mad_map(image: Any, *, wavelet: str = "db8", block: int = 8) -> Heat
     sigma = block_mad_sigma(sub, block_starts(hs, block), block_starts(ws, block),
                               min(block, hs), min(block, ws))
     t2 = time.perf_counter()
-    raw = expand_grid(sigma, block_index(h, block, stride=2), block_index(w, block, stride=2))
+    rows, cols = block_index(h, block, stride=2), block_index(w, block, stride=2)
+    raw = expand_grid(sigma, rows, cols)
     floor = 1e-3 * img.info.white_level / 255.0
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
+    # the logistic of the block values, expanded (the same values as on the expanded raw map)
+    values = robust_logistic_grid(np.log(np.maximum(sigma.astype(np.float32), np.float32(floor))), rows, cols,
+                                  min_scale=LOG_MIN_SCALE)
     return Heatmap(
         values=values,
         raw=raw,

@@ -107,9 +107,11 @@ def upscale_labels(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     big_h, big_w = shape
     if (h, w) == (big_h, big_w):
         return np.ascontiguousarray(small, dtype=np.int32)
+    from ._common_kernels import take2d
+
     ri = np.minimum(((np.arange(big_h) + 0.5) * (h / big_h)).astype(np.intp), h - 1)
     ci = np.minimum(((np.arange(big_w) + 0.5) * (w / big_w)).astype(np.intp), w - 1)
-    return np.ascontiguousarray(small.astype(np.int32, copy=False)[ri][:, ci])
+    return take2d(np.ascontiguousarray(small, dtype=np.int32), ri, ci)
 
 
 def sequential(labels: np.ndarray) -> np.ndarray:
@@ -369,14 +371,22 @@ def noise_stats(labels: np.ndarray, image: LoadedImage) -> np.ndarray:
     coefficient of their 2 x 2 block (mean over colour channels, gray levels
     on a 0-255 scale) and the pixel count. ``labels`` is full size.
     """
-    from ..blocks.wavelets import diagonal_energy
+    from ..blocks.wavelets import daubechies_filters, diagonal_energy
+    from ._common_kernels import haar_noise_sums
 
     h, w = image.shape
     m = int(labels.max()) + 1
+    factor = (255.0 / max(float(image.info.white_level), 1e-12)) ** 2
+    if image.pixels.dtype == np.float32:
+        # one pass, no full-size float64 arrays; the same arithmetic and summation order as below
+        g = daubechies_filters("haar")[1]
+        s, n = haar_noise_sums(np.ascontiguousarray(image.pixels), np.ascontiguousarray(labels),
+                               float(g[0]), float(g[1]), factor, m)
+        return np.stack([s, n], axis=1)
     e = np.zeros((h, w), np.float64)
     if min(h, w) >= 2:
         blocks = diagonal_energy(image.pixels, "haar")
-        blocks *= (255.0 / max(float(image.info.white_level), 1e-12)) ** 2
+        blocks *= factor
         e[: 2 * blocks.shape[0], : 2 * blocks.shape[1]] = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)
         # Haar covers every full 2 x 2 block: only an odd last row / column is left at 0
     flat = labels.ravel()
