@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         from noisestat.decisions import load_calibration
 
         old = load_calibration(args.out)
+        if old.provenance.get("command"):  # keep how the other methods were fitted
+            prov["command"] = f"{old.provenance['command']}; then {prov['command']}"
         cal = Calibration({**old.methods, **fitted}, {**old.provenance, **prov})
     cal.save(args.out)
     print(fit_table(cal))

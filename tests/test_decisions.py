@@ -258,3 +258,18 @@ def test_tail_sorted_features_equal_the_full_sort(rng, kind):
     sel = desc[: int(np.searchsorted(cwd, TOP_FRACTION * cwd[-1])) + 1]
     assert _weighted_quantile(v, w, 0.99) == q99
     assert _top_mean(v, w, TOP_FRACTION) == np.sum(v[sel] * w[sel]) / np.sum(w[sel])
+
+
+def test_gated_features_follow_the_methods_evidence_gate():
+    from noisestat.decisions.integrity import GENERIC_FEATURES, image_features, method_stats
+
+    p, r = np.full((16, 16), 0.3), np.ones((16, 16))
+    on = image_features(p, r, method_stats("adq", {"trace_found": True, "trace": 0.2}))
+    off = image_features(p, r, method_stats("adq", {"trace_found": False, "trace": 0.2}))
+    assert on["gate"] == 1.0 and off["gate"] == 0.0
+    for k in GENERIC_FEATURES:
+        assert on[f"{k}_gated"] == on[k] and off[f"{k}_gated"] == 0.0
+    assert "gate" not in image_features(p, r, method_stats("ela", {}))  # no gate: no gated features
+    # fusion reads adq's gate from its map statistics (absent on non-JPEG input: closed)
+    assert method_stats("fusion", {"map_stats.adq.trace_found": 1.0})["gate"] == 1.0
+    assert method_stats("fusion", {})["gate"] == 0.0

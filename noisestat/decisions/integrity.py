@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "MAX_PIXELS", "logit", "TOP_FRACTION",
+__all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "METHOD_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION",
            "EPS"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
@@ -50,6 +50,16 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
     "grid_content": ("grid_prominence",),
     "jpeg_ghost": ("fisher", "ghost_share"),
     "nadq": ("shift_evidence",),
+    "fusion": ("map_stats.adq.trace", "map_stats.adq.trace_found", "map_stats.jpeg_ghost.fisher"),
+}
+#: a method's evidence gate: the statistic (a key of ``params``) that says whether its map carries
+#: evidence at all (an aligned double-JPEG trace for ``adq``). When a method has one,
+#: :func:`method_stats` returns it as ``gate`` (1 = open, 0 = closed or absent) and
+#: :func:`image_features` adds every generic feature times the gate (``<name>_gated``): a linear
+#: model can then weigh the map's statistics differently where the trace exists.
+METHOD_GATES: dict[str, str] = {
+    "adq": "trace_found",
+    "fusion": "map_stats.adq.trace_found",
 }
 
 
@@ -142,13 +152,18 @@ def method_stats(method: str, params: Mapping[str, Any]) -> dict[str, float]:
 
     Each value ``v`` enters as ``sign(v) log(1 + |v|)`` (heavy-tailed
     statistics such as a likelihood gain stay on a usable scale); an absent
-    or non-finite value is NaN (the model then uses its fitting mean).
+    or non-finite value is NaN (the model then uses its fitting mean). A
+    method with a :data:`METHOD_GATES` entry also gets ``gate``: 1.0 when
+    that statistic is true (non-zero), else 0.0.
     """
     out = {}
     for key in METHOD_STATS.get(method, ()):
         v = params.get(key)
         ok = isinstance(v, (bool, int, float, np.number)) and np.isfinite(float(v))
-        out[f"stat_{key}"] = float(np.sign(v) * np.log1p(abs(float(v)))) if ok else float("nan")
+        out[f"stat_{key}"] = float(np.sign(float(v)) * np.log1p(abs(float(v)))) if ok else float("nan")
+    if method in METHOD_GATES:
+        g = params.get(METHOD_GATES[method])
+        out["gate"] = 1.0 if isinstance(g, (bool, int, float, np.number)) and float(g) != 0.0 else 0.0
     return out
 
 
@@ -168,7 +183,9 @@ def image_features(p: np.ndarray, reliability: np.ndarray, stats: Mapping[str, f
     Returns
     -------
     dict
-        :data:`GENERIC_FEATURES` then ``stats``.
+        :data:`GENERIC_FEATURES`, then ``stats``; when ``stats`` holds a
+        ``gate`` (see :func:`method_stats`), also ``<feature>_gated`` =
+        feature x gate for each generic feature.
 
     Examples
     --------
@@ -194,4 +211,6 @@ def image_features(p: np.ndarray, reliability: np.ndarray, stats: Mapping[str, f
         "spread": float(np.sqrt(max(np.sum(w * (v - mean) ** 2) / sw, 0.0))),
     }
     feats.update({k: float(x) for k, x in (stats or {}).items()})
+    if "gate" in feats:
+        feats.update({f"{k}_gated": feats[k] * feats["gate"] for k in GENERIC_FEATURES})
     return feats

@@ -26,7 +26,7 @@ import functools
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,6 +194,7 @@ class _Features:
     valid: np.ndarray  # (n_objects,), bool
     not_applicable: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    map_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # map -> its scalar params
 
 
 def _object_features(
@@ -237,19 +238,27 @@ def _object_features(
     eps = np.float32(1e-3 * img.info.white_level / 255.0)
     used: list[str] = []
     not_applicable: dict[str, str] = {}
+    map_stats: dict[str, dict[str, Any]] = {}
     for m in maps:
         t1 = time.perf_counter()
         hm = get_method(m).func(img)
         if hm.applicable:
             cols.update(_map_columns(m, hm.raw, eps, pool))
             used.append(m)
+            map_stats[m] = _scalar_params(hm.params)
         else:
             not_applicable[m] = hm.note
         timings[m] = time.perf_counter() - t1
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan
-    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings)
+    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings, map_stats)
+
+
+def _scalar_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers and booleans of a map's ``params`` (its global statistics, e.g. ``adq``'s ``trace_found``)."""
+    return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in params.items()
+            if isinstance(v, (bool, int, float, np.bool_, np.number))}
 
 
 class _Pooling:
@@ -383,7 +392,9 @@ def fusion_localizer(
     Localization
         ``heatmap.values``: the model's probability that the object is spliced,
         painted on the object's pixels (0 on invalid objects); ``heatmap.raw``:
-        the model's log-odds. ``mask``: objects with probability >= 0.5.
+        the model's log-odds; ``heatmap.params["map_stats"]``: per map used,
+        its scalar params (its global statistics, e.g. ``adq``'s
+        ``trace_found``). ``mask``: objects with probability >= 0.5.
         ``score``: the largest object probability (NaN when the object
         localizer found fewer than two comparable objects; the heatmap is then
         not applicable). ``objects``: per-object features, probability and
@@ -459,7 +470,8 @@ def fusion_localizer(
     timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
     labels = feats.labels
     hm = Heatmap(values=np.r_[0.0, pred.prob].astype(np.float32)[labels],
-                 raw=np.r_[0.0, pred.logit].astype(np.float32)[labels], method="fusion", params=params,
+                 raw=np.r_[0.0, pred.logit].astype(np.float32)[labels], method="fusion",
+                 params={**params, "map_stats": feats.map_stats},
                  units="log-odds of the fusion model (per object)", timings=timings,
                  applicable=pred.applicable, note=_fusion_note(feats))
     score = float(pred.prob[feats.valid].max()) if pred.applicable else float("nan")
