@@ -270,6 +270,4 @@ def test_gated_features_follow_the_methods_evidence_gate():
     for k in GENERIC_FEATURES:
         assert on[f"{k}_gated"] == on[k] and off[f"{k}_gated"] == 0.0
     assert "gate" not in image_features(p, r, method_stats("ela", {}))  # no gate: no gated features
-    # fusion reads adq's gate from its map statistics (absent on non-JPEG input: closed)
-    assert method_stats("fusion", {"map_stats.adq.trace_found": 1.0})["gate"] == 1.0
-    assert method_stats("fusion", {})["gate"] == 0.0
+    assert method_stats("adq", {})["gate"] == 0.0  # absent: closed

@@ -50,7 +50,6 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
     "grid_content": ("grid_prominence",),
     "jpeg_ghost": ("fisher", "ghost_share"),
     "nadq": ("shift_evidence",),
-    "fusion": ("map_stats.adq.trace", "map_stats.adq.trace_found", "map_stats.jpeg_ghost.fisher"),
 }
 #: a method's evidence gate: the statistic (a key of ``params``) that says whether its map carries
 #: evidence at all (an aligned double-JPEG trace for ``adq``). When a method has one,
@@ -59,7 +58,6 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
 #: model can then weigh the map's statistics differently where the trace exists.
 METHOD_GATES: dict[str, str] = {
     "adq": "trace_found",
-    "fusion": "map_stats.adq.trace_found",
 }
 
 
