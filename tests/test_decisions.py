@@ -12,6 +12,7 @@ import noisestat
 import noisestat.synth
 from noisestat.decisions import Calibration, MethodCalibration, decide, default_calibration, load_calibration
 from noisestat.decisions import reliability as R
+from noisestat.decisions.calibration import image_norm, sigmoid
 from noisestat.decisions.fit import FitItem, fit_method
 from noisestat.decisions.integrity import TOP_FRACTION, image_features, logit, method_stats, numeric_params
 from noisestat.io import as_image
@@ -59,9 +60,11 @@ def test_every_method_has_a_family_and_a_calibration():
 def test_packaged_mappings_are_strictly_increasing(method):
     mc = default_calibration().get(method)
     u = np.linspace(1e-4, 1 - 1e-4, 2001)
+    m, sd = image_norm(u)
     for s in (0.01, 0.5, 0.99):
         p = mc.calibrated(u, s).astype(np.float64)
-        t = mc.pixel[0] * mc.x(u) + mc.pixel[1] + mc.pixel[2] * logit(s)
+        z = (mc.x(u) - m) / sd
+        t = mc.pixel[0] * mc.x(u) + mc.pixel_z * z + mc.pixel[1] + mc.pixel[2] * logit(s)
         assert np.all(np.diff(t) > 0)  # the logit is strictly increasing; float32 p may saturate, never reverse
         assert np.all(np.diff(p) >= 0)
 
@@ -271,3 +274,25 @@ def test_gated_features_follow_the_methods_evidence_gate():
         assert on[f"{k}_gated"] == on[k] and off[f"{k}_gated"] == 0.0
     assert "gate" not in image_features(p, r, method_stats("ela", {}))  # no gate: no gated features
     assert method_stats("adq", {})["gate"] == 0.0  # absent: closed
+
+
+def test_per_image_standardised_term_against_the_formula_and_fitted_from_offsets(rng):
+    mc = MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_z=2.0)
+    u = rng.uniform(0.01, 0.99, (40, 50)).astype(np.float32)
+    x = logit(u, 1e-7)
+    m, sd = float(x.mean()), float(x.std())
+    ref = sigmoid(0.5 * x + 2.0 * (x - m) / sd - 1.0 + 0.3 * logit(0.7))
+    np.testing.assert_allclose(mc.calibrated(u, 0.7), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mc.calibrated(u[:5], 0.7, norm=(m, sd)), ref[:5], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_z=-1.0)
+    # every image's values carry an arbitrary offset: only the rank within the image tells
+    items = []
+    for k in range(60):
+        t = np.zeros((24, 24), bool)
+        t[:8, :8] = k % 2 == 0
+        v = rng.normal(0, 1, t.shape) + 2.5 * t + rng.uniform(-4, 4)
+        items.append(FitItem(f"i{k}", sigmoid(v).astype(np.float32), np.ones(t.shape, np.float32),
+                             t if k % 2 == 0 else None, k % 2 == 0))
+    fitted = fit_method("m", lambda: items, pixels_per_image=576)
+    assert fitted.pixel_z > 1.0 and fitted.pixel_z > 3 * fitted.pixel[0]

@@ -11,7 +11,10 @@ heatmap value :math:`u`:
    (f_k - \\mu_k)/\\sigma_k)` of the pooled features :math:`f` of
    :math:`p_1` weighted by the reliability map
    (:func:`noisestat.decisions.integrity.image_features`);
-3. calibrated heatmap: :math:`p = \\sigma(a x + b + c\\,\\operatorname{logit}(s))`
+3. calibrated heatmap: :math:`p = \\sigma(a x + d z + b + c\\,\\operatorname{logit}(s))`
+   with :math:`z = (x - m) / s_x` the per-image standardised value (mean
+   :math:`m` and standard deviation :math:`s_x` of :math:`x` over the image,
+   :func:`image_norm`; ``pixel_z`` = :math:`d \\ge 0`)
    with :math:`a > 0` and :math:`c \\ge 0`.
 
 Within one image :math:`p` is a strictly increasing function of :math:`u`
@@ -37,7 +40,7 @@ import numpy as np
 from . import _decisions_kernels as _k
 from .integrity import logit
 
-__all__ = ["MethodCalibration", "Calibration", "default_calibration", "load_calibration", "sigmoid",
+__all__ = ["MethodCalibration", "Calibration", "image_norm", "default_calibration", "load_calibration", "sigmoid",
            "CALIBRATION_FILE", "FORMAT"]
 
 CALIBRATION_FILE = "calibration.json"
@@ -62,6 +65,22 @@ def _sigmoid_logit(u: Any, a: float, b: float, k: float) -> np.ndarray:
     return out
 
 
+#: the per-image scale of ``logit(u)`` is at least this (a constant map has z = 0 everywhere)
+NORM_MIN_SCALE = 1e-3
+#: pixels pooled for :func:`image_norm` (a regular subsample of larger maps)
+NORM_PIXELS = 262144
+
+
+def image_norm(u: Any) -> tuple[float, float]:
+    """Per-image location and scale of ``x = logit(u)``: mean and standard deviation (at least
+    :data:`NORM_MIN_SCALE`) over a regular subsample of at most :data:`NORM_PIXELS` values."""
+    v = np.asarray(u)
+    step = max(1, int(np.ceil(np.sqrt(v.size / NORM_PIXELS)))) if v.ndim == 2 else max(1, v.size // NORM_PIXELS)
+    sub = v[::step, ::step] if v.ndim == 2 else v.ravel()[::step]
+    x = logit(sub, U_EPS)
+    return float(x.mean()), max(float(x.std()), NORM_MIN_SCALE)
+
+
 @dataclass(frozen=True)
 class MethodCalibration:
     """The fitted decision model of one method (see the module docstring for the equations)."""
@@ -75,9 +94,10 @@ class MethodCalibration:
     coef: tuple[float, ...]
     intercept: float
     fit: Mapping[str, Any] = field(default_factory=dict)
+    pixel_z: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.stage1[0] > 0 and self.pixel[0] > 0 and self.pixel[2] >= 0):
+        if not (self.stage1[0] > 0 and self.pixel[0] > 0 and self.pixel[2] >= 0 and self.pixel_z >= 0):
             raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0 "
                              f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}")
         n = len(self.features)
@@ -103,13 +123,23 @@ class MethodCalibration:
             t += b * (v - mu) / sd
         return float(sigmoid(t))
 
-    def calibrated(self, u: np.ndarray, score: float) -> np.ndarray:
-        """The calibrated heatmap :math:`p` (float32)."""
+    def calibrated(self, u: np.ndarray, score: float, *, norm: tuple[float, float] | None = None) -> np.ndarray:
+        """The calibrated heatmap :math:`p` (float32).
+
+        ``norm``: the image's :func:`image_norm` ``(m, s)`` (computed from
+        ``u`` when None; pass it when ``u`` holds only some of the image's
+        values, e.g. one per object). With ``z = (x - m) / s`` the mapping
+        ``a x + d z`` is, within an image, one line of slope ``a + d / s``.
+        """
         a, b, c = self.pixel
+        d = self.pixel_z
+        if d > 0:
+            m, sd = image_norm(u) if norm is None else norm
+            a, b = a + d / sd, b - d * m / sd
         return _sigmoid_logit(u, a, b, c * float(logit(score)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage1": list(self.stage1), "pixel": list(self.pixel),
+        return {"stage1": list(self.stage1), "pixel": list(self.pixel), "pixel_z": self.pixel_z,
                 "image": {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
                           "coef": list(self.coef), "intercept": self.intercept},
                 "fit": dict(self.fit)}
@@ -121,7 +151,7 @@ class MethodCalibration:
                    pixel=tuple(float(v) for v in d["pixel"]), features=tuple(img["features"]),
                    mean=tuple(float(v) for v in img["mean"]), scale=tuple(float(v) for v in img["scale"]),
                    coef=tuple(float(v) for v in img["coef"]), intercept=float(img["intercept"]),
-                   fit=dict(d.get("fit", {})))
+                   fit=dict(d.get("fit", {})), pixel_z=float(d.get("pixel_z", 0.0)))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from ..registry import default_method, get_method
 from ..registry import localize as run_method
 from ..types import LoadedImage, Localization
-from .calibration import Calibration, MethodCalibration, default_calibration, load_calibration
+from .calibration import Calibration, MethodCalibration, default_calibration, image_norm, load_calibration
 from .integrity import MAX_PIXELS, image_features, method_stats, numeric_params, subsample_step
 from .reliability import reliability_map
 
@@ -57,23 +57,25 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
     step = subsample_step(u.size, MAX_PIXELS)
     feats = image_features(cal.first_stage(u[::step, ::step]), rel[::step, ::step], stats)
     score = cal.score(feats)
-    p = cal.calibrated(u, score)
+    norm = image_norm(u)
+    p = cal.calibrated(u, score, norm=norm)
     info = {"file": source, "integrity_features": feats}
-    objects = _objects_decided(loc, cal, score)
+    objects = _objects_decided(loc, cal, score, norm)
     hm = dataclasses.replace(loc.heatmap, values=p, params={**loc.heatmap.params, "calibration": info})
     extras = {**loc.extras, "uncalibrated": u}
     return dataclasses.replace(loc, heatmap=hm, mask=p >= 0.5, score=score, reliability=rel, extras=extras,
                                objects=objects, params={**loc.params, "calibration": info})
 
 
-def _objects_decided(loc: Localization, cal: MethodCalibration, score: float) -> tuple[Any, ...] | None:
+def _objects_decided(loc: Localization, cal: MethodCalibration, score: float,
+                     norm: tuple[float, float]) -> tuple[Any, ...] | None:
     """Object details with the calibrated value as ``score`` and ``selected = score >= 0.5``."""
     labels = loc.extras.get("labels")
     if loc.objects is None or labels is None:
         return loc.objects
     u = np.zeros(len(loc.objects) + 1, np.float32)
     u[np.asarray(labels).ravel()] = np.asarray(loc.heatmap.values).ravel()  # one value per object
-    p = cal.calibrated(u, score)
+    p = cal.calibrated(u, score, norm=norm)
     return tuple(dataclasses.replace(d, score=float(p[d.label]), selected=bool(p[d.label] >= 0.5))
                  for d in loc.objects)
 

@@ -11,8 +11,9 @@ three logistic regressions (scikit-learn, L2):
 2. the integrity model on one feature vector per image, standardised, with
    ``C = 1``; its scores used by step 3 are out-of-fold (5 folds) so that
    the pixel stage does not learn from optimistic scores;
-3. the final pixel mapping :math:`(a, b, c)` on the same pixels, with the
-   image's out-of-fold :math:`\\operatorname{logit}(s)` as second input.
+3. the final pixel mapping :math:`(a, d, b, c)` on the same pixels, with
+   the per-image standardised value :math:`z` and the image's out-of-fold
+   :math:`\\operatorname{logit}(s)` as further inputs.
 
 A slope that comes out non-positive (the statistic carries no positive
 evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import MethodCalibration
+from .calibration import MethodCalibration, image_norm
 from .integrity import image_features, logit, method_stats
 
 __all__ = ["FitItem", "fit_method", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
@@ -95,16 +96,19 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
 
 
-def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, gs = [], [], []
+def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled ``x = logit(u)``, truth, image index and per-image standardised ``z`` of every item."""
+    xs, ys, gs, zs = [], [], [], []
     for i, it in enumerate(items):
         x, y = _sample(it, k, seed)
+        m, sd = image_norm(it.u)
         xs.append(x)
         ys.append(y)
         gs.append(np.full(x.size, i))
+        zs.append((x - m) / sd)
     if not xs:
         raise ValueError("no applicable results to fit on (the method applies to none of the images)")
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(zs)
 
 
 def _integrity(feats: list[dict[str, float]], labels: np.ndarray, seed: int) -> tuple[dict[str, Any], np.ndarray]:
@@ -153,7 +157,7 @@ def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_pe
     ValueError
         No items, or only one class of images or pixels.
     """
-    x, y, g = _pixels(items(), pixels_per_image, seed)
+    x, y, g, z = _pixels(items(), pixels_per_image, seed)
     if not 0 < y.sum() < y.size:
         raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
     m1 = _logreg(x[:, None], y, 1e4)
@@ -167,17 +171,24 @@ def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_pe
     if not 0 < lab.sum() < lab.size:
         raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
     image, oof = _integrity(feats, lab, seed)
-    ls = logit(oof)[g]
-    m2 = _logreg(np.column_stack([x, ls]), y, 1e4)
-    a, c = float(m2.coef_[0, 0]), float(m2.coef_[0, 1])
-    b = float(m2.intercept_[0])
-    if c < 0:
-        m2 = _logreg(x[:, None], y, 1e4)
-        a, c, b = float(m2.coef_[0, 0]), 0.0, float(m2.intercept_[0])
+    a, d, b, c = _pixel_model(x, z, logit(oof)[g], y)
     fit = {"n_images": int(lab.size), "n_spliced_images": int(lab.sum()), "n_pixels": int(y.size),
            "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
            "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
            "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
     return MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
                              tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
-                             image["intercept"], fit)
+                             image["intercept"], fit, pixel_z=d)
+
+
+def _pixel_model(x: np.ndarray, z: np.ndarray, ls: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """``(a, d, b, c)`` of ``sigmoid(a x + d z + b + c ls)``; an input whose coefficient comes out
+    negative is dropped and the rest refitted (``d, c >= 0``, so the mapping keeps increasing)."""
+    cols = {"z": z, "ls": ls}
+    while True:
+        m = _logreg(np.column_stack([x, *cols.values()]), y, 1e4)
+        coef = dict(zip(["x", *cols], m.coef_[0].tolist()))
+        neg = [k for k in cols if coef[k] < 0]
+        if not neg:
+            return coef["x"], coef.get("z", 0.0), float(m.intercept_[0]), coef.get("ls", 0.0)
+        del cols[min(neg, key=lambda k: coef[k])]
