@@ -22,7 +22,11 @@ import numpy as np
 
 from . import _heatmap_kernels as _k
 
-__all__ = ["map_quantile", "robust_logistic", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
+__all__ = ["expand_grid", "map_quantile", "robust_logistic", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
+
+#: ``expand_grid(grid, ridx, cidx)``: ``out[y, x] = grid[ridx[y], cidx[x]]`` as float32, block values at
+#: full resolution (the one definition; :mod:`noisestat.blocks.tiling` re-exports it)
+expand_grid = _k.expand
 
 Z_CENTER = 2.5
 Z_SCALE = 0.5
@@ -148,7 +152,6 @@ def robust_logistic_grid(
     -------
     ndarray, shape (rows.size, cols.size), float32
     """
-    expand_grid = _k.expand
     g = np.ascontiguousarray(grid, dtype=np.float32)
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     counts = np.outer(np.bincount(rows, minlength=g.shape[0]), np.bincount(cols, minlength=g.shape[1])).ravel()

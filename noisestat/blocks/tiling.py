@@ -9,9 +9,9 @@ neighbour), covers the remainder. Pixel ``t`` belongs to block
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from .._numba import jit, pjit, register_warmup
+from .._numba import jit, register_warmup
+from ..heatmap import expand_grid  # the one definition, re-exported here beside the tiling
 
 __all__ = ["block_starts", "block_index", "reflect", "reflect_index", "expand_grid"]
 
@@ -61,19 +61,6 @@ def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
     p = 2 * n
     t = np.mod(idx, p)
     return np.where(t >= n, p - 1 - t, t).astype(np.int64)
-
-@pjit
-def expand_grid(grid, ridx, cidx):
-    """``out[y, x] = grid[ridx[y], cidx[x]]`` as float32 (block values at full resolution)."""
-    h = ridx.size
-    w = cidx.size
-    out = np.empty((h, w), np.float32)
-    for y in prange(h):
-        row = grid[ridx[y]]
-        for x in range(w):
-            out[y, x] = row[cidx[x]]
-    return out
-
 
 @register_warmup
 def _warmup() -> None:
