@@ -14,8 +14,8 @@ heatmap value :math:`u`:
 3. calibrated heatmap: :math:`p = \\sigma(a x + d z + b + c\\,\\operatorname{logit}(s))`
    with :math:`z = (x - m) / s_x` the per-image standardised value (mean
    :math:`m` and standard deviation :math:`s_x` of :math:`x` over the image,
-   :func:`image_norm`; ``pixel_z`` = :math:`d \\ge 0`)
-   with :math:`a > 0` and :math:`c \\ge 0`.
+   :func:`image_norm`; ``pixel_z`` = :math:`d`), with :math:`a > 0`,
+   :math:`d \\ge 0` and :math:`c \\ge 0`.
 
 Within one image :math:`p` is a strictly increasing function of :math:`u`
 (per-image F1-best and AUC are unchanged, no ties are added); across images
@@ -98,8 +98,9 @@ class MethodCalibration:
 
     def __post_init__(self) -> None:
         if not (self.stage1[0] > 0 and self.pixel[0] > 0 and self.pixel[2] >= 0 and self.pixel_z >= 0):
-            raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0 "
-                             f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}")
+            raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0, d >= 0 "
+                             f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}, "
+                             f"pixel_z={self.pixel_z}")
         n = len(self.features)
         if not (len(self.mean) == len(self.scale) == len(self.coef) == n):
             raise ValueError(f"calibration of {self.method!r}: {n} features but {len(self.mean)} means, "
