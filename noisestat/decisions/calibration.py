@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from . import _decisions_kernels as _k
-from .integrity import logit
+from .integrity import MAX_PIXELS, logit, subsample_step
 
 __all__ = ["MethodCalibration", "Calibration", "image_norm", "default_calibration", "load_calibration", "sigmoid",
            "CALIBRATION_FILE", "FORMAT"]
@@ -67,16 +67,19 @@ def _sigmoid_logit(u: Any, a: float, b: float, k: float) -> np.ndarray:
 
 #: the per-image scale of ``logit(u)`` is at least this (a constant map has z = 0 everywhere)
 NORM_MIN_SCALE = 1e-3
-#: pixels pooled for :func:`image_norm` (a regular subsample of larger maps)
-NORM_PIXELS = 262144
 
 
 def image_norm(u: Any) -> tuple[float, float]:
     """Per-image location and scale of ``x = logit(u)``: mean and standard deviation (at least
-    :data:`NORM_MIN_SCALE`) over a regular subsample of at most :data:`NORM_PIXELS` values."""
+    :data:`NORM_MIN_SCALE`) over the regular subsample the integrity features pool
+    (:func:`~noisestat.decisions.integrity.subsample_step`, at most
+    :data:`~noisestat.decisions.integrity.MAX_PIXELS` values)."""
     v = np.asarray(u)
-    step = max(1, int(np.ceil(np.sqrt(v.size / NORM_PIXELS)))) if v.ndim == 2 else max(1, v.size // NORM_PIXELS)
-    sub = v[::step, ::step] if v.ndim == 2 else v.ravel()[::step]
+    if v.ndim == 2:
+        step = subsample_step(v.size, MAX_PIXELS)
+        sub = v[::step, ::step]
+    else:
+        sub = v.ravel()[:: max(1, v.size // MAX_PIXELS)]
     x = logit(sub, U_EPS)
     return float(x.mean()), max(float(x.std()), NORM_MIN_SCALE)
 

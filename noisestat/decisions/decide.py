@@ -55,9 +55,10 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
     # the features pool a regular subsample of the first stage (image_features); the first stage
     # is elementwise, so it is computed on that subsample only (the same values)
     step = subsample_step(u.size, MAX_PIXELS)
-    feats = image_features(cal.first_stage(u[::step, ::step]), rel[::step, ::step], stats)
+    sub = u[::step, ::step]
+    feats = image_features(cal.first_stage(sub), rel[::step, ::step], stats)
     score = cal.score(feats)
-    norm = image_norm(u)
+    norm = image_norm(sub)  # the same subsample (image_norm of u would take it again)
     p = cal.calibrated(u, score, norm=norm)
     info = {"file": source, "integrity_features": feats}
     objects = _objects_decided(loc, cal, score, norm)
