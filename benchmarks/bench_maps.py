@@ -23,7 +23,7 @@ on the benchmark image resized to those megapixels. ``--scaling 1,3,12`` times
 each own map at those sizes and fits the exponent ``k`` of ``t ~ MP^k``.
 
     python benchmarks/bench_maps.py [--image astronaut|texture] [--size 2048x1536] [--pairs 7] [--methods a,b]
-        [--pyifd /tmp/pyifd/bin/python [--run-peer ../shared/peers/run_peer.py]] [--cold-start IMG] [--rss 3,12]
+        [--pyifd /tmp/pyifd/bin/python [--run-peer ../shared/peers/run_peer.py]] [--cold-start IMG] [--compile-cost IMG] [--rss 3,12]
         [--scaling 1,3,12]
 """
 
@@ -152,6 +152,29 @@ def cold_start(image: str, methods: list[str], runs: int) -> dict[str, float]:
     return {m: statistics.median(v) for m, v in out.items()}
 
 
+_WARMUP_CHILD = "import time, noisestat; t = time.perf_counter(); noisestat.warmup(); print(time.perf_counter() - t)"
+
+
+def compile_cost(image: str, method: str) -> dict[str, float]:
+    """What the on-disk kernel cache saves, in fresh processes with an empty ``NUMBA_CACHE_DIR``.
+
+    Wall seconds of ``noisestat localize IMAGE --method M`` the first time (compiles and fills the
+    cache) and the second time (loads it), and of ``noisestat.warmup()`` likewise (all kernels).
+    """
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for what, cmd in (("localize", [sys.executable, "-m", "noisestat", "localize", image, "--out", tmp,
+                                        "--method", method, "--overwrite"]),
+                          ("warmup", [sys.executable, "-c", _WARMUP_CHILD])):
+            env = {**_child_env(), "NUMBA_CACHE_DIR": str(Path(tmp) / f"cache-{what}")}
+            for run in ("first", "second"):
+                t0 = time.perf_counter()
+                res = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+                wall = time.perf_counter() - t0
+                out[f"{what} {run}"] = float(res.stdout.strip().splitlines()[-1]) if what == "warmup" else wall
+    return out
+
+
 #: VmHWM of the child's own address space: ru_maxrss survives execve on Linux, so a child of a large
 #: benchmark process would report the parent's peak instead of its own
 _RSS_CHILD = r"""
@@ -182,6 +205,8 @@ def main() -> None:
     ap.add_argument("--run-peer", type=Path, default=RUN_PEER, help=f"the peers' run_peer.py (default {RUN_PEER})")
     ap.add_argument("--cold-start", default="", metavar="IMG", help="also time whole localize processes on IMG")
     ap.add_argument("--cold-runs", type=int, default=3)
+    ap.add_argument("--compile-cost", default="", metavar="IMG",
+                    help="also time a first and a second fresh process with an empty kernel cache on IMG")
     ap.add_argument("--rss", default="", metavar="MP,MP", help="peak RSS in fresh processes at these sizes")
     ap.add_argument("--scaling", default="", metavar="MP,MP", help="time the own maps at these sizes, fit the exponent")
     ap.add_argument("--skip-timing", action="store_true", help="only the --cold-start / --rss tables")
@@ -230,6 +255,12 @@ def main() -> None:
             print(f"{'method':22s} {'s':>7s} {'x median_residual':>18s}")
             for m in cold_names:
                 print(f"{m:22s} {secs[m]:7.2f} {secs[m] / secs['median_residual']:18.2f}", flush=True)
+        if args.compile_cost:
+            cc = compile_cost(args.compile_cost, "wavelet_mad")
+            print(f"\nkernel cache, fresh processes, empty NUMBA_CACHE_DIR (`localize` wall s on "
+                  f"{Path(args.compile_cost).name} with wavelet_mad; `warmup()` s in-process)")
+            for k, v in cc.items():
+                print(f"{k:18s} {v:7.2f}", flush=True)
         if args.rss:
             sizes = [float(v) for v in args.rss.split(",") if v]
             files = {}

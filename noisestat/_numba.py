@@ -9,10 +9,10 @@
   Decision (issue 16): keep numba's own parallel caching rather than serial
   kernels parallelised by the caller; numba (checked: 0.68.1) caches ``parallel=True``
   kernels, and a cache written with one thread count loads under another.
-  Measured (whole-process ``noisestat localize IMG --method wavelet_mad`` on a
-  CASIA image, two new processes one after the other): 37 s for the first
-  (compiles and writes the cache), 1.05 s for the second; ``warmup()`` in a
-  new process 28 s without a cache, 0.4 s with it. Parallel kernels write
+  Measured by ``benchmarks/bench_maps.py --compile-cost IMG`` (a CASIA image,
+  fresh processes, empty ``NUMBA_CACHE_DIR``): whole-process ``noisestat
+  localize IMG --method wavelet_mad`` 11.9 s the first time (compiles and
+  writes the cache), 0.95 s the second; ``warmup()`` 39.8 s, then 0.73 s. Parallel kernels write
   per-row or per-thread buffers that callers merge serially, so results do
   not depend on the number of threads.
 * Where the cache goes: numba's own order (``NUMBA_CACHE_DIR`` if set; else
