@@ -296,3 +296,63 @@ def test_per_image_standardised_term_against_the_formula_and_fitted_from_offsets
                              t if k % 2 == 0 else None, k % 2 == 0))
     fitted = fit_method("m", lambda: items, pixels_per_image=576)
     assert fitted.pixel_z > 1.0 and fitted.pixel_z > 3 * fitted.pixel[0]
+
+
+def _stack_items(seed: int, informative: bool):
+    """``adq``-like sub-map items whose map tells the label, and ``fusion`` items whose map does not."""
+    sub, top = [], []
+    for k in range(120):
+        rng = np.random.default_rng([seed, k])
+        spliced = k % 2 == 0
+        t = np.zeros((24, 24), bool)
+        t[:8, :8] = spliced
+        v = rng.normal(-2, 1, t.shape) + (3.0 * t if informative else 0.0)
+        sub.append(FitItem(f"i{k}", sigmoid(v).astype(np.float32), np.ones(t.shape, np.float32),
+                           t if spliced else None, spliced))
+        w = rng.normal(-2, 1, t.shape) + 0.3 * t
+        top.append(FitItem(f"i{k}", sigmoid(w).astype(np.float32), np.ones(t.shape, np.float32),
+                           t if spliced else None, spliced))
+    return sub, top
+
+
+def test_a_stacked_method_learns_from_its_maps_out_of_fold_scores():
+    from noisestat.decisions.fit import fit_methods
+    from noisestat.decisions.integrity import STACKED
+
+    assert "adq" in STACKED["fusion"]
+    sub, top = _stack_items(1, informative=True)
+    fitted = fit_methods({"adq": lambda: sub, "fusion": lambda: top}, targets=["fusion"], pixels_per_image=576)
+    assert set(fitted) == {"fusion"}
+    fus = fitted["fusion"]
+    coef = dict(zip(fus.features, fus.coef))
+    assert coef["sub_adq"] > 0.5  # the map's own score carries the evidence
+    alone = fit_method("fusion", lambda: top, pixels_per_image=576)
+    assert "sub_adq" not in alone.features
+    assert fus.fit["image_auc_out_of_fold"] > alone.fit["image_auc_out_of_fold"] + 0.2
+    # an uninformative map adds nothing
+    sub0, _ = _stack_items(1, informative=False)
+    flat = fit_methods({"adq": lambda: sub0, "fusion": lambda: top}, pixels_per_image=576)["fusion"]
+    assert flat.fit["image_auc_out_of_fold"] < alone.fit["image_auc_out_of_fold"] + 0.1
+    errors = []
+    fit_methods({"adq": lambda: [it for it in sub if it.spliced], "fusion": lambda: top},
+                on_error=lambda m, e: errors.append(m))
+    assert errors == ["adq"]
+
+
+def test_the_fusion_score_reads_its_maps_scores_and_the_result_does_not_keep_them():
+    from noisestat.decisions.decide import stacked_scores
+    from noisestat.registry import localize as own
+
+    img = noisestat.synth.demo_splice().image
+    raw = own(img, method="fusion")
+    assert set(raw.extras["map_heatmaps"]) == set(raw.extras["maps_used"])
+    cal = noisestat.decisions.default_calibration()
+    subs = stacked_scores(noisestat.io.as_image(img), raw, cal)
+    used = set(raw.extras["maps_used"])
+    for m in ("median_residual", "wavelet_mad", "ela", "adq", "jpeg_ghost", "dct_hist"):
+        assert np.isfinite(subs[f"sub_{m}"]) == (m in used)
+    # the same as the map's own calibrated score when it runs alone
+    alone = noisestat.localize(img, method="median_residual")
+    assert subs["sub_median_residual"] == pytest.approx(float(np.log(alone.score / (1 - alone.score))), abs=1e-6)
+    loc = noisestat.localize(img, method="fusion")
+    assert "map_heatmaps" not in loc.extras

@@ -6,7 +6,9 @@ manifest with spliced *and* pristine items: each row's
 heatmap, its reliability map, the true mask and the method's global
 numeric parameters (:func:`noisestat.bench._task.run_item`). Results that do not
 apply are left out (they get no score). The fitted models
-(:func:`noisestat.decisions.fit.fit_method`) are written as one
+(:func:`noisestat.decisions.fit.fit_methods`; ``fusion``'s integrity
+model also reads the out-of-fold scores of its maps when the run has them)
+are written as one
 calibration JSON file, which ``noisestat localize --calibration FILE`` and
 ``noisestat.localize(..., calibration=FILE)`` read.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from .._version import __version__
 from ..decisions.calibration import Calibration, MethodCalibration
-from ..decisions.fit import PIXELS_PER_IMAGE, FitItem, fit_method, read_fit_item
+from ..decisions.fit import PIXELS_PER_IMAGE, FitItem, fit_methods, read_fit_item
 from .rows import current_rows
 
 __all__ = ["calibrate_maps", "fit_table"]
@@ -89,10 +91,9 @@ def calibrate_maps(rundir: str | os.PathLike, *, methods: Sequence[str] | None =
     groups = _rows_by_method(d, methods)
     if not groups:
         raise ValueError(f"rundir={str(rundir)!r}: no rows with saved maps (run `noisestat bench ... --save-maps`)")
-    fitted: dict[str, MethodCalibration] = {}
-    for method, rows in sorted(groups.items()):
-        fitted[method] = fit_method(method, lambda rows=rows: _items(d, rows), pixels_per_image=pixels_per_image,
-                                    seed=seed)
+    fitted: dict[str, MethodCalibration] = fit_methods(
+        {method: (lambda rows=rows: _items(d, rows)) for method, rows in sorted(groups.items())},
+        pixels_per_image=pixels_per_image, seed=seed)
     run = json.loads((d / "run.json").read_text()) if (d / "run.json").is_file() else {}
     prov = {"fitted_by": "noisestat calibrate-maps", "noisestat_version": __version__,
             "date": _dt.date.today().isoformat(), "run": {k: run.get(k) for k in ("manifest", "dataset") if k in run},

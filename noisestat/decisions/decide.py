@@ -9,14 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import default_method, get_method
+from ..registry import default_method, get_method, heatmap_to_localization
 from ..registry import localize as run_method
 from ..types import LoadedImage, Localization
 from .calibration import Calibration, MethodCalibration, default_calibration, image_norm, load_calibration
-from .integrity import MAX_PIXELS, image_features, method_stats, numeric_params, subsample_step
-from .reliability import reliability_map
+from .integrity import (
+    MAX_PIXELS,
+    STACKED,
+    image_features,
+    logit,
+    method_stats,
+    numeric_params,
+    stacked_feature,
+    subsample_step,
+)
+from .reliability import FAMILY, reliability_map
 
-__all__ = ["decide", "localize", "resolve_calibration", "decision_inputs"]
+__all__ = ["decide", "localize", "resolve_calibration", "decision_inputs", "stacked_scores"]
 
 
 def resolve_calibration(calibration: Any) -> Calibration | None:
@@ -50,20 +59,60 @@ def _uncalibrated(loc: Localization, rel: np.ndarray, note: str) -> Localization
     return dataclasses.replace(loc, heatmap=hm, reliability=rel, params={**loc.params, "calibration": note})
 
 
-def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
-                stats: dict[str, float], source: str) -> Localization:
+def _integrity(cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
+               stats: dict[str, float]) -> tuple[dict[str, float], float, np.ndarray]:
+    """Integrity features, score and the pooled subsample of ``u``."""
     # the features pool a regular subsample of the first stage (image_features); the first stage
     # is elementwise, so it is computed on that subsample only (the same values)
     step = subsample_step(u.size, MAX_PIXELS)
     sub = u[::step, ::step]
     feats = image_features(cal.first_stage(sub), rel[::step, ::step], stats)
-    score = cal.score(feats)
+    return feats, cal.score(feats), sub
+
+
+def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
+                   names: Any = None) -> dict[str, float]:
+    """The stacked integrity features of ``loc`` (see :data:`~noisestat.decisions.integrity.STACKED`).
+
+    For each map ``m`` of ``STACKED[loc.method]`` (only those whose feature
+    is in ``names``, when given): ``sub_<m>`` = logit of the integrity score
+    that ``m``'s calibration in ``cal_set`` gives the heatmap of ``m`` that
+    the result carries in ``extras["map_heatmaps"]``, as if ``m`` had run
+    alone (its reliability map, pooled statistics and global statistics).
+    NaN where the map did not apply, is not in the result or has no
+    calibration. Empty for a method that is not stacked.
+    """
+    heatmaps = loc.extras.get("map_heatmaps") or {}
+    out: dict[str, float] = {}
+    rel_of: dict[str, np.ndarray] = {}  # a dense map's reliability depends on its family only
+    for m in STACKED.get(loc.method, ()):
+        name = stacked_feature(m)
+        if names is not None and name not in names:
+            continue
+        hm, cal = heatmaps.get(m), cal_set.get(m)
+        if hm is None or cal is None or not hm.applicable:
+            out[name] = float("nan")
+            continue
+        sub_loc = heatmap_to_localization(hm)
+        fam = FAMILY.get(m, "noise")
+        if fam not in rel_of:
+            rel_of[fam] = reliability_map(image, sub_loc)
+        nums = numeric_params({**sub_loc.params, **hm.params})
+        _, score, _ = _integrity(cal, np.asarray(hm.values, np.float32), rel_of[fam], method_stats(m, nums))
+        out[name] = float(logit(score))
+    return out
+
+
+def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
+                stats: dict[str, float], source: str) -> Localization:
+    feats, score, sub = _integrity(cal, u, rel, stats)
     norm = image_norm(sub)  # the same subsample (image_norm of u would take it again)
     p = cal.calibrated(u, score, norm=norm)
     info = {"file": source, "integrity_features": feats}
     objects = _objects_decided(loc, cal, score, norm)
     hm = dataclasses.replace(loc.heatmap, values=p, params={**loc.heatmap.params, "calibration": info})
-    extras = {**loc.extras, "uncalibrated": u}
+    # the stacked maps were read by the integrity score; the calibrated result does not keep them
+    extras = {**{k: v for k, v in loc.extras.items() if k != "map_heatmaps"}, "uncalibrated": u}
     return dataclasses.replace(loc, heatmap=hm, mask=p >= 0.5, score=score, reliability=rel, extras=extras,
                                objects=objects, params={**loc.params, "calibration": info})
 
@@ -116,6 +165,7 @@ def decide(image: LoadedImage, loc: Localization, *, calibration: Any = None) ->
         z = np.zeros(loc.heatmap.shape, bool)
         return dataclasses.replace(loc, mask=z, score=float("nan"), reliability=rel,
                                    params={**loc.params, "calibration": {"file": cal_set.source}})
+    stats.update(stacked_scores(image, loc, cal_set, cal.features))
     return _calibrated(loc, cal, u, rel, stats, cal_set.source)
 
 

@@ -24,6 +24,8 @@ pixels and of spliced images), recorded in ``fit``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import zlib
@@ -34,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from .calibration import MethodCalibration, image_norm
-from .integrity import image_features, logit, method_stats
+from .integrity import STACKED, image_features, logit, method_stats, stacked_feature
 
-__all__ = ["FitItem", "fit_method", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
+__all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
 
 MIN_SLOPE = 1e-3
 PIXELS_PER_IMAGE = 4096
@@ -157,16 +159,83 @@ def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_pe
     ValueError
         No items, or only one class of images or pixels.
     """
+    return _fit_one(method, items, pixels_per_image=pixels_per_image, seed=seed)[0]
+
+
+def fit_methods(items: Mapping[str, Callable[[], Iterable[FitItem]]], *, targets: Iterable[str] | None = None,
+                pixels_per_image: int = PIXELS_PER_IMAGE, seed: int = 0,
+                on_error: Callable[[str, ValueError], None] | None = None) -> dict[str, MethodCalibration]:
+    """Fit several methods; a stacked method also learns from its maps' out-of-fold scores.
+
+    Parameters
+    ----------
+    items : mapping
+        Method name -> a callable as in :func:`fit_method`; the items of
+        different methods for the same image share their ``key``.
+    targets : iterable of str, optional
+        The methods to return (default: all of ``items``). The maps of a
+        stacked target (:data:`~noisestat.decisions.integrity.STACKED`) that
+        are in ``items`` are fitted too, first.
+    pixels_per_image, seed
+        As in :func:`fit_method`.
+    on_error : callable, optional
+        Called with ``(method, error)`` for a method that cannot be fitted
+        (it is then left out); default: the ``ValueError`` is raised.
+
+    Returns
+    -------
+    dict
+        Method name -> :class:`MethodCalibration`, for ``targets``.
+
+    Notes
+    -----
+    For a stacked method ``M`` and each of its maps ``m`` fitted here, every
+    item of ``M`` gets the statistic ``sub_<m>`` = logit of ``m``'s
+    out-of-fold integrity score on the same image (NaN where ``m`` gave no
+    result), so the integrity model of ``M`` is not fitted on its maps'
+    in-sample scores. At inference,
+    :func:`noisestat.decisions.decide.stacked_scores` computes the same
+    feature from the map that ``M``'s result carries.
+    """
+    targets = list(items) if targets is None else list(targets)
+    need = set(targets) | {m for t in targets for m in STACKED.get(t, ()) if m in items}
+    fitted: dict[str, MethodCalibration] = {}
+    oof: dict[str, dict[str, float]] = {}
+    for m in sorted(need, key=lambda m: (m in STACKED, m)):  # the maps of a stacked method first
+        subs = [s for s in STACKED.get(m, ()) if s in oof]
+        its = items[m] if not subs else functools.partial(_with_sub_scores, items[m], subs, oof)
+        try:
+            fitted[m], oof[m] = _fit_one(m, its, pixels_per_image=pixels_per_image, seed=seed)
+        except ValueError as exc:
+            if on_error is None:
+                raise
+            on_error(m, exc)
+    return {m: fitted[m] for m in targets if m in fitted}
+
+
+def _with_sub_scores(items: Callable[[], Iterable[FitItem]], subs: list[str],
+                     oof: Mapping[str, Mapping[str, float]]) -> Iterable[FitItem]:
+    """``items()`` with each map's out-of-fold score on the same image as statistic ``sub_<map>``."""
+    for it in items():
+        extra = {stacked_feature(s): float(logit(oof[s][it.key])) if it.key in oof[s] else float("nan")
+                 for s in subs}
+        yield dataclasses.replace(it, stats={**it.stats, **extra})
+
+
+def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int,
+             seed: int) -> tuple[MethodCalibration, dict[str, float]]:
+    """:func:`fit_method`, and the out-of-fold integrity score of every item (by key)."""
     x, y, g, z = _pixels(items(), pixels_per_image, seed)
     if not 0 < y.sum() < y.size:
         raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
     m1 = _logreg(x[:, None], y, 1e4)
     a1, b1 = max(float(m1.coef_[0, 0]), MIN_SLOPE), float(m1.intercept_[0])
     stage1 = MethodCalibration(method, (a1, b1), (1.0, 0.0, 0.0), (), (), (), (), 0.0)
-    feats, labels = [], []
+    feats, labels, keys = [], [], []
     for it in items():
         feats.append(image_features(stage1.first_stage(it.u), it.reliability, it.stats))
         labels.append(it.spliced)
+        keys.append(it.key)
     lab = np.array(labels, bool)
     if not 0 < lab.sum() < lab.size:
         raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
@@ -176,9 +245,10 @@ def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_pe
            "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
            "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
            "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
-    return MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
-                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
-                             image["intercept"], fit, pixel_z=d)
+    cal = MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
+                            tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
+                            image["intercept"], fit, pixel_z=d)
+    return cal, dict(zip(keys, oof.tolist()))
 
 
 def _pixel_model(x: np.ndarray, z: np.ndarray, ls: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:

@@ -18,7 +18,10 @@ little) the pooled statistics are
 * ``area``: weighted fraction of pixels with ``p >= 0.5``;
 * ``spread``: weighted standard deviation of ``p``;
 * the method's global statistics (:data:`METHOD_STATS`, e.g. the strength
-  of a double-compression trace), read from the result's ``params``.
+  of a double-compression trace), read from the result's ``params``;
+* for a stacked method (:data:`STACKED`: ``fusion``), the integrity score
+  that each of its maps gets on its own (logit), so that e.g. a clear
+  double-JPEG trace in ``adq`` counts at the image level as it does alone.
 
 No feature is the JPEG quality or quantisation table, and the mean
 reliability is not a feature on its own: it only weights the evidence (on
@@ -33,8 +36,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS", "METHOD_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION",
-           "EPS"]
+from ..localizers.fusion import FUSED_MAPS
+
+__all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS",
+           "METHOD_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
@@ -59,6 +64,20 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
 METHOD_GATES: dict[str, str] = {
     "adq": "trace_found",
 }
+
+
+#: stacked methods: a method whose result carries other methods' maps (``extras["map_heatmaps"]``)
+#: gets, as further integrity features, each map's own integrity score (:func:`stacked_feature`:
+#: ``sub_<map>`` = logit of the score that map's calibration gives it alone; NaN where the map does
+#: not apply). Fitted on the maps' out-of-fold scores (:func:`noisestat.decisions.fit.fit_methods`).
+STACKED: dict[str, tuple[str, ...]] = {
+    "fusion": tuple(FUSED_MAPS),
+}
+
+
+def stacked_feature(method: str) -> str:
+    """The integrity feature name of ``method``'s own score inside a stacked method: ``sub_<method>``."""
+    return f"sub_{method}"
 
 
 def logit(p: Any, eps: float = EPS) -> Any:

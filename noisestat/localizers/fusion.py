@@ -195,6 +195,7 @@ class _Features:
     not_applicable: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     map_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # map -> its scalar params
+    heatmaps: dict[str, Heatmap] = field(default_factory=dict)  # map -> its heatmap (applicable maps)
 
 
 def _object_features(
@@ -239,6 +240,7 @@ def _object_features(
     used: list[str] = []
     not_applicable: dict[str, str] = {}
     map_stats: dict[str, dict[str, Any]] = {}
+    heatmaps: dict[str, Heatmap] = {}
     for m in maps:
         t1 = time.perf_counter()
         hm = get_method(m).func(img)
@@ -246,13 +248,15 @@ def _object_features(
             cols.update(_map_columns(m, hm.raw, eps, pool))
             used.append(m)
             map_stats[m] = _scalar_params(hm.params)
+            heatmaps[m] = hm
         else:
             not_applicable[m] = hm.note
         timings[m] = time.perf_counter() - t1
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan
-    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings, map_stats)
+    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings, map_stats,
+                     heatmaps)
 
 
 def _scalar_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -403,8 +407,12 @@ def fusion_localizer(
         ``"feature_names"``, ``"features"`` (n_objects x n_features),
         ``"contributions"`` (per group - ``"objects"`` and each map - its
         additive share of every object's log-odds), ``"intercept"``,
-        ``"maps_used"``, ``"maps_not_applicable"`` (name -> note) and
-        ``"model"`` (the model key).
+        ``"maps_used"``, ``"maps_not_applicable"`` (name -> note),
+        ``"model"`` (the model key) and ``"map_heatmaps"`` (name -> the
+        :class:`Heatmap` of each map used: the integrity score of the
+        calibrated result reads each one's own score, see
+        :data:`noisestat.decisions.integrity.STACKED`; they stay alive as long
+        as the result, 8 bytes per pixel per map).
 
     Raises
     ------
@@ -561,6 +569,7 @@ def _fusion_extras(feats: _Features, pred: _Prediction, sub: dict[str, Any], key
         "maps_used": feats.maps_used,
         "maps_not_applicable": dict(feats.not_applicable),
         "model": key,
+        "map_heatmaps": feats.heatmaps,
     }
 
 
