@@ -56,11 +56,30 @@ def _window_means(blocks: np.ndarray, k: int) -> np.ndarray:
 
 
 def _differences(src: np.ndarray, qualities: list[int], k: int, subsampling: str) -> np.ndarray:
-    """delta_q over the windows for every quality: (n_q, n_rows, n_cols) float32."""
+    """delta_q over the windows for every quality: (n_q, n_rows, n_cols) float32.
+
+    The qualities are independent (OpenCV's encoder, decoder and arithmetic
+    release the GIL), so they run on ``numba.get_num_threads()`` threads, each
+    quality written to its own slice: the same output whatever the thread count.
+    """
+    import numba
+
     hb, wb = src.shape[0] // 8, src.shape[1] // 8
     out = np.empty((len(qualities), hb - k + 1, wb - k + 1), np.float32)
-    for i, q in enumerate(qualities):
-        out[i] = _window_means(_block_sq_diff(src, jpeg_roundtrip(src, quality=q, subsampling=subsampling), hb, wb), k)
+
+    def one(i: int) -> None:
+        dec = jpeg_roundtrip(src, quality=qualities[i], subsampling=subsampling)
+        out[i] = _window_means(_block_sq_diff(src, dec, hb, wb), k)
+
+    threads = min(numba.get_num_threads(), len(qualities))
+    if threads <= 1:
+        for i in range(len(qualities)):
+            one(i)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, range(len(qualities))))
     return out
 
 
