@@ -22,6 +22,7 @@ from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
 from ..registry import register
 from ..types import Heatmap, LoadedImage
+from ._ghost_kernels import bilinear_rows_cols, block_sq_diff
 
 __all__ = ["jpeg_ghost_map", "ghost_differences", "EPS", "MIN_CLASS"]
 
@@ -41,6 +42,8 @@ def _block_sq_diff(src: np.ndarray, dec: np.ndarray, hb: int, wb: int) -> np.nda
     """Channel-mean squared difference averaged over each 8x8 block: (hb, wb) float32."""
     import cv2
 
+    if src.ndim == 2:  # one pass, the same float32 values (see _ghost_kernels)
+        return block_sq_diff(np.ascontiguousarray(src), np.ascontiguousarray(dec), hb, wb)
     d = cv2.absdiff(src[: 8 * hb, : 8 * wb], dec[: 8 * hb, : 8 * wb])
     sq = cv2.multiply(d, d, dtype=cv2.CV_32F)
     if sq.ndim == 3:
@@ -261,9 +264,8 @@ def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
 
     r0, r1, fr = axis(h, grid.shape[0])
     c0, c1, fc = axis(w, grid.shape[1])
-    g = grid.astype(np.float32)
-    rows = g[r0] * (1 - fr)[:, None] + g[r1] * fr[:, None]
-    return np.ascontiguousarray(rows[:, c0] * (1 - fc)[None] + rows[:, c1] * fc[None], dtype=np.float32)
+    # rows = g[r0] (1 - fr) + g[r1] fr, then the same along the columns, in float32 (numpy's operations)
+    return bilinear_rows_cols(np.ascontiguousarray(grid, dtype=np.float32), r0, r1, fr, c0, c1, fc)
 
 
 def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:
