@@ -34,3 +34,19 @@ def test_pool_z_matches_numpy():
     for g, r in zip(got[1:], ref[1:]):
         np.testing.assert_array_equal(g, r)
     assert got[3][:, 0].sum() > 0 and got[3][:, -1].sum() > 0  # the clipped values reach the end bins
+
+
+def test_tile_extremes_matches_numpy():
+    from noisestat.localizers._object_features_kernels import tile_extremes
+
+    rng = np.random.default_rng(8)
+    gray = rng.random((37, 53)).astype(np.float32)
+    lab = rng.integers(0, 5, (37, 53)).astype(np.int32)
+    block, hb, wb = 8, 4, 6
+    got = tile_extremes(gray, lab, block, hb, wb)
+    g = gray[:32, :48].reshape(hb, block, wb, block)
+    lb = lab[:32, :48].reshape(hb, block, wb, block)
+    ref = (g.min(axis=(1, 3)), g.max(axis=(1, 3)), lb.min(axis=(1, 3)), lb.max(axis=(1, 3)))
+    for a, b in zip(got, ref):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
