@@ -183,17 +183,19 @@ def diagonal_coefficients(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarr
     array([[-2.,  0.],
            [ 0.,  0.]])
     """
+    from ._wavelets_kernels import diagonal_grid
+
     x = np.asarray(pixels)
-    planes = [x] if x.ndim == 2 else [x[:, :, c] for c in range(x.shape[2])]
     _, g = daubechies_filters(wavelet)
-    h, w = x.shape[0] // 2, x.shape[1] // 2
-    out = np.full((h, w, len(planes)), np.nan)
-    off = (g.size // 2 - 1) // 2
-    for i, plane in enumerate(planes):
-        hh = diagonal_subband(plane, wavelet)
-        kh, kw = min(hh.shape[0], h - off), min(hh.shape[1], w - off)
-        out[off : off + kh, off : off + kw, i] = hh[:kh, :kw]
-    return out
+    if x.ndim != 2 and x.ndim != 3 or min(x.shape[:2]) < g.size:
+        raise ValueError(f"pixels of shape {x.shape} are too small for wavelet={wavelet!r}; need (H, W) or "
+                         f"(H, W, C) with H, W >= {g.size}")
+    x = x[:, :, None] if x.ndim == 2 else x
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    # the kernel repeats diagonal_subband's arithmetic per channel, bit for bit
+    return diagonal_grid(np.ascontiguousarray(x), np.ascontiguousarray(g, dtype=np.float64),
+                         (g.size // 2 - 1) // 2)
 
 
 def diagonal_energy(pixels: np.ndarray, wavelet: str = "haar") -> np.ndarray:

@@ -278,6 +278,11 @@ def _is_sorted(u: np.ndarray) -> bool:
     return bool(u.size < 2 or np.all(u[1:] >= u[:-1]))
 
 
+def _clipped(x: np.ndarray, amax: int, m: int) -> np.ndarray:
+    """``np.clip(x, -m, m)`` for integers ``x`` with ``max |x| = amax`` (``x`` itself when nothing clips)."""
+    return x if amax <= m else np.clip(x, -m, m)
+
+
 def _fit_frequency(x: np.ndarray, u: np.ndarray, q2: int, sig: float, bias: float = 0.0) -> _Fit:
     """Best first step ``q1`` and share ``alpha`` for one frequency's quantised coefficients ``x``.
 
@@ -287,8 +292,9 @@ def _fit_frequency(x: np.ndarray, u: np.ndarray, q2: int, sig: float, bias: floa
     conditioned on ``x != 0``; ``alpha`` by EM for each ``q1`` in ``2..Q1_MAX`` that does
     not divide ``q2`` (those leave no trace), ``q1`` maximising the likelihood.
     """
-    m = int(min(max(np.abs(x).max(initial=0), 1), 2047)) + 1
-    h = np.bincount(np.clip(x, -m, m) + m, minlength=2 * m + 1).astype(np.float64)
+    amax = int(np.abs(x).max(initial=0))
+    m = min(max(amax, 1), 2047) + 1
+    h = np.bincount(_clipped(x, amax, m) + m, minlength=2 * m + 1).astype(np.float64)
     nz = np.arange(2 * m + 1) != m
     h = h[nz]
     cands = [q1 for q1 in range(2, Q1_MAX + 1) if q2 % q1 != 0]
@@ -480,23 +486,24 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 63) -> DoubleJpegAnal
     log_odds = np.zeros(co.x.shape[0])
     informative: list[int] = []
     traced: dict[int, _Fit] = {}
+    xt, ut = np.ascontiguousarray(co.x.T), np.ascontiguousarray(co.u.T)  # one frequency per row
     if co.misfit <= LATTICE_MAX:
         for pos, k in enumerate(ZIGZAG[: max(coefficients, TRACE_COEFFICIENTS) + 1]):
             k = int(k)
             bias = co.dc_bias if k == 0 else 0.0
-            fit = _fit_frequency(co.x[:, k], co.u[:, k], int(qv[k]), co.sig, bias)
+            fit = _fit_frequency(xt[k], ut[k], int(qv[k]), co.sig, bias)
             gain[k] = fit.gain
             if fit.q1 > 0:
                 alphat[k] = fit.alpha
-            if 0 < pos <= TRACE_COEFFICIENTS and _usable(fit, co.x[:, k]):
+            if 0 < pos <= TRACE_COEFFICIENTS and _usable(fit, xt[k]):
                 traced[k] = fit
             if pos <= coefficients and fit.q1 > 0 and fit.alpha > MAP_ALPHA_MIN and fit.gain > 0.0:
                 q1t[k] = fit.q1
                 term = _map_term(fit, int(qv[k]), co.sig, bias)
                 m = (term.size - 1) // 2
-                log_odds += term[np.clip(co.x[:, k], -m, m) + m]
+                log_odds += term[_clipped(xt[k], int(np.abs(xt[k]).max(initial=0)), m) + m]
                 informative.append(k)
-    counts = [int(np.count_nonzero(co.x[:, k])) for k in traced]
+    counts = [int(np.count_nonzero(xt[k])) for k in traced]
     trace_gain = float(sum(f.gain for f in traced.values()))
     return DoubleJpegAnalysis(q2=q2t, q1=q1t.reshape(8, 8), alpha=alphat.reshape(8, 8),
                               informative=tuple(informative), log_odds=log_odds.reshape(co.shape),

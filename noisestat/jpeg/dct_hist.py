@@ -159,14 +159,14 @@ def _luma_blocks(img: LoadedImage) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     shifted by one pixel (M, 64), which JPEG-grid blocks hold clipped luma, and the file's
     table when the JPEG-grid coefficients are the file's (dequantised)."""
     y = img.gray().astype(np.float64) * (255.0 / img.info.white_level)
-    c = block_dct(y - 128.0)
-    hb, wb = c.shape[:2]
+    hb, wb = y.shape[0] // JPEG_BLOCK, y.shape[1] // JPEG_BLOCK  # block_dct's grid
     shifted = block_dct(y[1:, 1:] - 128.0).reshape(-1, 64)
     coefs = read_coefficients(img)
     if coefs is not None and coefs.luma.shape[0] >= hb and coefs.luma.shape[1] >= wb:
         table = np.asarray(coefs.luma_table, dtype=np.int64)
         flat = (coefs.luma[:hb, :wb].astype(np.float64) * table).reshape(hb * wb, 64)
         return flat, shifted, np.zeros(hb * wb, bool), (table, "file coefficients")
+    c = block_dct(y - 128.0)
     tiles = y[: hb * JPEG_BLOCK, : wb * JPEG_BLOCK].reshape(hb, JPEG_BLOCK, wb, JPEG_BLOCK)
     clipped = (tiles.min(axis=(1, 3)) <= 0.5) | (tiles.max(axis=(1, 3)) >= 254.5)
     return c.reshape(hb * wb, 64), shifted, clipped.ravel(), None
@@ -218,12 +218,13 @@ def _estimate(img: LoadedImage, coefficients: int) -> tuple[FirstTable, np.ndarr
     """:func:`estimate_first_table`, with the block coefficients (N, 64) and clipped-block flags."""
     flat, shifted, clipped, from_file = _luma_blocks(img)
     q2, source = from_file if from_file is not None else _last_table(img)
-    keep = flat[~clipped]
+    keep = np.ascontiguousarray(flat[~clipped].T)  # one frequency per row
+    shifted_t = np.ascontiguousarray(shifted.T)
     q2f = q2.ravel()
     q1 = np.zeros(64, np.int64)
     ratio = np.full(64, np.nan)
     for k in ZIGZAG[:coefficients]:
-        q1[k], ratio[k] = _estimate_step(keep[:, k], shifted[:, k], int(q2f[k]))
+        q1[k], ratio[k] = _estimate_step(keep[k], shifted_t[k], int(q2f[k]))
     informative = tuple(int(k) for k in ZIGZAG[:coefficients] if q1[k] > 0)
     est = FirstTable(q1=q1.reshape(8, 8), ratio=ratio.reshape(8, 8), q2=q2, informative=informative,
                      table_source=source)
@@ -262,8 +263,11 @@ def block_artifact(coefficients: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> 
     q1 = np.asarray(q1, dtype=np.int64)
     q2 = np.asarray(q2, dtype=np.int64)
     out = np.zeros(d.shape[:-2])
+    if not (q1 > 0).any():
+        return out
+    d = np.ascontiguousarray(np.moveaxis(d, (-2, -1), (0, 1)))  # one frequency per plane
     for u, v in zip(*np.nonzero(q1 > 0)):
-        x = d[..., u, v]
+        x = d[u, v]
         m = int(np.abs(x).max(initial=0.0) / q2[u, v]) + int(q1[u, v]) + 2  # a lattice point beyond
         lat = allowed_values(int(q1[u, v]), int(q2[u, v]), m)
         i = np.clip(np.searchsorted(lat, x), 1, lat.size - 1)

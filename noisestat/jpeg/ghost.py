@@ -22,6 +22,7 @@ from ..heatmap import LOG_MIN_SCALE, robust_logistic
 from ..io import as_image
 from ..registry import register
 from ..types import Heatmap, LoadedImage
+from ._ghost_kernels import bilinear_rows_cols, block_sq_diff
 
 __all__ = ["jpeg_ghost_map", "ghost_differences", "EPS", "MIN_CLASS"]
 
@@ -41,6 +42,8 @@ def _block_sq_diff(src: np.ndarray, dec: np.ndarray, hb: int, wb: int) -> np.nda
     """Channel-mean squared difference averaged over each 8x8 block: (hb, wb) float32."""
     import cv2
 
+    if src.ndim == 2:  # one pass, the same float32 values (see _ghost_kernels)
+        return block_sq_diff(np.ascontiguousarray(src), np.ascontiguousarray(dec), hb, wb)
     d = cv2.absdiff(src[: 8 * hb, : 8 * wb], dec[: 8 * hb, : 8 * wb])
     sq = cv2.multiply(d, d, dtype=cv2.CV_32F)
     if sq.ndim == 3:
@@ -56,11 +59,30 @@ def _window_means(blocks: np.ndarray, k: int) -> np.ndarray:
 
 
 def _differences(src: np.ndarray, qualities: list[int], k: int, subsampling: str) -> np.ndarray:
-    """delta_q over the windows for every quality: (n_q, n_rows, n_cols) float32."""
+    """delta_q over the windows for every quality: (n_q, n_rows, n_cols) float32.
+
+    The qualities are independent (OpenCV's encoder, decoder and arithmetic
+    release the GIL), so they run on ``numba.get_num_threads()`` threads, each
+    quality written to its own slice: the same output whatever the thread count.
+    """
+    import numba
+
     hb, wb = src.shape[0] // 8, src.shape[1] // 8
     out = np.empty((len(qualities), hb - k + 1, wb - k + 1), np.float32)
-    for i, q in enumerate(qualities):
-        out[i] = _window_means(_block_sq_diff(src, jpeg_roundtrip(src, quality=q, subsampling=subsampling), hb, wb), k)
+
+    def one(i: int) -> None:
+        dec = jpeg_roundtrip(src, quality=qualities[i], subsampling=subsampling)
+        out[i] = _window_means(_block_sq_diff(src, dec, hb, wb), k)
+
+    threads = min(numba.get_num_threads(), len(qualities))
+    if threads <= 1:
+        for i in range(len(qualities)):
+            one(i)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, range(len(qualities))))
     return out
 
 
@@ -242,9 +264,8 @@ def _to_pixels(grid: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
 
     r0, r1, fr = axis(h, grid.shape[0])
     c0, c1, fc = axis(w, grid.shape[1])
-    g = grid.astype(np.float32)
-    rows = g[r0] * (1 - fr)[:, None] + g[r1] * fr[:, None]
-    return np.ascontiguousarray(rows[:, c0] * (1 - fc)[None] + rows[:, c1] * fc[None], dtype=np.float32)
+    # rows = g[r0] (1 - fr) + g[r1] fr, then the same along the columns, in float32 (numpy's operations)
+    return bilinear_rows_cols(np.ascontiguousarray(grid, dtype=np.float32), r0, r1, fr, c0, c1, fc)
 
 
 def _not_applicable(h: int, w: int, params: dict[str, Any], t0: float, why: str) -> Heatmap:

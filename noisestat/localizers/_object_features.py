@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from ..types import Heatmap, LoadedImage, Segmentation
+from ._object_features_kernels import tile_extremes
 from ._regions import region_sums
 
 __all__ = ["FeatureContext", "FeatureValues", "object_feature", "compute_features", "map_feature", "FEATURE_TABLE",
@@ -358,16 +359,15 @@ def _floor_features(
     nan = np.full(n, np.nan)
     if hb == 0 or wb == 0 or min(h, w) < daubechies_filters(FLOOR_WAVELET)[1].size:
         return nan, nan.copy(), float("nan"), None
-    g = gray[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    unclipped = (g.min(axis=(1, 3)) > 0) & (g.max(axis=(1, 3)) < img.info.white_level)
+    gmin, gmax, lmin, lmax = tile_extremes(np.ascontiguousarray(gray), np.ascontiguousarray(seg.labels),
+                                           block, hb, wb)
+    unclipped = (gmin > 0) & (gmax < img.info.white_level)
     tiles = _floor_tiles(img, unclipped, block, mode)
     if q is None:
         q = DECORRELATED_PERCENTILE if tiles.mode == "decorrelated" else 10.0
     rms = np.sqrt(tiles.var) / _white_noise_quantile(tiles.mode, float(q), (block // 2) ** 2,
                                                    img.pixels.shape[2])
     ok = unclipped & np.isfinite(rms)
-    lab = seg.labels[: hb * block, : wb * block].reshape(hb, block, wb, block)
-    lmin, lmax = lab.min(axis=(1, 3)), lab.max(axis=(1, 3))
     ok &= lmin == lmax
     tile_lab = np.where(ok, lmin, 0)
     rr, cc = np.mgrid[0:hb, 0:wb]

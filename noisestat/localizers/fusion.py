@@ -280,18 +280,18 @@ class _Pooling:
 
 
 def _map_stats(z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
-    """The statistics :data:`MAP_STATS` of the flat clipped robust z ``z`` over each object.
+    """The statistics :data:`MAP_STATS` of the flat robust z ``z``, clipped to +-Z_CLIP, over each object.
 
-    One pass (:func:`~noisestat.localizers._fusion_kernels.pool_z`) gives the
-    same sums as ``np.bincount`` with weights ``z``, ``z > Z_TAIL``,
-    ``z < -Z_TAIL`` and the per-object histogram of the Z_BIN bins.
+    One pass (:func:`~noisestat.localizers._fusion_kernels.pool_z`) clips
+    ``z`` and gives the same sums as ``np.bincount`` with weights ``z``,
+    ``z > Z_TAIL``, ``z < -Z_TAIL`` and the per-object histogram of the
+    Z_BIN bins ``rint((z + Z_CLIP) / Z_BIN)`` (float32).
     """
     st: dict[str, np.ndarray] = {}
     z = np.ascontiguousarray(z, dtype=np.float32)
     nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
-    b = np.rint((z + Z_CLIP) / Z_BIN).astype(np.int64)
-    np.clip(b, 0, nbins - 1, out=b)
-    total, hi, lo, hist = pool_z(z, b, pool.lab, pool.n, np.float32(Z_TAIL), nbins)
+    total, hi, lo, hist = pool_z(z, pool.lab, pool.n, np.float32(Z_CLIP), np.float32(Z_TAIL),
+                                 np.float32(Z_BIN), nbins)
     st["mean"] = total[1:] / pool.denom
     st["absmean"] = np.abs(st["mean"])
     st["hi"] = hi[1:].astype(np.float64) / pool.denom
@@ -322,9 +322,7 @@ def _transformed(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
 
 def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> dict[str, np.ndarray]:
     """Feature columns of map ``m`` (its raw map ``raw``): each statistic as is, relative, |relative|."""
-    z = robust_z(_transformed(m, raw, eps))
-    np.clip(z, -Z_CLIP, Z_CLIP, out=z)
-    st = _map_stats(z.ravel(), pool)
+    st = _map_stats(robust_z(_transformed(m, raw, eps)).ravel(), pool)  # clipped to +-Z_CLIP there
     cols: dict[str, np.ndarray] = {}
     for s in MAP_STATS:
         r = pool.relative(st[s])
