@@ -28,14 +28,17 @@ in every new process). Within a strip:
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from numba import prange
 
-from .._numba import jit, register_warmup
+from .._numba import jit, pjit, register_warmup
 from ..blocks.dct import dct_matrix
 from ..blocks.tiling import reflect
 
-__all__ = ["kurtosis_stats", "box_preblur"]
+__all__ = ["kurtosis_stats", "box_preblur", "valid_sqrt_kappa", "fallback_rule"]
 
 
 @jit
@@ -375,6 +378,37 @@ def kurtosis_stats(
 
 
 @jit
+def valid_sqrt_kappa(sqk, vharm, flat_below):  # pragma: no cover - compiled
+    """The finite ``sqk`` values of the windows that are not flat (``vharm > flat_below``), in raster order."""
+    h, w = sqk.shape
+    out = np.empty(h * w)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            v = sqk[y, x]
+            if math.isfinite(v) and not vharm[y, x] <= flat_below:
+                out[n] = v
+                n += 1
+    return out[:n]
+
+
+@pjit
+def fallback_rule(sqk, vfit, vharm, flat_below, med, variance, fallback, flat):  # pragma: no cover - compiled
+    """Per pixel: ``flat = vharm <= flat_below``; fall back on ``vharm`` where the window is flat, the fit is
+    undefined, ``sqk < med`` or ``vfit < 0`` (NaN counts as failing), else ``vfit`` (one row per iteration)."""
+    h, w = sqk.shape
+    for y in prange(h):
+        for x in range(w):
+            fl = vharm[y, x] <= flat_below
+            s = sqk[y, x]
+            valid = math.isfinite(s) and not fl
+            fb = (not valid) or (not s >= med) or (not vfit[y, x] >= 0.0)
+            flat[y, x] = fl
+            fallback[y, x] = fb
+            variance[y, x] = vharm[y, x] if fb else vfit[y, x]
+
+
+@jit
 def box_preblur(img, size):
     """Mean over the ``size x size`` box covering rows/cols ``t - (size-1)//2 .. t + size//2``.
 
@@ -403,5 +437,8 @@ def box_preblur(img, size):
 @register_warmup
 def _warmup() -> None:
     img = np.random.default_rng(0).normal(128.0, 5.0, (24, 20)).astype(np.float32)
-    kurtosis_stats(img, dct_matrix(4), 2, 8, 1e-6)
+    sqk, vfit, vharm = kurtosis_stats(img, dct_matrix(4), 2, 8, 1e-6)
     box_preblur(img, 4)
+    valid_sqrt_kappa(sqk, vharm, 1e-6)
+    fallback_rule(sqk, vfit, vharm, 1e-6, 0.5, np.empty(sqk.shape), np.empty(sqk.shape, np.bool_),
+                  np.empty(sqk.shape, np.bool_))
