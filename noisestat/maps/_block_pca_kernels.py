@@ -318,11 +318,18 @@ def phz_blocks(img, clipped, rstarts, cstarts, bh, bw, m, max_clipped, min_count
     """
     nr = rstarts.size
     nc = cstarts.size
+    nt = nr * nc
     var = np.empty((nr, nc))
     cnt = np.zeros((nr, nc), np.int64)
-    for t in prange(nr * nc):
-        i = t // nc
-        j = t - i * nc
+    # visit the blocks in a scattered order (t -> t * stride mod nt, a bijection), so that each
+    # thread's share of the loop mixes cheap (flat) and costly (textured) areas of the image
+    stride = max(1, int(0.618 * nt))
+    while math.gcd(stride, nt) != 1:
+        stride += 1
+    for t in prange(nt):
+        b = (t * stride) % nt
+        i = b // nc
+        j = b - i * nc
         v, k = _phz_core(img, clipped, rstarts[i], cstarts[j], bh, bw, m, max_clipped, min_count)
         var[i, j] = v
         cnt[i, j] = k
