@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from noisestat.blocks.tiling import block_index, block_starts, expand_grid
 from noisestat.blocks.wavelets import daubechies_highpass
-from noisestat.maps._block_pca_kernels import phz_blocks, phz_variance
+from noisestat.maps._block_pca_kernels import RADIX_LONG, phz_blocks, phz_variance, stable_argsort
 from noisestat.maps._wavelet_mad_kernels import block_mad_sigma, hh_subband
 from noisestat.maps.block_pca import block_pca_map
 from noisestat.maps.wavelet_mad import wavelet_mad_map
@@ -356,3 +356,16 @@ def test_clipped_mask_matches_numpy(rng):
         exp = (np.any(px <= 0, axis=2) | np.any(px >= white, axis=2)).astype(np.uint8)
         np.testing.assert_array_equal(got, exp)
         assert got.dtype == np.uint8 and got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 500, RADIX_LONG + 300])
+def test_stable_argsort_matches_numpy_stable(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(0.0, 50.0, n) ** 2 / 7.0  # non-negative variances
+    if n > 10:
+        x[: n // 3] = rng.choice([0.0, 1.5, 2.0 / 3.0, 1e-300, 1e300], n // 3)  # many ties, extremes
+        x[n // 3 : n // 3 + 3] = [-0.0, -1e-12, -3.5]  # rounding can make a variance slightly negative
+        x[-1] = 0.0
+        rng.shuffle(x)
+    got = stable_argsort(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(got, np.argsort(x, kind="stable"))

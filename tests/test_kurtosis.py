@@ -10,7 +10,7 @@ from scipy.fft import dct
 
 from noisestat.blocks.dct import dct_bank, dct_matrix
 from noisestat.maps import kurtosis as kmod
-from noisestat.maps._kurtosis_kernels import box_preblur, kurtosis_stats
+from noisestat.maps._kurtosis_kernels import box_preblur, fallback_rule, kurtosis_stats, valid_sqrt_kappa
 from noisestat.maps.kurtosis import kurtosis_map, local_noise_variance
 from noisestat.synth import clean_texture
 
@@ -115,6 +115,30 @@ def test_local_noise_variance_matches_reference_with_fallback_rule():
     np.testing.assert_allclose(var[agree], ref[agree], rtol=1e-5, atol=1e-6)
     assert 0.4 < fallback.mean() < 1.0  # half the pixels are below the median of sqrt(kappa)
     assert flat.any() and np.all(var[flat] == pytest.approx(1e-6))
+
+
+def test_fallback_kernels_match_numpy():
+    rng = np.random.default_rng(9)
+    sqk = rng.normal(1.0, 0.5, (13, 17))
+    vfit = rng.normal(2.0, 3.0, sqk.shape)
+    vharm = rng.uniform(0.5, 4.0, sqk.shape)
+    sqk[0, :5] = np.nan
+    vfit[1, :5] = np.nan
+    vharm[2, :6] = 1e-6  # flat windows
+    sqk[3, 3] = np.inf
+    thr = 1e-6 * (1.0 + 1e-9)
+    flat = vharm <= thr
+    valid = np.isfinite(sqk) & ~flat
+    np.testing.assert_array_equal(valid_sqrt_kappa(sqk, vharm, thr), sqk[valid])
+    med = float(np.median(sqk[valid]))
+    with np.errstate(invalid="ignore"):
+        fb = ~valid | ~(sqk >= med) | ~(vfit >= 0.0)
+    out = (np.empty(sqk.shape), np.empty(sqk.shape, bool), np.empty(sqk.shape, bool))
+    fallback_rule(sqk, vfit, vharm, thr, med, *out)
+    np.testing.assert_array_equal(out[0], np.where(fb, vharm, vfit))
+    np.testing.assert_array_equal(out[1], fb)
+    np.testing.assert_array_equal(out[2], flat)
+    assert fb.any() and (~fb).any() and flat.any()
 
 
 def test_result_does_not_depend_on_strip_or_threads(monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 
 import noisestat
 import noisestat.registry
+from noisestat.maps._local_pca_kernels import CHUNK, cell_row_sums, chen_rule, window_row_sigmas
 from noisestat.maps.local_pca import chen_sigma_batch, local_pca_map, window_sigmas
 from noisestat.noise.pca import chen_sigma
 from noisestat.synth import clean_texture
@@ -85,6 +86,46 @@ def test_chen_sigma_batch_matches_scalar_rule(rng):
     want = np.array([chen_sigma(v)[0] for v in lam])
     np.testing.assert_array_equal(got, want)
     assert got[21] == 2.0 and got[20] == 0.0
+
+
+def test_chen_rule_kernel_matches_reference(rng):
+    lam = np.sort(rng.gamma(1.0, 3.0, (100, 12)), axis=1)
+    lam[:20] = np.sort(rng.integers(0, 3, (20, 12)).astype(float), axis=1)  # ties
+    for v in lam:
+        assert chen_rule(v) == pytest.approx(ref_chen(v), rel=1e-12, abs=1e-12)
+
+
+def test_cell_row_sums_match_reference(rng):
+    d1 = 23  # more Gram entries than one chunk: 529 > CHUNK
+    assert d1 * d1 > CHUNK
+    g = rng.integers(-500, 500, (9, d1, d1)).astype(np.float32)
+    for mx in (1, 4, 9):
+        out = np.empty((9 - mx + 1, d1, d1))
+        cell_row_sums(g, mx, out)
+        want = np.stack([g[j : j + mx].astype(np.float64).sum(axis=0) for j in range(9 - mx + 1)])
+        np.testing.assert_array_equal(out, want)  # integer sums: exact
+
+
+def test_window_row_sigmas_match_reference(rng):
+    d, nwx, my = 6, 5, 3
+    x = rng.normal(10.0, 2.0, (my, nwx, 40, d))
+    x[:, 1] = 3.0  # constant patches: zero covariance
+    grams = np.zeros((my, nwx, d + 1, d + 1))
+    for t in range(my):
+        for j in range(nwx):
+            xa = np.concatenate([x[t, j], np.ones((40, 1))], axis=1)
+            grams[t, j] = xa.T @ xa
+    grams[:, 4, d, d] = 2.0  # too few patches in window 4
+    first = 2
+    rows = np.roll(grams, first, axis=0)  # oldest cell row at ring index `first`
+    sigma = np.full(nwx, np.nan)
+    count = np.zeros(nwx, np.int64)
+    window_row_sigmas(rows, first, d, sigma, count)
+    np.testing.assert_array_equal(count, [120, 120, 120, 120, 6])
+    for j in range(4):
+        cov = np.cov(x[:, j].reshape(-1, d).T, bias=True)
+        assert sigma[j] == pytest.approx(ref_chen(np.linalg.eigvalsh(cov)), rel=1e-9, abs=1e-9)
+    assert sigma[1] == pytest.approx(0.0, abs=1e-6) and np.isnan(sigma[4])
 
 
 # --------------------------------------------------------------------------- #

@@ -7,7 +7,13 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage as ndi
 
-from noisestat.maps.multiscale_contrast import POOL_SIZES, contrast_profile, multiscale_contrast_map
+from noisestat.maps._multiscale_contrast_kernels import STRIP
+from noisestat.maps.multiscale_contrast import (
+    POOL_SIZES,
+    contrast_profile,
+    log_contrast_ratios,
+    multiscale_contrast_map,
+)
 from noisestat.metrics import roc_auc
 
 
@@ -59,6 +65,33 @@ def test_profile_matches_reference(shape, window):
     got = contrast_profile(px.astype(np.float32), window=window, eps=1e-3)
     assert got.shape == (len(POOL_SIZES) + 1,) + shape[:2]
     np.testing.assert_allclose(got, profile_ref(img.astype(np.float32), window, 1e-3), rtol=2e-5, atol=1e-6)
+
+
+def test_log_ratios_match_reference_across_strips():
+    """Several kernel strips (H > STRIP), the strip seams included, against the numpy reference."""
+    rng = np.random.default_rng(5)
+    img = np.round(_random_image(rng, (2 * STRIP + 37, 41, 3))).astype(np.float32)
+    ref = profile_ref(img, 15, 1e-3)
+    got = log_contrast_ratios(img, window=15, eps=1e-3)
+    assert got.dtype == np.float32 and got.shape == (3,) + img.shape[:2]
+    np.testing.assert_allclose(got, np.log(ref[:-1] / ref[1:]), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(contrast_profile(img, window=15, eps=1e-3), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_same_result_for_any_thread_count():
+    import numba
+
+    rng = np.random.default_rng(6)
+    img = _random_image(rng, (3 * STRIP + 5, 30, 3)).astype(np.float32)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = log_contrast_ratios(img)
+        numba.set_num_threads(old)
+        many = log_contrast_ratios(img)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(one, many)
 
 
 def test_map_raw_matches_reference():

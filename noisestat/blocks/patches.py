@@ -18,8 +18,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
+from numba import prange
 
-from .._numba import jit, register_warmup
+from .._numba import jit, pjit, register_warmup
 
 __all__ = ["gather_patches", "gather_cell_row", "bad_pixel_map", "unusable_integral", "channel_center",
            "single_thread_blas"]
@@ -65,7 +66,7 @@ def bad_pixel_map(px, white, allowed):  # pragma: no cover - compiled
                     break
     return out
 
-@jit
+@pjit
 def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - compiled
     """Gather the patches of cell row ``a`` into ``buf`` (shape (ncx, cell*cell, d+1)).
 
@@ -75,13 +76,14 @@ def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - c
     receives ``[patch - center, 1]`` when ``valid[y, x]`` is non-zero and
     zeros otherwise (also past the last origin), so ``buf[b].T @ buf[b]`` is
     the Gram sum of cell ``(a, b)``'s usable patches with their count in the
-    corner.
+    corner. Parallel over the cells (each writes its own slots of ``buf``);
+    its caller (the ``local_pca`` map) runs BLAS single-threaded.
     """
     nc = px.shape[2]
     d = r * r * nc
     vy, vx = valid.shape
     ncx = buf.shape[0]
-    for b in range(ncx):
+    for b in prange(ncx):
         for ly in range(cell):
             y = a * cell + ly
             for lx in range(cell):

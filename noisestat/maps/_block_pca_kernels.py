@@ -33,6 +33,7 @@ __all__ = [
     "phz_levels",
     "phz_variance",
     "phz_blocks",
+    "stable_argsort",
 ]
 
 # Pyatykh, Hesser & Zheng (2013): constants of the published method (paper and authors' program)
@@ -45,6 +46,9 @@ PHZ_DIFF_THRESHOLD = 49.0  # T of the check lambda_m - lambda_1 < T sigma^2 / sq
 PHZ_MAX_ITER = 10  # fixed-point iterations on sigma^2
 PHZ_TOL = 1e-6  # convergence tolerance on sigma^2 (0-255 scale)
 PHZ_ZERO = 1e-6  # an eigenvalue below this (0-255 scale) means "no noise"
+
+RADIX_BITS = (8, 11)  # digits of :func:`stable_argsort`: short arrays, long arrays
+RADIX_LONG = 2048  # arrays of at least this many keys take the longer digit
 
 
 @jit
@@ -117,6 +121,60 @@ def phz_variance(region, clipped, m, max_clipped, min_count):
 
 
 @jit
+def stable_argsort(x):  # pragma: no cover - compiled
+    """``np.argsort(x, kind="stable")`` of finite float64 ``x``: ascending, equal values in index order.
+
+    LSD radix sort (8-bit digits, 11-bit from :data:`RADIX_LONG` keys) of the IEEE bit patterns mapped to an
+    order-preserving integer (-0.0 counts as 0.0); only the digits in which
+    the keys differ are sorted.
+    """
+    n = x.size
+    order = np.arange(n)
+    if n < 2:
+        return order
+    keys = np.empty(n, np.uint64)
+    bits = x.view(np.int64)
+    kmin = np.int64(0x7FFFFFFFFFFFFFFF)
+    kmax = -kmin - 1
+    for i in range(n):
+        b = bits[i] if x[i] != 0.0 else np.int64(0)
+        k = b ^ ((b >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))  # two's-complement order = numeric order
+        kmin = min(kmin, k)
+        kmax = max(kmax, k)
+        keys[i] = np.uint64(k)
+    base = np.uint64(kmin)
+    span = np.uint64(kmax) - base
+    for i in range(n):
+        keys[i] -= base
+    nxt_k = np.empty(n, np.uint64)
+    nxt_o = np.empty(n, np.int64)
+    nbits = RADIX_BITS[1] if n >= RADIX_LONG else RADIX_BITS[0]
+    nbucket = 1 << nbits
+    count = np.empty(nbucket, np.int64)
+    mask = np.uint64(nbucket - 1)
+    shift = np.uint64(0)
+    while shift < 64 and (span >> shift) > 0:
+        count[:] = 0
+        for i in range(n):
+            count[np.int64((keys[i] >> shift) & mask)] += 1
+        tot = 0
+        for b in range(nbucket):
+            c = count[b]
+            count[b] = tot
+            tot += c
+        for i in range(n):
+            b = np.int64((keys[i] >> shift) & mask)
+            j = count[b]
+            count[b] = j + 1
+            nxt_k[j] = keys[i]
+            nxt_o[j] = order[i]
+        keys, nxt_k = nxt_k, keys
+        order, nxt_o = nxt_o, order
+        shift += np.uint64(nbits)
+    return order
+
+
+@jit
 def _phz_core(img, clip, r0, c0, bh, bw, m, max_clipped, min_count):
     """:func:`phz_variance` of ``img[r0:r0+bh, c0:c0+bw]`` (img, clip C-contiguous)."""
     width = img.shape[1]
@@ -170,16 +228,8 @@ def _phz_core(img, clip, r0, c0, bh, bw, m, max_clipped, min_count):
     if n < min_count:
         return np.nan, n
     pvar = pvar[:n]
-    order = np.argsort(pvar)
     # stable order: equal variances in raster order (ppos increases with the index)
-    t = 0
-    while t < n:
-        u = t + 1
-        while u < n and pvar[order[u]] == pvar[order[t]]:
-            u += 1
-        if u - t > 1:
-            order[t:u] = np.sort(order[t:u])
-        t = u
+    order = stable_argsort(pvar)
     counts = phz_levels(n, min_count)
     nlev = counts.size
     # cumulative first and second moments over the sorted patches, one level
@@ -268,11 +318,18 @@ def phz_blocks(img, clipped, rstarts, cstarts, bh, bw, m, max_clipped, min_count
     """
     nr = rstarts.size
     nc = cstarts.size
+    nt = nr * nc
     var = np.empty((nr, nc))
     cnt = np.zeros((nr, nc), np.int64)
-    for t in prange(nr * nc):
-        i = t // nc
-        j = t - i * nc
+    # visit the blocks in a scattered order (t -> t * stride mod nt, a bijection), so that each
+    # thread's share of the loop mixes cheap (flat) and costly (textured) areas of the image
+    stride = max(1, int(0.618 * nt))
+    while math.gcd(stride, nt) != 1:
+        stride += 1
+    for t in prange(nt):
+        b = (t * stride) % nt
+        i = b // nc
+        j = b - i * nc
         v, k = _phz_core(img, clipped, rstarts[i], cstarts[j], bh, bw, m, max_clipped, min_count)
         var[i, j] = v
         cnt[i, j] = k

@@ -28,14 +28,17 @@ in every new process). Within a strip:
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from numba import prange
 
-from .._numba import jit, register_warmup
+from .._numba import jit, pjit, register_warmup
 from ..blocks.dct import dct_matrix
 from ..blocks.tiling import reflect
 
-__all__ = ["kurtosis_stats", "box_preblur"]
+__all__ = ["kurtosis_stats", "box_preblur", "valid_sqrt_kappa", "fallback_rule"]
 
 
 @jit
@@ -189,6 +192,84 @@ def _finish_row(col, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_ro
 
 
 @jit
+def _swap_column(col, xp, row_in, row_out):
+    """col[xp, m, k] += row_in[xp, k] ** (m + 1) - row_out[xp, k] ** (m + 1) (one column of :func:`_swap_rows`)."""
+    nk = row_in.shape[1]
+    for k in range(nk):
+        r = row_in[xp, k]
+        q = row_out[xp, k]
+        r2 = r * r
+        q2 = q * q
+        col[xp, 0, k] += r - q
+        col[xp, 1, k] += r2 - q2
+        col[xp, 2, k] += r2 * r - q2 * q
+        col[xp, 3, k] += r2 * r2 - q2 * q2
+
+
+@jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
+def _swap_finish_row(col, row_in, row_out, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_row):
+    """:func:`_swap_rows` then :func:`_finish_row` in one pass over the columns (same arithmetic).
+
+    Column ``x + win - 1`` of ``col`` is updated just before the running
+    horizontal sum reads it, so ``col`` is swept once per row instead of twice
+    (the column leaving the window, ``x - 1``, is still in the L1 cache).
+    """
+    nkp = col.shape[2]
+    w = sqk_row.shape[0]
+    inv_k = 1.0 / wk.sum()
+    for m in range(4):
+        for k in range(nkp):
+            acc[m, k] = 0.0
+    for xp in range(win):
+        _swap_column(col, xp, row_in, row_out)
+        for m in range(4):
+            for k in range(nkp):
+                acc[m, k] += col[xp, m, k]
+    for x in range(w):
+        if x > 0:
+            _swap_column(col, x + win - 1, row_in, row_out)
+            for m in range(4):
+                for k in range(nkp):
+                    acc[m, k] += col[x + win - 1, m, k] - col[x - 1, m, k]
+        a = 0.0
+        b = 0.0
+        c = 0.0
+        d = 0.0
+        for k in range(nkp):
+            m1 = acc[0, k] * inv_n
+            m2 = acc[1, k] * inv_n
+            m3 = acc[2, k] * inv_n
+            m4 = acc[3, k] * inv_n
+            m1s = m1 * m1
+            v = m2 - m1s
+            flat = v <= var_floor
+            iv = 1.0 / max(v, var_floor)
+            mu4 = m4 - 4.0 * m1 * m3 + 6.0 * m1s * m2 - 3.0 * m1s * m1s
+            kurt = max(mu4 * iv * iv - 3.0, 0.0)
+            kurt = 0.0 if flat else kurt
+            sk = np.sqrt(kurt) * wk[k]
+            ivw = iv * wk[k]
+            a += sk
+            b += ivw
+            c += ivw * iv
+            d += sk * iv
+        a *= inv_k
+        b *= inv_k
+        c *= inv_k
+        d *= inv_k
+        den = c - b * b
+        vharm_row[x] = 1.0 / b
+        sq = np.nan
+        vf = np.nan
+        if den > 1e-9 * c:
+            sq = (a * c - b * d) / den
+            if sq > 0.0:
+                vf = (1.0 - a / sq) / b
+        sqk_row[x] = sq
+        vfit_row[x] = vf
+
+
+@jit
 def _strips(img, cmat, br, strip, var_floor, s0, s1, sqk, vfit, vharm):
     """Process strips ``s0 .. s1 - 1`` (rows ``s * strip`` onwards) into the output arrays."""
     h, w = img.shape
@@ -227,8 +308,10 @@ def _strips(img, cmat, br, strip, var_floor, s0, s1, sqk, vfit, vharm):
                 slot_in = (y + br - y0 + br) % nring
                 slot_out = (y - 1 - y0) % nring
                 _response_row(img, cmat, reflect(y + br, h), br, xtap, prow, tcache, ttag, tmp, ring[slot_in])
-                _swap_rows(col, ring[slot_in], ring[slot_out])
-            _finish_row(col, win, inv_n, var_floor, wk, acc, sqk[y], vfit[y], vharm[y])
+                _swap_finish_row(col, ring[slot_in], ring[slot_out], win, inv_n, var_floor, wk, acc,
+                                 sqk[y], vfit[y], vharm[y])
+            else:
+                _finish_row(col, win, inv_n, var_floor, wk, acc, sqk[y], vfit[y], vharm[y])
 
 
 def kurtosis_stats(
@@ -295,6 +378,37 @@ def kurtosis_stats(
 
 
 @jit
+def valid_sqrt_kappa(sqk, vharm, flat_below):  # pragma: no cover - compiled
+    """The finite ``sqk`` values of the windows that are not flat (``vharm > flat_below``), in raster order."""
+    h, w = sqk.shape
+    out = np.empty(h * w)
+    n = 0
+    for y in range(h):
+        for x in range(w):
+            v = sqk[y, x]
+            if math.isfinite(v) and not vharm[y, x] <= flat_below:
+                out[n] = v
+                n += 1
+    return out[:n]
+
+
+@pjit
+def fallback_rule(sqk, vfit, vharm, flat_below, med, variance, fallback, flat):  # pragma: no cover - compiled
+    """Per pixel: ``flat = vharm <= flat_below``; fall back on ``vharm`` where the window is flat, the fit is
+    undefined, ``sqk < med`` or ``vfit < 0`` (NaN counts as failing), else ``vfit`` (one row per iteration)."""
+    h, w = sqk.shape
+    for y in prange(h):
+        for x in range(w):
+            fl = vharm[y, x] <= flat_below
+            s = sqk[y, x]
+            valid = math.isfinite(s) and not fl
+            fb = (not valid) or (not s >= med) or (not vfit[y, x] >= 0.0)
+            flat[y, x] = fl
+            fallback[y, x] = fb
+            variance[y, x] = vharm[y, x] if fb else vfit[y, x]
+
+
+@jit
 def box_preblur(img, size):
     """Mean over the ``size x size`` box covering rows/cols ``t - (size-1)//2 .. t + size//2``.
 
@@ -323,5 +437,8 @@ def box_preblur(img, size):
 @register_warmup
 def _warmup() -> None:
     img = np.random.default_rng(0).normal(128.0, 5.0, (24, 20)).astype(np.float32)
-    kurtosis_stats(img, dct_matrix(4), 2, 8, 1e-6)
+    sqk, vfit, vharm = kurtosis_stats(img, dct_matrix(4), 2, 8, 1e-6)
     box_preblur(img, 4)
+    valid_sqrt_kappa(sqk, vharm, 1e-6)
+    fallback_rule(sqk, vfit, vharm, 1e-6, 0.5, np.empty(sqk.shape), np.empty(sqk.shape, np.bool_),
+                  np.empty(sqk.shape, np.bool_))

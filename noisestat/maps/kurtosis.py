@@ -57,19 +57,20 @@ def local_noise_variance(
         their variance is ``var_floor``.
     """
     from ..blocks.dct import dct_matrix
-    from ._kurtosis_kernels import kurtosis_stats
+    from ._kurtosis_kernels import fallback_rule, kurtosis_stats, valid_sqrt_kappa
 
     plane = np.ascontiguousarray(plane, dtype=np.float32)
     sqk, vfit, vharm = kurtosis_stats(plane, dct_matrix(filter_size), radius, STRIP_ROWS, float(var_floor))
-    flat = vharm <= var_floor * (1.0 + 1e-9)
-    valid = np.isfinite(sqk) & ~flat
-    med = float(np.median(sqk[valid])) if np.any(valid) else np.inf
-    with np.errstate(invalid="ignore"):
-        # paper / reference program: fall back on the harmonic mean of the band
-        # variances where sqrt(kappa) is below its median over the image, or
-        # where the fitted variance is negative or undefined
-        fallback = ~valid | ~(sqk >= med) | ~(vfit >= 0.0)
-    variance = np.where(fallback, vharm, vfit)
+    flat_below = float(var_floor) * (1.0 + 1e-9)
+    valid = valid_sqrt_kappa(sqk, vharm, flat_below)  # finite sqrt(kappa) of the non-flat windows
+    med = float(np.median(valid)) if valid.size else np.inf
+    # paper / reference program: fall back on the harmonic mean of the band
+    # variances where sqrt(kappa) is below its median over the image, or
+    # where the fitted variance is negative or undefined
+    variance = np.empty(sqk.shape)
+    fallback = np.empty(sqk.shape, bool)
+    flat = np.empty(sqk.shape, bool)
+    fallback_rule(sqk, vfit, vharm, flat_below, med, variance, fallback, flat)
     return variance, fallback, flat
 
 

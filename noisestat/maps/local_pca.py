@@ -73,7 +73,8 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     and a batched float32 BLAS product gives each cell's Gram sum (float64
     from then on). A window's covariance is the sum of its
     ``(window/step)**2`` cells, so each patch is multiplied once however much
-    the windows overlap.
+    the windows overlap; the window sums, covariances, eigenvalues (LAPACK)
+    and Chen's rule run in parallel Numba kernels, one window per iteration.
 
     Windows with fewer than ``10 d`` usable patches (mostly clipped areas)
     take the value of the nearest window that has enough; their share is
@@ -169,6 +170,7 @@ def window_sigmas(
     smaller). ``sigma`` is NaN where ``n <= d``.
     """
     from ..blocks.patches import gather_cell_row
+    from ._local_pca_kernels import cell_row_sums, window_row_sigmas
 
     h, w, nc = px.shape
     d = r * r * nc
@@ -185,32 +187,15 @@ def window_sigmas(
     buf = np.empty((ncx, step * step, d + 1), np.float32)
     sigma = np.full((nwy, nwx), np.nan)
     count = np.zeros((nwy, nwx), np.int64)
-    rows: list[np.ndarray] = []  # the last my cell rows of column-box-summed Grams
+    rows = np.empty((my, nwx, d + 1, d + 1))  # ring of the last my cell rows' window-row sums
     with single_thread_blas():
         for a in range(ncy):
             gather_cell_row(px, valid, r, step, a, center, buf)
-            g = np.matmul(buf.transpose(0, 2, 1), buf).astype(np.float64)  # (ncx, d+1, d+1)
-            # sum mx consecutive cells along the row
-            cs = np.cumsum(g, axis=0)
-            hs = cs[mx - 1 :].copy()
-            hs[1:] -= cs[: nwx - 1]
-            rows.append(hs)
-            if len(rows) > my:
-                rows.pop(0)
-            if len(rows) == my:
-                acc = rows[0].copy()
-                for extra in rows[1:]:
-                    acc += extra
+            g = np.matmul(buf.transpose(0, 2, 1), buf)  # (ncx, d+1, d+1) float32 Gram sums of the cells
+            cell_row_sums(g, mx, rows[a % my])  # sum of mx consecutive cells along the row (float64)
+            if a >= my - 1:
                 wi = a - my + 1
-                n = acc[:, d, d]
-                count[wi] = np.rint(n).astype(np.int64)
-                good = n > d
-                if good.any():
-                    sub = acc[good]
-                    nn = sub[:, d, d][:, None, None]
-                    mu = sub[:, d, :d] / sub[:, d, d][:, None]
-                    cov = sub[:, :d, :d] / nn - mu[:, :, None] * mu[:, None, :]
-                    sigma[wi, good] = chen_sigma_batch(np.linalg.eigvalsh(cov))
+                window_row_sigmas(rows, (a + 1) % my, d, sigma[wi], count[wi])
     ys = np.arange(nwy) * step
     xs = np.arange(nwx) * step
     # centre of the pixels covered: origins [y0, y1) cover pixels [y0, y1 + r - 1)

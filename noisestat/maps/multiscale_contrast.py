@@ -22,7 +22,7 @@ from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
 
-__all__ = ["multiscale_contrast_map", "contrast_profile", "POOL_SIZES"]
+__all__ = ["multiscale_contrast_map", "contrast_profile", "log_contrast_ratios", "POOL_SIZES"]
 
 #: average-pooling window sides, finest first; the global mean is the last, coarsest scale
 POOL_SIZES = (3, 7, 11)
@@ -30,11 +30,14 @@ POOL_SIZES = (3, 7, 11)
 EPS_REL = 1e-3
 
 
-def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a centred size x size window, half-sample symmetric borders (size odd)."""
-    import cv2
-
-    return cv2.blur(x, (size, size), borderType=cv2.BORDER_REFLECT)
+def _kernel_inputs(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image as C-contiguous float32 planes (C, H, W) and the float64 global mean of each channel."""
+    px = np.asarray(pixels)
+    if px.ndim == 2:
+        px = px[:, :, None]
+    planes = np.ascontiguousarray(np.moveaxis(px, 2, 0), dtype=np.float32)
+    means = np.array([p.mean(dtype=np.float64) for p in planes])
+    return planes, means
 
 
 def contrast_profile(pixels: np.ndarray, *, window: int = 15, eps: float = 1e-3) -> np.ndarray:
@@ -43,7 +46,7 @@ def contrast_profile(pixels: np.ndarray, *, window: int = 15, eps: float = 1e-3)
     Parameters
     ----------
     pixels : ndarray, shape (H, W, C)
-        Image (float), channels last.
+        Image (float; computed from its float32 values), channels last.
     window : int, default 15
         Odd side of the window over which the squared differences are averaged.
     eps : float, default 1e-3
@@ -55,16 +58,23 @@ def contrast_profile(pixels: np.ndarray, *, window: int = 15, eps: float = 1e-3)
         ``C_s = sqrt(box_window(mean_c (I_c - pool_s(I_c))**2) + eps**2)`` for
         ``s`` in :data:`POOL_SIZES` and then the global mean.
     """
-    px = np.asarray(pixels, dtype=np.float64)
-    h, w, nc = px.shape
-    out = np.zeros((len(POOL_SIZES) + 1, h, w))
-    for ch in range(nc):
-        plane = np.ascontiguousarray(px[:, :, ch])
-        for i, size in enumerate(POOL_SIZES):
-            out[i] += (plane - _box_mean(plane, size)) ** 2
-        out[-1] += (plane - plane.mean()) ** 2
-    for i in range(out.shape[0]):
-        out[i] = np.sqrt(_box_mean(out[i] / nc, window) + eps * eps)
+    from ._multiscale_contrast_kernels import contrast_strips
+
+    px, means = _kernel_inputs(pixels)
+    h, w = px.shape[1:]
+    out = np.empty((len(POOL_SIZES) + 1, h, w))
+    contrast_strips(px, means, int(window), float(eps), True, out, np.empty((0, 0, 0), np.float32))
+    return out
+
+
+def log_contrast_ratios(pixels: np.ndarray, *, window: int = 15, eps: float = 1e-3) -> np.ndarray:
+    """``log(C_s / C_s')`` of consecutive scales of :func:`contrast_profile`, float32, shape (3, H, W)."""
+    from ._multiscale_contrast_kernels import contrast_strips
+
+    px, means = _kernel_inputs(pixels)
+    h, w = px.shape[1:]
+    out = np.empty((len(POOL_SIZES), h, w), np.float32)
+    contrast_strips(px, means, int(window), float(eps), False, np.empty((0, 0, 0)), out)
     return out
 
 
@@ -114,6 +124,11 @@ def multiscale_contrast_map(image: Any, *, window: int = 15) -> Heatmap:
     or a different noise level inside a pasted region moves :math:`r_1, r_2`;
     a different illumination or dynamic range moves :math:`r_3`.
 
+    Computation: one Numba kernel (:mod:`._multiscale_contrast_kernels`)
+    fuses the box means, squared differences and window energies strip by
+    strip in float64, with no full-size temporaries, and writes the log
+    ratios as float32.
+
     Examples
     --------
     >>> import numpy as np
@@ -128,8 +143,7 @@ def multiscale_contrast_map(image: Any, *, window: int = 15) -> Heatmap:
     t0 = time.perf_counter()
     img = as_image(image, min_size=max(POOL_SIZES[-1], window))
     eps = EPS_REL * img.info.white_level / 255.0
-    prof = contrast_profile(img.pixels, window=window, eps=eps)
-    ratios = np.log(prof[:-1]) - np.log(prof[1:])
+    ratios = log_contrast_ratios(img.pixels, window=window, eps=eps)
     params = {"window": window}
     if np.ptp(img.pixels) == 0:
         return Heatmap.not_applicable(img.shape, method="multiscale_contrast", params=params,
@@ -138,7 +152,7 @@ def multiscale_contrast_map(image: Any, *, window: int = 15) -> Heatmap:
                                       note="constant image: no contrast at any scale")
     z2 = np.zeros(img.shape, np.float32)
     for r in ratios:
-        z2 += robust_z(r.astype(np.float32)) ** 2
+        z2 += robust_z(r) ** 2
     raw = np.sqrt(z2 / len(ratios))
     values = robust_logistic(raw, two_sided=False)
     return Heatmap(
