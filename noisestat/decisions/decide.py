@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def _integrity(cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
 
 
 def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
-                   names: Any = None) -> dict[str, float]:
+                   names: Collection[str] | None = None) -> dict[str, float]:
     """The stacked integrity features of ``loc`` (see :data:`~noisestat.decisions.integrity.STACKED`).
 
     For each map ``m`` of ``STACKED[loc.method]`` (only those whose feature
@@ -81,6 +82,22 @@ def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
     alone (its reliability map, pooled statistics and global statistics).
     NaN where the map did not apply, is not in the result or has no
     calibration. Empty for a method that is not stacked.
+
+    Parameters
+    ----------
+    image : LoadedImage
+        The image the method ran on.
+    loc : Localization
+        The method's own (uncalibrated) result.
+    cal_set : Calibration
+        Where each map's calibration is looked up.
+    names : collection of str, optional
+        Compute only these features (e.g. the integrity model's ``features``).
+
+    Returns
+    -------
+    dict
+        ``sub_<map>`` -> float (logit; NaN as above).
     """
     heatmaps = loc.extras.get("map_heatmaps") or {}
     out: dict[str, float] = {}
