@@ -132,6 +132,46 @@ def _swap_rows(col, row_in, row_out):
 
 
 @jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
+def _window_fit(acc, inv_n, var_floor, wk, inv_k):
+    """The closed-form fit of one window from its band moment sums ``acc`` (4, nkp):
+    ``(sqrt(kurtosis) fit, noise variance fit, harmonic mean variance)`` (NaN where undefined)."""
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    d = 0.0
+    for k in range(acc.shape[1]):
+        m1 = acc[0, k] * inv_n
+        m2 = acc[1, k] * inv_n
+        m3 = acc[2, k] * inv_n
+        m4 = acc[3, k] * inv_n
+        m1s = m1 * m1
+        v = m2 - m1s
+        flat = v <= var_floor
+        iv = 1.0 / max(v, var_floor)
+        mu4 = m4 - 4.0 * m1 * m3 + 6.0 * m1s * m2 - 3.0 * m1s * m1s
+        kurt = max(mu4 * iv * iv - 3.0, 0.0)
+        kurt = 0.0 if flat else kurt
+        sk = np.sqrt(kurt) * wk[k]
+        ivw = iv * wk[k]
+        a += sk
+        b += ivw
+        c += ivw * iv
+        d += sk * iv
+    a *= inv_k
+    b *= inv_k
+    c *= inv_k
+    d *= inv_k
+    den = c - b * b
+    sq = np.nan
+    vf = np.nan
+    if den > 1e-9 * c:
+        sq = (a * c - b * d) / den
+        if sq > 0.0:
+            vf = (1.0 - a / sq) / b
+    return sq, vf, 1.0 / b
+
+
+@jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
 def _finish_row(col, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_row):
     """Horizontal running window sums of ``col`` and the per-pixel closed-form fit.
 
@@ -153,42 +193,7 @@ def _finish_row(col, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_ro
             for m in range(4):
                 for k in range(nkp):
                     acc[m, k] += col[x + win - 1, m, k] - col[x - 1, m, k]
-        a = 0.0
-        b = 0.0
-        c = 0.0
-        d = 0.0
-        for k in range(nkp):
-            m1 = acc[0, k] * inv_n
-            m2 = acc[1, k] * inv_n
-            m3 = acc[2, k] * inv_n
-            m4 = acc[3, k] * inv_n
-            m1s = m1 * m1
-            v = m2 - m1s
-            flat = v <= var_floor
-            iv = 1.0 / max(v, var_floor)
-            mu4 = m4 - 4.0 * m1 * m3 + 6.0 * m1s * m2 - 3.0 * m1s * m1s
-            kurt = max(mu4 * iv * iv - 3.0, 0.0)
-            kurt = 0.0 if flat else kurt
-            sk = np.sqrt(kurt) * wk[k]
-            ivw = iv * wk[k]
-            a += sk
-            b += ivw
-            c += ivw * iv
-            d += sk * iv
-        a *= inv_k
-        b *= inv_k
-        c *= inv_k
-        d *= inv_k
-        den = c - b * b
-        vharm_row[x] = 1.0 / b
-        sq = np.nan
-        vf = np.nan
-        if den > 1e-9 * c:
-            sq = (a * c - b * d) / den
-            if sq > 0.0:
-                vf = (1.0 - a / sq) / b
-        sqk_row[x] = sq
-        vfit_row[x] = vf
+        sqk_row[x], vfit_row[x], vharm_row[x] = _window_fit(acc, inv_n, var_floor, wk, inv_k)
 
 
 @jit
@@ -231,42 +236,7 @@ def _swap_finish_row(col, row_in, row_out, win, inv_n, var_floor, wk, acc, sqk_r
             for m in range(4):
                 for k in range(nkp):
                     acc[m, k] += col[x + win - 1, m, k] - col[x - 1, m, k]
-        a = 0.0
-        b = 0.0
-        c = 0.0
-        d = 0.0
-        for k in range(nkp):
-            m1 = acc[0, k] * inv_n
-            m2 = acc[1, k] * inv_n
-            m3 = acc[2, k] * inv_n
-            m4 = acc[3, k] * inv_n
-            m1s = m1 * m1
-            v = m2 - m1s
-            flat = v <= var_floor
-            iv = 1.0 / max(v, var_floor)
-            mu4 = m4 - 4.0 * m1 * m3 + 6.0 * m1s * m2 - 3.0 * m1s * m1s
-            kurt = max(mu4 * iv * iv - 3.0, 0.0)
-            kurt = 0.0 if flat else kurt
-            sk = np.sqrt(kurt) * wk[k]
-            ivw = iv * wk[k]
-            a += sk
-            b += ivw
-            c += ivw * iv
-            d += sk * iv
-        a *= inv_k
-        b *= inv_k
-        c *= inv_k
-        d *= inv_k
-        den = c - b * b
-        vharm_row[x] = 1.0 / b
-        sq = np.nan
-        vf = np.nan
-        if den > 1e-9 * c:
-            sq = (a * c - b * d) / den
-            if sq > 0.0:
-                vf = (1.0 - a / sq) / b
-        sqk_row[x] = sq
-        vfit_row[x] = vf
+        sqk_row[x], vfit_row[x], vharm_row[x] = _window_fit(acc, inv_n, var_floor, wk, inv_k)
 
 
 @jit
