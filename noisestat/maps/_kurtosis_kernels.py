@@ -115,22 +115,6 @@ def _add_row(col, row):
             col[xp, 3, k] += r2 * r2
 
 
-@jit
-def _swap_rows(col, row_in, row_out):
-    """col[xp, m, k] += row_in[xp, k] ** (m + 1) - row_out[xp, k] ** (m + 1)."""
-    wp, nk = row_in.shape
-    for xp in range(wp):
-        for k in range(nk):
-            r = row_in[xp, k]
-            q = row_out[xp, k]
-            r2 = r * r
-            q2 = q * q
-            col[xp, 0, k] += r - q
-            col[xp, 1, k] += r2 - q2
-            col[xp, 2, k] += r2 * r - q2 * q
-            col[xp, 3, k] += r2 * r2 - q2 * q2
-
-
 @jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
 def _window_fit(acc, inv_n, var_floor, wk, inv_k):
     """The closed-form fit of one window from its band moment sums ``acc`` (4, nkp):
@@ -198,7 +182,8 @@ def _finish_row(col, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_ro
 
 @jit
 def _swap_column(col, xp, row_in, row_out):
-    """col[xp, m, k] += row_in[xp, k] ** (m + 1) - row_out[xp, k] ** (m + 1) (one column of :func:`_swap_rows`)."""
+    """col[xp, m, k] += row_in[xp, k] ** (m + 1) - row_out[xp, k] ** (m + 1): the row entering the
+    vertical window replaces the row leaving it, in column ``xp``."""
     nk = row_in.shape[1]
     for k in range(nk):
         r = row_in[xp, k]
@@ -213,7 +198,8 @@ def _swap_column(col, xp, row_in, row_out):
 
 @jit(error_model="numpy")  # no ZeroDivisionError checks: they stop the band loop vectorising
 def _swap_finish_row(col, row_in, row_out, win, inv_n, var_floor, wk, acc, sqk_row, vfit_row, vharm_row):
-    """:func:`_swap_rows` then :func:`_finish_row` in one pass over the columns (same arithmetic).
+    """The vertical window moves one row (:func:`_swap_column`), then :func:`_finish_row`, in one pass
+    over the columns (same arithmetic).
 
     Column ``x + win - 1`` of ``col`` is updated just before the running
     horizontal sum reads it, so ``col`` is swept once per row instead of twice
