@@ -110,11 +110,10 @@ def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
         if hm is None or cal is None or not hm.applicable:
             out[name] = float("nan")
             continue
-        sub_loc = heatmap_to_localization(hm)
         fam = FAMILY.get(m, "noise")
         if fam not in rel_of:
-            rel_of[fam] = reliability_map(image, sub_loc)
-        nums = numeric_params({**sub_loc.params, **hm.params})
+            rel_of[fam] = reliability_map(image, heatmap_to_localization(hm))
+        nums = numeric_params(hm.params)  # = decision_inputs' params: the wrapper copies hm.params
         _, score, _ = _integrity(cal, np.asarray(hm.values, np.float32), rel_of[fam], method_stats(m, nums))
         out[name] = float(logit(score))
     return out

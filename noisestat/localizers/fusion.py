@@ -194,8 +194,12 @@ class _Features:
     valid: np.ndarray  # (n_objects,), bool
     not_applicable: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    map_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # map -> its scalar params
     heatmaps: dict[str, Heatmap] = field(default_factory=dict)  # map -> its heatmap (applicable maps)
+
+    @property
+    def map_stats(self) -> dict[str, dict[str, Any]]:
+        """Map -> its scalar params (its global statistics)."""
+        return {m: _scalar_params(hm.params) for m, hm in self.heatmaps.items()}
 
 
 def _object_features(
@@ -239,7 +243,6 @@ def _object_features(
     eps = np.float32(1e-3 * img.info.white_level / 255.0)
     used: list[str] = []
     not_applicable: dict[str, str] = {}
-    map_stats: dict[str, dict[str, Any]] = {}
     heatmaps: dict[str, Heatmap] = {}
     for m in maps:
         t1 = time.perf_counter()
@@ -247,7 +250,6 @@ def _object_features(
         if hm.applicable:
             cols.update(_map_columns(m, hm.raw, eps, pool))
             used.append(m)
-            map_stats[m] = _scalar_params(hm.params)
             heatmaps[m] = hm
         else:
             not_applicable[m] = hm.note
@@ -255,8 +257,7 @@ def _object_features(
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan
-    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings, map_stats,
-                     heatmaps)
+    return _Features(loc, labels, tuple(sorted(used)), names, x, valid, not_applicable, timings, heatmaps)
 
 
 def _scalar_params(params: Mapping[str, Any]) -> dict[str, Any]:
