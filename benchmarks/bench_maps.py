@@ -141,13 +141,15 @@ def cold_start(image: str, methods: list[str], runs: int) -> dict[str, float]:
     env = _child_env()
     out: dict[str, list[float]] = {m: [] for m in methods}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "noisestat", "localize", image, "--out", tmp, "--method"]
+        # one output folder per method: localize refuses to overwrite another method's files
+        cmd = {m: [sys.executable, "-m", "noisestat", "localize", image, "--out", str(Path(tmp) / m), "--method", m]
+               for m in methods}
         for m in methods:  # caches warm
-            subprocess.run([*cmd, m], env=env, check=True, capture_output=True)
+            subprocess.run(cmd[m], env=env, check=True, capture_output=True)
         for _ in range(runs):  # interleaved over methods: load drifts hit all alike
             for m in methods:
                 t0 = time.perf_counter()
-                subprocess.run([*cmd, m], env=env, check=True, capture_output=True)
+                subprocess.run(cmd[m], env=env, check=True, capture_output=True)
                 out[m].append(time.perf_counter() - t0)
     return {m: statistics.median(v) for m, v in out.items()}
 

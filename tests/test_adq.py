@@ -139,6 +139,36 @@ def test_smoothed_dq_factor_matches_naive_sum(q1, q2, sig, bias):
     np.testing.assert_allclose(sharp, dq_factor(np.arange(-m, m + 1), q1, q2), atol=1e-6)
 
 
+def _naive_mixture_em(h, a1, a0, steps):
+    """The EM updates of the share alpha, one candidate at a time, in plain numpy."""
+    alphas, gains = [], []
+    for row in a1:
+        a = 0.5
+        for _ in range(steps):
+            a = float(np.sum(h * a * row / (a * row + (1 - a) * a0)) / np.sum(h))
+        alphas.append(a)
+        gains.append(float(np.sum(h * np.log((a * row + (1 - a) * a0) / a0))))
+    return np.array(alphas), np.array(gains)
+
+
+def test_mixture_em_matches_numpy_and_recovers_a_known_share():
+    from noisestat.jpeg._adq_kernels import mixture_em
+
+    rng = np.random.default_rng(4)
+    a0 = rng.random(40) + 0.1
+    a0 /= a0.sum()
+    a1 = rng.random((5, 40)) + 0.01
+    a1 /= a1.sum(axis=1, keepdims=True)
+    h = np.rint(4000 * (0.7 * a1[2] + 0.3 * a0)).astype(np.float64)  # candidate 2 at share 0.7
+    wide = np.column_stack([np.full(5, 0.5), a1, np.full(5, 0.25)])  # bins 0 and 41 do not enter
+    alpha, gain = mixture_em(h, wide, np.arange(1, 41), a0, 30)
+    ref_alpha, ref_gain = _naive_mixture_em(h, a1, a0, 30)
+    np.testing.assert_allclose(alpha, ref_alpha, rtol=1e-10)
+    np.testing.assert_allclose(gain, ref_gain, rtol=1e-9)
+    assert int(np.argmax(gain)) == 2 and abs(alpha[2] - 0.7) < 0.05
+    assert mixture_em(h, a1, np.arange(40), a0, 0)[0].tolist() == [0.5] * 5  # no step: the starting share
+
+
 def test_gray_jpeg_and_array_with_quality(tmp_path):
     gray = _host("camera")
     b = jpeg_bytes(decode(jpeg_bytes(gray, 55)), 85)

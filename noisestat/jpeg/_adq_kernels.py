@@ -27,7 +27,7 @@ import numpy as np
 
 from .._numba import jit, register_warmup
 
-__all__ = ["smoothed_dq_factor"]
+__all__ = ["smoothed_dq_factor", "mixture_em"]
 
 
 @jit
@@ -49,6 +49,36 @@ def smoothed_dq_factor(m, q1, q2, sig, bias):
     return out
 
 
+@jit
+def mixture_em(h, a1, cols, a0, steps):
+    """``(alpha, gain)`` per row of ``a1[:, cols]`` (n, k) for histogram ``h`` (k,) against ``a0`` (k,).
+
+    ``cols`` (k,) int64 picks the bins of ``a1`` (n, K) that enter (no copy of the rows);
+    ``h``, ``a0`` and ``a1`` float64, ``a0`` and ``a1`` > 0.
+    """
+    n, k = a1.shape[0], cols.size
+    total = 0.0
+    for j in range(k):
+        total += h[j]
+    alpha = np.full(n, 0.5)
+    gain = np.zeros(n)
+    for c in range(n):
+        a = 0.5
+        for _ in range(steps):
+            s = 0.0
+            for j in range(k):
+                t = a * a1[c, cols[j]]
+                s += h[j] * t / (t + (1.0 - a) * a0[j])
+            a = s / total
+        g = 0.0
+        for j in range(k):
+            g += h[j] * math.log((a * a1[c, cols[j]] + (1.0 - a) * a0[j]) / a0[j])
+        alpha[c] = a
+        gain[c] = g
+    return alpha, gain
+
+
 @register_warmup
 def _warmup():
     smoothed_dq_factor(4, 3.0, 2.0, 0.3, 0.0)
+    mixture_em(np.ones(3), np.full((2, 3), 1.0 / 3.0), np.arange(3), np.full(3, 1.0 / 3.0), 2)

@@ -31,7 +31,7 @@ from ..blocks.tiling import expand_grid
 from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
-from ._adq_kernels import smoothed_dq_factor
+from ._adq_kernels import mixture_em, smoothed_dq_factor
 
 __all__ = ["adq_map", "analyze_double_jpeg", "DoubleJpegAnalysis", "dq_factor", "double_pmf"]
 
@@ -308,11 +308,7 @@ def _fit_frequency(x: np.ndarray, u: np.ndarray, q2: int, sig: float, bias: floa
     p1 += 1e-12
     p1 /= p1.sum(axis=1, keepdims=True)
     seen = h > 0  # empty bins do not enter the likelihood
-    hs, a1, a0 = h[seen], p1[:, seen], p0[seen][None, :]
-    alpha = np.full(len(cands), 0.5)
-    for _ in range(EM_STEPS):
-        alpha = (hs * (alpha[:, None] * a1) / (alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0)).sum(axis=1) / hs.sum()
-    gain = (hs * np.log((alpha[:, None] * a1 + (1.0 - alpha[:, None]) * a0) / a0)).sum(axis=1)
+    alpha, gain = mixture_em(h[seen], p1, np.flatnonzero(seen), p0[seen], EM_STEPS)
     best = int(np.argmax(gain))
     llr = np.zeros(2 * m + 1)
     mix = alpha[best] * p1[best] + (1.0 - alpha[best]) * p0
