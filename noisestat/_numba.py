@@ -23,6 +23,12 @@
   then caches in ``<tempfile.gettempdir()>/noisestat-numba-<uid>`` (see
   :func:`fallback_cache_dir`), and only if that fails too compiles in every
   process (``cache=False``). Set ``NUMBA_CACHE_DIR`` to choose the place.
+* :func:`run_tasks`: independent steps of one method (e.g. the maps that
+  ``fusion`` reads) run on ``numba.get_num_threads()`` Python threads when
+  numba's threading layer is threadsafe (``omp``, ``tbb``: parallel kernels
+  may then be launched from several threads at once), else one after the
+  other (``workqueue`` is not threadsafe, and one thread means no overlap).
+  Each task computes what it would alone, so results do not depend on it.
 * :func:`register_warmup`: kernels register a tiny call that compiles them;
   :func:`noisestat.warmup` (defined in :mod:`noisestat.registry`, which can
   import every method) calls them all; benchmarks and long-running services
@@ -36,11 +42,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numba
 
-__all__ = ["FASTMATH", "jit", "pjit", "fallback_cache_dir", "register_warmup", "registered_warmups"]
+__all__ = ["FASTMATH", "jit", "pjit", "fallback_cache_dir", "register_warmup", "registered_warmups",
+           "task_threads", "run_tasks", "THREADSAFE_LAYERS"]
+
+#: numba threading layers that allow parallel kernels to be launched from several threads at once
+THREADSAFE_LAYERS = frozenset({"omp", "tbb"})
+
+T = TypeVar("T")
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
@@ -121,3 +134,53 @@ def registered_warmups() -> tuple[Callable[[], object], ...]:
     kernel module first and then calls them.
     """
     return tuple(_WARMUPS)
+
+
+def _probe(n):  # pragma: no cover - compiled
+    s = 0
+    for i in numba.prange(n):
+        s += i
+    return s
+
+
+_probe_kernel = None
+
+
+def _threading_layer() -> str:
+    """numba's threading layer, starting it with a tiny parallel kernel if no parallel kernel ran yet."""
+    global _probe_kernel
+    try:
+        return str(numba.threading_layer())
+    except ValueError:  # not started yet
+        if _probe_kernel is None:
+            _probe_kernel = pjit(_probe)
+        _probe_kernel(2)
+        return str(numba.threading_layer())
+
+
+def task_threads() -> int:
+    """How many Python threads :func:`run_tasks` uses: ``numba.get_num_threads()`` on a threadsafe layer, else 1."""
+    n = int(numba.get_num_threads())
+    return n if n > 1 and _threading_layer() in THREADSAFE_LAYERS else 1
+
+
+def run_tasks(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Results of the independent ``tasks``, in order; concurrent on :func:`task_threads` threads.
+
+    Each task runs with the calling thread's ``numba.get_num_threads()``; an
+    exception in a task is raised here (the first in task order).
+    """
+    k = min(task_threads(), len(tasks))
+    if k <= 1:
+        return [t() for t in tasks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = int(numba.get_num_threads())
+
+    def call(t: Callable[[], T]) -> T:
+        numba.set_num_threads(n)  # a new thread starts from the default
+        return t()
+
+    with ThreadPoolExecutor(max_workers=k) as pool:
+        futures = [pool.submit(call, t) for t in tasks]
+        return [f.result() for f in futures]

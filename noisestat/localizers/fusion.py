@@ -26,12 +26,13 @@ import functools
 import itertools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from .._numba import run_tasks
 from .._validate import check_int
 from ..heatmap import robust_z
 from ..io import as_image
@@ -39,6 +40,8 @@ from ..registry import get_method, register
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
 from ._fusion_kernels import pool_z
 from .objects import _feature_maps, _parse_feature_maps, objects_localizer
+
+T = TypeVar("T")
 
 __all__ = ["fusion_localizer", "load_model", "DEFAULT_MAPS", "FUSED_MAPS", "MODEL_FILE", "OBJECT_FEATURES",
            "MAP_STATS", "model_key", "map_transform"]
@@ -202,6 +205,14 @@ class _Features:
         return {m: _scalar_params(hm.params) for m, hm in self.heatmaps.items()}
 
 
+def _timed(func: Callable[[], T]) -> Callable[[], tuple[T, float]]:
+    """``func`` returning ``(result, wall seconds)``."""
+    def run() -> tuple[T, float]:
+        t0 = time.perf_counter()
+        return func(), time.perf_counter() - t0
+    return run
+
+
 def _object_features(
     img: LoadedImage,
     *,
@@ -226,10 +237,16 @@ def _object_features(
     value of that difference. A map that reports ``applicable=False`` is left
     out (recorded in ``not_applicable``), never imputed.
     """
-    t0 = time.perf_counter()
-    loc = objects_localizer(img, mode="standardized", features="sigma_floor", segmenter=segmenter,
-                            n_objects=n_objects, min_pixels=min_pixels)
-    timings = {"objects": time.perf_counter() - t0}
+    # independent steps that may overlap (run_tasks): the objects, then the maps, the JPEG ones (the
+    # slower) first, so that the threads finish together; the results are used in the order of ``maps``
+    order = sorted(maps, key=lambda m: not get_method(m).module.startswith("noisestat.jpeg."))
+    steps = run_tasks([
+        _timed(lambda: objects_localizer(img, mode="standardized", features="sigma_floor", segmenter=segmenter,
+                                         n_objects=n_objects, min_pixels=min_pixels)),
+        *(_timed(lambda m=m: get_method(m).func(img)) for m in order)])
+    loc = steps[0][0]
+    timings = {"objects": steps[0][1]}
+    done = dict(zip(order, steps[1:]))
     labels = np.asarray(loc.extras["labels"])
     objs = loc.objects or ()
     n = len(objs)
@@ -245,15 +262,14 @@ def _object_features(
     not_applicable: dict[str, str] = {}
     heatmaps: dict[str, Heatmap] = {}
     for m in maps:
-        t1 = time.perf_counter()
-        hm = get_method(m).func(img)
+        hm, secs = done[m]
         if hm.applicable:
             cols.update(_map_columns(m, hm.raw, eps, pool))
             used.append(m)
             heatmaps[m] = hm
         else:
             not_applicable[m] = hm.note
-        timings[m] = time.perf_counter() - t1
+        timings[m] = secs
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan

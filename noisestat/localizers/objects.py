@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numba import run_tasks
 from .._validate import check_choice, check_float, check_int
 from ..io import as_image
 from ..registry import get_feature_map, register
@@ -365,8 +366,12 @@ def objects_localizer(
     img = as_image(image, min_size=16)
     adq_hm = None
     if features == "auto" and params["mode"] == "standardized" and img.info.is_jpeg:
-        feats, adq_hm = _auto_adq(img, feats, params)
-    seg, seg_info = _segment(img, params["segmenter"], params["n_objects"])
+        # independent steps: the trace test and the segmentation may overlap (run_tasks)
+        (feats, adq_hm), (seg, seg_info) = run_tasks([
+            lambda: _auto_adq(img, feats, params),
+            lambda: _segment(img, params["segmenter"], params["n_objects"])])
+    else:
+        seg, seg_info = _segment(img, params["segmenter"], params["n_objects"])
     if seg_info:
         params["segmentation"] = seg_info
     maps: dict[str, np.ndarray] = {}
