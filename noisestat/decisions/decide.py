@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from .._numba import run_tasks
 from ..registry import default_method, get_method, heatmap_to_localization
 from ..registry import localize as run_method
-from ..types import LoadedImage, Localization
+from ..types import Heatmap, LoadedImage, Localization
 from .calibration import Calibration, MethodCalibration, default_calibration, image_norm, load_calibration
 from .integrity import (
     MAX_PIXELS,
@@ -101,7 +103,7 @@ def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
     """
     heatmaps = loc.extras.get("map_heatmaps") or {}
     out: dict[str, float] = {}
-    rel_of: dict[str, np.ndarray] = {}  # a dense map's reliability depends on its family only
+    todo: dict[str, tuple[Heatmap, MethodCalibration]] = {}
     for m in STACKED.get(loc.method, ()):
         name = stacked_feature(m)
         if names is not None and name not in names:
@@ -109,14 +111,28 @@ def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
         hm, cal = heatmaps.get(m), cal_set.get(m)
         if hm is None or cal is None or not hm.applicable:
             out[name] = float("nan")
-            continue
-        fam = FAMILY.get(m, "noise")
-        if fam not in rel_of:
-            rel_of[fam] = reliability_map(image, heatmap_to_localization(hm))
+        else:
+            todo[m] = (hm, cal)
+    # a dense map's reliability depends on its family only: one per family; families and maps are
+    # independent steps (run_tasks)
+    first: dict[str, Heatmap] = {}
+    for m, (hm, _) in todo.items():
+        first.setdefault(FAMILY.get(m, "noise"), hm)
+    rel_of = dict(zip(first, run_tasks([functools.partial(_map_reliability, image, hm) for hm in first.values()])))
+
+    def score(m: str) -> float:
+        hm, cal = todo[m]
         nums = numeric_params(hm.params)  # = decision_inputs' params: the wrapper copies hm.params
-        _, score, _ = _integrity(cal, np.asarray(hm.values, np.float32), rel_of[fam], method_stats(m, nums))
-        out[name] = float(logit(score))
-    return out
+        rel = rel_of[FAMILY.get(m, "noise")]
+        return float(logit(_integrity(cal, np.asarray(hm.values, np.float32), rel, method_stats(m, nums))[1]))
+
+    out.update(zip(map(stacked_feature, todo), run_tasks([functools.partial(score, m) for m in todo])))
+    return {k: out[k] for k in map(stacked_feature, STACKED.get(loc.method, ())) if k in out}
+
+
+def _map_reliability(image: LoadedImage, hm: Heatmap) -> np.ndarray:
+    """The reliability map of a dense map's heatmap, as if the map had run alone."""
+    return reliability_map(image, heatmap_to_localization(hm))
 
 
 def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
