@@ -181,7 +181,7 @@ def ijg_luma_table(quality: float) -> np.ndarray:
     -------
     ndarray, int64, shape (8, 8)
         ``clip(floor((T * s + 50) / 100), 1, 255)`` with ``T`` the standard table
-        (ITU-T T.81 Annex K) and ``s = 5000 / q`` below 50, ``200 - 2q`` from 50
+        (ITU-T T.81 Annex K) and ``s = 5000 // q`` (integer division) below 50, ``200 - 2q`` from 50
         (baseline tables, as libjpeg's ``jpeg_set_quality(..., force_baseline=TRUE)``).
 
     Raises
@@ -197,7 +197,7 @@ def ijg_luma_table(quality: float) -> np.ndarray:
     q = int(round(float(quality)))
     if not 1 <= q <= 100:
         raise ValueError(f"quality={quality!r} is outside 1-100; pass an IJG quality")
-    scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+    scale = float(5000 // q if q < 50 else 200 - 2 * q)  # libjpeg: integer division
     return np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255).astype(np.int64).reshape(8, 8)
 
 

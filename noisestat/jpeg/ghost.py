@@ -17,9 +17,17 @@ import numpy as np
 
 from .._validate import check_bool, check_choice, check_int
 from ..blocks.jpeg import not_jpeg_reason, read_coefficients
-from ..blocks.recompress import SUBSAMPLINGS, encoder_input, encoder_name, jpeg_roundtrip
+from ..blocks.recompress import (
+    SUBSAMPLINGS,
+    encoder_input,
+    encoder_name,
+    islow_coefficients,
+    islow_matches_encoder,
+    jpeg_roundtrip,
+    roundtrip_block_mse,
+)
 from ..heatmap import LOG_MIN_SCALE, robust_logistic
-from ..io import as_image
+from ..io import as_image, ijg_luma_table
 from ..registry import register
 from ..types import Heatmap, LoadedImage
 from ._ghost_kernels import bilinear_rows_cols, block_sq_diff
@@ -69,10 +77,17 @@ def _differences(src: np.ndarray, qualities: list[int], k: int, subsampling: str
 
     hb, wb = src.shape[0] // 8, src.shape[1] // 8
     out = np.empty((len(qualities), hb - k + 1, wb - k + 1), np.float32)
+    # gray: one forward DCT, then per quality only quantisation and the inverse DCT
+    # (the same block errors as OpenCV's round trip, checked once per process)
+    coef = islow_coefficients(src) if src.ndim == 2 and islow_matches_encoder() else None
 
     def one(i: int) -> None:
-        dec = jpeg_roundtrip(src, quality=qualities[i], subsampling=subsampling)
-        out[i] = _window_means(_block_sq_diff(src, dec, hb, wb), k)
+        if coef is not None:
+            blocks = roundtrip_block_mse(src, coefficients=coef, table=ijg_luma_table(qualities[i]))
+        else:
+            dec = jpeg_roundtrip(src, quality=qualities[i], subsampling=subsampling)
+            blocks = _block_sq_diff(src, dec, hb, wb)
+        out[i] = _window_means(blocks, k)
 
     threads = min(numba.get_num_threads(), len(qualities))
     if threads <= 1:
