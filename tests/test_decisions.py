@@ -356,3 +356,46 @@ def test_the_fusion_score_reads_its_maps_scores_and_the_result_does_not_keep_the
     assert subs["sub_median_residual"] == pytest.approx(float(np.log(alone.score / (1 - alone.score))), abs=1e-6)
     loc = noisestat.localize(img, method="fusion")
     assert "map_heatmaps" not in loc.extras
+
+
+def _double_jpeg_files(tmp_path):
+    """A host saved at 70 then 90 (pristine, double-compressed all over) and the same with a
+    never-compressed region pasted before the second save (spliced): the adq evidence differs."""
+    import cv2
+    from jpegtools import decode, jpeg_bytes
+
+    host = cv2.resize(noisestat.synth.sample_image("coffee"), (480, 320), interpolation=cv2.INTER_AREA)
+    once = decode(jpeg_bytes(host, 70))
+    pasted = once.copy()
+    pasted[96:224, 160:320] = host[96:224, 160:320]
+    out = []
+    for name, px in (("pristine", once), ("spliced", pasted)):
+        p = tmp_path / f"{name}.jpg"
+        p.write_bytes(jpeg_bytes(px, 90))
+        out.append(p)
+    return out
+
+
+def test_the_objects_score_reads_the_adq_map_it_computed(tmp_path):
+    from noisestat.decisions.decide import stacked_scores
+
+    pristine, spliced = _double_jpeg_files(tmp_path)
+    cal = noisestat.decisions.default_calibration()
+    assert "sub_adq" in cal.get("objects").features
+    scores = {}
+    for p in (pristine, spliced):
+        img = noisestat.load_image(p)
+        raw = run_method(img, method="objects")
+        assert set(raw.extras["map_heatmaps"]) == {"adq"}
+        sub = stacked_scores(img, raw, cal)["sub_adq"]
+        alone = noisestat.localize(img, method="adq").score
+        assert sub == pytest.approx(float(np.log(alone / (1 - alone))), abs=1e-6)  # adq's own score
+        loc = noisestat.localize(img, method="objects")
+        assert "map_heatmaps" not in loc.extras
+        scores[p.stem] = loc.score
+    assert scores["spliced"] > scores["pristine"] + 0.2
+    # no JPEG: no adq map, the feature is missing (the model uses its fitting mean)
+    png = noisestat.synth.demo_splice().image
+    raw = run_method(png, method="objects")
+    assert "map_heatmaps" not in raw.extras
+    assert np.isnan(stacked_scores(as_image(png), raw, cal)["sub_adq"])

@@ -72,6 +72,9 @@ METHOD_GATES: dict[str, str] = {
 #: not apply). Fitted on the maps' out-of-fold scores (:func:`noisestat.decisions.fit.fit_methods`).
 STACKED: dict[str, tuple[str, ...]] = {
     "fusion": tuple(FUSED_MAPS),
+    # objects computes the adq map on every JPEG (its double-compression trace test) and compares
+    # objects on it where the trace exists: that map's own evidence counts at the image level too
+    "objects": ("adq",),
 }
 
 

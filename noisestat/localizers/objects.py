@@ -315,7 +315,9 @@ def objects_localizer(
         objects); ``extras["labels"]``: the segmentation; ``extras["pair"]``,
         ``extras["chosen"]``: Algorithm 1's pair and pick (0-based object
         indices); ``extras["floor"]``: with the ``"sigma_floor"`` feature,
-        ``{"mode": "mean" | "decorrelated", "channel_independence": float}``.
+        ``{"mode": "mean" | "decorrelated", "channel_independence": float}``;
+        ``extras["map_heatmaps"]``: ``{"adq": Heatmap}`` when the trace test
+        of ``features="auto"`` ran (JPEG input), for the integrity score.
         ``score``: the largest object value (NaN when fewer than two
         objects could be measured; the heatmap is then flagged not applicable).
 
@@ -396,7 +398,7 @@ def objects_localizer(
     sel = _select_objects(sc, mode=params["mode"], select=params["select"])
     t3 = time.perf_counter()
     timings = {"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2, "total": t3 - t0}
-    return _localization(seg, f, feats, sc, sel, params, timings, objs)
+    return _localization(seg, f, feats, sc, sel, params, timings, objs, adq_hm)
 
 
 def _parse_feature_maps(feature_maps: Any) -> tuple[str, ...]:
@@ -570,12 +572,15 @@ def _select_objects(sc: _Scores, *, mode: str, select: str) -> np.ndarray:
 def _localization(
     seg: Segmentation, f: dict[str, np.ndarray], feats: tuple[str, ...], sc: _Scores, sel: np.ndarray,
     params: dict[str, Any], timings: dict[str, float], objs: InstanceObjects | None = None,
+    adq_hm: Heatmap | None = None,
 ) -> Localization:
     """The :class:`~noisestat.types.Localization` of :func:`objects_localizer`: heatmap, mask, details.
 
     With instance objects (``objs``), a pixel covered by several objects gets
     the largest of their values, and the mask is the union of the selected
-    objects' masks.
+    objects' masks. ``adq_hm``, the ``adq`` map computed for the trace test,
+    is kept as ``extras["map_heatmaps"]["adq"]`` (the integrity score reads it,
+    see :data:`noisestat.decisions.integrity.STACKED`).
     """
     details = tuple(
         ObjectDetail(
@@ -611,7 +616,7 @@ def _localization(
         heatmap=hm, mask=mask, score=sc.score, method="objects", params=params,
         objects=details,
         extras={"dissimilarity": sc.dissimilarity, "labels": seg.labels, "pair": sc.pair, "chosen": sc.chosen,
-                **floor, **inst},
+                **floor, **inst, **({"map_heatmaps": {"adq": adq_hm}} if adq_hm is not None else {})},
         timings=dict(timings),
     )
 
