@@ -240,10 +240,16 @@ def _object_features(
     # independent steps that may overlap (run_tasks): the objects, then the maps, the JPEG ones (the
     # slower) first, so that the threads finish together; the results are used in the order of ``maps``
     order = sorted(maps, key=lambda m: not get_method(m).module.startswith("noisestat.jpeg."))
+    eps = np.float32(1e-3 * img.info.white_level / 255.0)
+
+    def run_map(m: str) -> tuple[Heatmap, np.ndarray | None]:
+        hm = get_method(m).func(img)
+        return hm, (_map_z(m, hm.raw, eps) if hm.applicable else None)
+
     steps = run_tasks([
         _timed(lambda: objects_localizer(img, mode="standardized", features="sigma_floor", segmenter=segmenter,
                                          n_objects=n_objects, min_pixels=min_pixels)),
-        *(_timed(lambda m=m: get_method(m).func(img)) for m in order)])
+        *(_timed(functools.partial(run_map, m)) for m in order)])
     loc = steps[0][0]
     timings = {"objects": steps[0][1]}
     done = dict(zip(order, steps[1:]))
@@ -257,14 +263,13 @@ def _object_features(
     pool = _Pooling(labels.ravel(), n, valid)
     rel = pool.relative(np.log(np.where(valid, fg, 1.0)))
     cols: dict[str, np.ndarray] = {"objects_score": score, "floor_rel": rel, "floor_absrel": np.abs(rel)}
-    eps = np.float32(1e-3 * img.info.white_level / 255.0)
     used: list[str] = []
     not_applicable: dict[str, str] = {}
     heatmaps: dict[str, Heatmap] = {}
     for m in maps:
-        hm, secs = done[m]
+        (hm, z), secs = done[m]
         if hm.applicable:
-            cols.update(_map_columns(m, hm.raw, eps, pool))
+            cols.update(_z_columns(m, z, pool))
             used.append(m)
             heatmaps[m] = hm
         else:
@@ -337,9 +342,19 @@ def _transformed(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
     return np.log(np.maximum(raw, eps if floor is None else np.float32(floor)))
 
 
+def _map_z(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
+    """The robust z of map ``m``'s transformed raw map, flat (needs no objects: it runs in the map's task)."""
+    return robust_z(_transformed(m, raw, eps)).ravel()
+
+
 def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> dict[str, np.ndarray]:
     """Feature columns of map ``m`` (its raw map ``raw``): each statistic as is, relative, |relative|."""
-    st = _map_stats(robust_z(_transformed(m, raw, eps)).ravel(), pool)  # clipped to +-Z_CLIP there
+    return _z_columns(m, _map_z(m, raw, eps), pool)
+
+
+def _z_columns(m: str, z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
+    """:func:`_map_columns` from the map's robust z (:func:`_map_z`)."""
+    st = _map_stats(z, pool)  # clipped to +-Z_CLIP there
     cols: dict[str, np.ndarray] = {}
     for s in MAP_STATS:
         r = pool.relative(st[s])
