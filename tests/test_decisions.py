@@ -62,11 +62,13 @@ def test_packaged_mappings_are_strictly_increasing(method):
     u = np.linspace(1e-4, 1 - 1e-4, 2001)
     m, sd = image_norm(u)
     for s in (0.01, 0.5, 0.99):
-        p = mc.calibrated(u, s).astype(np.float64)
-        z = (mc.x(u) - m) / sd
-        t = mc.pixel[0] * mc.x(u) + mc.pixel_z * z + mc.pixel[1] + mc.pixel[2] * logit(s)
-        assert np.all(np.diff(t) > 0)  # the logit is strictly increasing; float32 p may saturate, never reverse
-        assert np.all(np.diff(p) >= 0)
+        for path in (False, True):  # a method without a second path uses its one mapping on both
+            a, b, c, d = mc.pixel_path if path and mc.pixel_path is not None else (*mc.pixel, mc.pixel_z)
+            p = mc.calibrated(u, s, path=path).astype(np.float64)
+            z = (mc.x(u) - m) / sd
+            t = a * mc.x(u) + d * z + b + c * logit(s)
+            assert np.all(np.diff(t) > 0)  # the logit strictly increases; float32 p may saturate, never reverse
+            assert np.all(np.diff(p) >= 0)
 
 
 def test_calibration_keeps_per_image_ranking_and_mask_is_the_half_level():
@@ -387,6 +389,7 @@ def test_the_objects_score_reads_the_adq_map_it_computed(tmp_path):
         img = noisestat.load_image(p)
         raw = run_method(img, method="objects")
         assert set(raw.extras["map_heatmaps"]) == {"adq"}
+        assert raw.params["trace_found"] is True and raw.params["features"] == "adq"  # the other path
         sub = stacked_scores(img, raw, cal)["sub_adq"]
         alone = noisestat.localize(img, method="adq").score
         assert sub == pytest.approx(float(np.log(alone / (1 - alone))), abs=1e-6)  # adq's own score
@@ -399,3 +402,34 @@ def test_the_objects_score_reads_the_adq_map_it_computed(tmp_path):
     raw = run_method(png, method="objects")
     assert "map_heatmaps" not in raw.extras
     assert np.isnan(stacked_scores(as_image(png), raw, cal)["sub_adq"])
+
+
+def test_a_method_with_two_paths_gets_a_pixel_mapping_per_path(rng):
+    from noisestat.decisions.integrity import PATH_GATES
+
+    assert method_stats("objects", {"trace_found": True})["path"] == 1.0
+    assert method_stats("objects", {})["path"] == 0.0 and "path" not in method_stats("ela", {})
+    mc = MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_z=0.0,
+                           pixel_path=(2.0, 0.5, 0.1, 0.0))
+    u = rng.uniform(0.01, 0.99, (20, 30)).astype(np.float32)
+    x = logit(u, 1e-7)
+    np.testing.assert_allclose(mc.calibrated(u, 0.7, path=True), sigmoid(2.0 * x + 0.5 + 0.1 * logit(0.7)),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mc.calibrated(u, 0.7), sigmoid(0.5 * x - 1.0 + 0.3 * logit(0.7)), rtol=1e-5, atol=1e-6)
+    assert MethodCalibration.from_dict("m", mc.to_dict()) == mc
+    with pytest.raises(ValueError, match="strictly increasing"):
+        MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_path=(-1.0, 0.0, 0.0, 0.0))
+    # the statistic is strong on one path and weak on the other: each path gets its own slope
+    items = []
+    for k in range(80):
+        t = np.zeros((24, 24), bool)
+        t[:8, :8] = k % 2 == 0
+        on_path = k % 4 >= 2
+        v = rng.normal(0, 1, t.shape) + (4.0 if on_path else 0.5) * t
+        items.append(FitItem(f"i{k}", sigmoid(v).astype(np.float32), np.ones(t.shape, np.float32),
+                             t if k % 2 == 0 else None, k % 2 == 0, {"path": float(on_path)}))
+    assert "objects" in PATH_GATES
+    fitted = fit_method("objects", lambda: items, pixels_per_image=576)
+    assert fitted.pixel_path is not None and fitted.pixel_path[0] > 2.5 * fitted.pixel[0]
+    assert fitted.fit["pixel_auc_path"] > fitted.fit["pixel_auc_usual"] + 0.2
+    assert fit_method("m", lambda: items, pixels_per_image=576).pixel_path is None  # one path only

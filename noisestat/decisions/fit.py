@@ -13,7 +13,10 @@ three logistic regressions (scikit-learn, L2):
    the pixel stage does not learn from optimistic scores;
 3. the final pixel mapping :math:`(a, d, b, c)` on the same pixels, with
    the per-image standardised value :math:`z` and the image's out-of-fold
-   :math:`\\operatorname{logit}(s)` as further inputs.
+   :math:`\\operatorname{logit}(s)` as further inputs; for a method of
+   :data:`~noisestat.decisions.integrity.PATH_GATES`, once on the images of
+   its usual path (``pixel``, ``pixel_z``) and once on those of the other
+   (``pixel_path``), when both have spliced and pristine pixels.
 
 A slope that comes out non-positive (the statistic carries no positive
 evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
@@ -36,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .calibration import MethodCalibration, image_norm
-from .integrity import STACKED, image_features, logit, method_stats, stacked_feature
+from .integrity import PATH_GATES, STACKED, image_features, logit, method_stats, stacked_feature
 
 __all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
 
@@ -98,9 +101,10 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
 
 
-def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sampled ``x = logit(u)``, truth, image index and per-image standardised ``z`` of every item."""
-    xs, ys, gs, zs = [], [], [], []
+def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Sampled ``x = logit(u)``, truth, image index, per-image standardised ``z`` and whether the image
+    is on the method's other path (``stats["path"] == 1``) of every item."""
+    xs, ys, gs, zs, opens = [], [], [], [], []
     for i, it in enumerate(items):
         x, y = _sample(it, k, seed)
         m, sd = image_norm(it.u)
@@ -108,9 +112,10 @@ def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, np
         ys.append(y)
         gs.append(np.full(x.size, i))
         zs.append((x - m) / sd)
+        opens.append(np.full(x.size, it.stats.get("path", 0.0) == 1.0))
     if not xs:
         raise ValueError("no applicable results to fit on (the method applies to none of the images)")
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(zs)
+    return tuple(np.concatenate(v) for v in (xs, ys, gs, zs, opens))
 
 
 def _integrity(feats: list[dict[str, float]], labels: np.ndarray, seed: int) -> tuple[dict[str, Any], np.ndarray]:
@@ -225,7 +230,7 @@ def _with_sub_scores(items: Callable[[], Iterable[FitItem]], subs: list[str],
 def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int,
              seed: int) -> tuple[MethodCalibration, dict[str, float]]:
     """:func:`fit_method`, and the out-of-fold integrity score of every item (by key)."""
-    x, y, g, z = _pixels(items(), pixels_per_image, seed)
+    x, y, g, z, other = _pixels(items(), pixels_per_image, seed)
     if not 0 < y.sum() < y.size:
         raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
     m1 = _logreg(x[:, None], y, 1e4)
@@ -240,14 +245,23 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
     if not 0 < lab.sum() < lab.size:
         raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
     image, oof = _integrity(feats, lab, seed)
-    a, d, b, c = _pixel_model(x, z, logit(oof)[g], y)
+    ls = logit(oof)[g]
+    split = method in PATH_GATES and all(0 < y[sel].sum() < sel.sum() for sel in (other, ~other))
+    usual = ~other if split else np.ones(y.size, bool)
+    a, d, b, c = _pixel_model(x[usual], z[usual], ls[usual], y[usual])
     fit = {"n_images": int(lab.size), "n_spliced_images": int(lab.sum()), "n_pixels": int(y.size),
            "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
            "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
            "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
+    on_path = None
+    if split:
+        ap, dp, bp, cp = _pixel_model(x[other], z[other], ls[other], y[other])
+        on_path = (max(ap, MIN_SLOPE), bp, cp, dp)
+        fit.update(n_pixels_path=int(other.sum()), spliced_pixel_share_path=float(y[other].mean()),
+                   pixel_auc_path=_auc(x[other], y[other]), pixel_auc_usual=_auc(x[~other], y[~other]))
     cal = MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
-                            image["intercept"], fit, pixel_z=d)
+                            image["intercept"], fit, pixel_z=d, pixel_path=on_path)
     return cal, dict(zip(keys, oof.tolist()))
 
 

@@ -39,7 +39,7 @@ import numpy as np
 from ..localizers.fusion import FUSED_MAPS
 
 __all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS",
-           "METHOD_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
+           "METHOD_GATES", "PATH_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
@@ -63,6 +63,14 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
 #: model can then weigh the map's statistics differently where the trace exists.
 METHOD_GATES: dict[str, str] = {
     "adq": "trace_found",
+}
+#: a method's path statistic (a key of ``params``): whether its map was made of another statistic
+#: on this image (``objects``: where its trace test finds a double-JPEG trace, the objects are
+#: compared on the double-JPEG map instead of the noise floor). :func:`method_stats` returns it as
+#: ``path`` (1 = the other statistic, 0 = the usual one or absent); the final pixel mapping is fitted
+#: per path (:attr:`noisestat.decisions.calibration.MethodCalibration.pixel_path`).
+PATH_GATES: dict[str, str] = {
+    "objects": "trace_found",
 }
 
 
@@ -174,16 +182,18 @@ def method_stats(method: str, params: Mapping[str, Any]) -> dict[str, float]:
     statistics such as a likelihood gain stay on a usable scale); an absent
     or non-finite value is NaN (the model then uses its fitting mean). A
     method with a :data:`METHOD_GATES` entry also gets ``gate``: 1.0 when
-    that statistic is true (non-zero), else 0.0.
+    that statistic is true (non-zero), else 0.0; one with a
+    :data:`PATH_GATES` entry likewise ``path``.
     """
     out = {}
     for key in METHOD_STATS.get(method, ()):
         v = params.get(key)
         ok = isinstance(v, (bool, int, float, np.number)) and np.isfinite(float(v))
         out[f"stat_{key}"] = float(np.sign(float(v)) * np.log1p(abs(float(v)))) if ok else float("nan")
-    if method in METHOD_GATES:
-        g = params.get(METHOD_GATES[method])
-        out["gate"] = 1.0 if isinstance(g, (bool, int, float, np.number)) and float(g) != 0.0 else 0.0
+    for name, table in (("gate", METHOD_GATES), ("path", PATH_GATES)):
+        if method in table:
+            g = params.get(table[method])
+            out[name] = 1.0 if isinstance(g, (bool, int, float, np.number)) and float(g) != 0.0 else 0.0
     return out
 
 

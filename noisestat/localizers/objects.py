@@ -466,13 +466,16 @@ def _auto_adq(
 ) -> tuple[tuple[str, ...], Heatmap]:
     """``features="auto"`` on a JPEG input: ``("adq",)`` if it shows a double-compression trace, else ``feats``.
 
-    The map applies to every JPEG; the image-level trace statistic
-    (``params["trace_found"]``) decides (``params`` updated).
+    The map applies to every JPEG; the image-level trace statistic decides.
+    ``params`` updated: ``"trace_found"`` (whether it did: the evidence gate of
+    the calibrated decisions, :data:`noisestat.decisions.integrity.METHOD_GATES`)
+    and ``"features"``.
     """
     from ..jpeg.adq import adq_map
 
     adq_hm = adq_map(img)
-    if adq_hm.applicable and adq_hm.params.get("trace_found", False):
+    params["trace_found"] = bool(adq_hm.applicable and adq_hm.params.get("trace_found", False))
+    if params["trace_found"]:
         # a double-compression trace: objects are compared on it instead
         params["features"] = "adq"
         return ("adq",), adq_hm
