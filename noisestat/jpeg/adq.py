@@ -26,6 +26,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import ZIGZAG
+from ..blocks.filters import median_filter
 from ..blocks.jpeg import not_jpeg_reason, pixel_coefficients, read_coefficients
 from ..blocks.tiling import expand_grid
 from ..io import as_image, ijg_luma_table
@@ -328,7 +329,7 @@ def _trace_found(gains: list[float], counts: list[int]) -> bool:
 
 
 class _Coefficients(NamedTuple):
-    x: np.ndarray  # (N, 64) int64 quantised coefficients on the JPEG grid
+    xt: np.ndarray  # (64, N) int64 quantised coefficients on the JPEG grid, one frequency per row
     u: np.ndarray  # (Ns, 64) float64 unquantised estimate (grid shifted by one pixel)
     sig: float  # rounding-error standard deviation, DCT units
     dc_bias: float  # mean rounding error of the DC coefficient, DCT units
@@ -359,16 +360,18 @@ def _coefficients(img: LoadedImage, q2t: np.ndarray) -> _Coefficients:
     qv = q2t.ravel().astype(np.float64)
     file = read_coefficients(img)
     if file is not None and np.array_equal(file.luma_table.ravel(), qv):
-        x = file.luma[:hb, :wb].reshape(hb * wb, 64).astype(np.int64)
+        q = file.luma[:hb, :wb].reshape(hb * wb, 64)
+        xt = np.ascontiguousarray(q.T).astype(np.int64)  # transposed as int16: a quarter of the bytes
         flat = pixel_coefficients(_block_rows(y, step)).reshape(-1, 64)
-        xs = x.reshape(hb, wb, 64)[::step].reshape(-1, 64)
+        xs = q.reshape(hb, wb, 64)[::step].reshape(-1, 64).astype(np.int64)
         misfit, source = 0.0, "file"
     else:
         flat = pixel_coefficients(y).reshape(hb * wb, 64)
         frac = flat / qv
-        x = xs = np.rint(frac).astype(np.int64)
+        xs = np.rint(frac).astype(np.int64)
+        xt = np.ascontiguousarray(xs.T)
         on = (np.arange(64) != 0)[None, :] & (qv >= 4)[None, :] & (np.abs(frac) >= 0.5)
-        misfit = float(np.mean(np.abs(frac - x)[on])) if on.sum() >= LATTICE_MIN_COUNT else 0.0
+        misfit = float(np.mean(np.abs(frac - xs)[on])) if on.sum() >= LATTICE_MIN_COUNT else 0.0
         source = "pixels"
     # rounding error of this decompression (Bianchi et al.: the same as between the two
     # compressions), plus the encoder's rounding of Y computed from RGB for colour input
@@ -376,7 +379,7 @@ def _coefficients(img: LoadedImage, q2t: np.ndarray) -> _Coefficients:
     var = float(np.mean(err**2)) + (1.0 / 12.0 if img.pixels.shape[2] == 3 else 0.0)
     dc_err = flat[:, 0] - xs[:, 0] * qv[0]
     dc_bias = float(np.mean(dc_err[np.abs(dc_err) <= 0.5 * qv[0]])) if dc_err.size else 0.0
-    return _Coefficients(x, u, max(float(np.sqrt(var)), 0.05), dc_bias, misfit, source, (hb, wb))
+    return _Coefficients(xt, u, max(float(np.sqrt(var)), 0.05), dc_bias, misfit, source, (hb, wb))
 
 
 def _map_term(fit: _Fit, q2: int, sig: float, bias: float) -> np.ndarray:
@@ -479,10 +482,10 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 63) -> DoubleJpegAnal
     q1t = np.zeros(64, np.int64)
     alphat = np.full(64, np.nan)
     gain = np.full(64, np.nan)
-    log_odds = np.zeros(co.x.shape[0])
+    log_odds = np.zeros(co.xt.shape[1])
     informative: list[int] = []
     traced: dict[int, _Fit] = {}
-    xt, ut = np.ascontiguousarray(co.x.T), np.ascontiguousarray(co.u.T)  # one frequency per row
+    xt, ut = co.xt, np.ascontiguousarray(co.u.T)  # one frequency per row
     if co.misfit <= LATTICE_MAX:
         for pos, k in enumerate(ZIGZAG[: max(coefficients, TRACE_COEFFICIENTS) + 1]):
             k = int(k)
@@ -602,8 +605,6 @@ def adq_map(image: Any, *, coefficients: int = 63, median: int = 5, border: str 
     >>> adq_map(np.zeros((64, 64, 3), np.uint8)).applicable  # an array, not a JPEG
     False
     """
-    from scipy.ndimage import median_filter
-
     coefficients = check_int(coefficients, "coefficients", minimum=1, maximum=63)
     median = check_int(median, "median", minimum=1)
     if median % 2 == 0:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_float, check_int
+from ..blocks.filters import median_filter
 from ..blocks.tiling import block_index, expand_grid
 from ..io import as_image
 from ..registry import register
@@ -453,8 +454,6 @@ def cfa_map(
 def _block_map(L: np.ndarray, level: np.ndarray, flat: np.ndarray, mix: CfaMixture, block: int, smooth: int,
                shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel: the median-filtered block log likelihood ratio, and the flat blocks (no evidence)."""
-    from scipy.ndimage import median_filter
-
     llr = np.where(flat, 0.0, mix.log_lr(L, level))
     if smooth > 1:
         llr = median_filter(llr, size=smooth, mode="nearest")

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int
 from ..blocks.dct import JPEG_BLOCK, ZIGZAG, block_dct, dct_matrix
+from ..blocks.filters import median_filter
 from ..blocks.jpeg import not_jpeg_reason
 from ..io import as_image, ijg_luma_table
 from ..registry import register
@@ -599,8 +600,6 @@ def nadq_map(image: Any, *, coefficients: int = 6, median: int = 5, force: bool 
     >>> nadq_map(np.zeros((64, 64, 3), np.uint8)).applicable  # an array, not a JPEG
     False
     """
-    from scipy.ndimage import median_filter
-
     coefficients, median = _check_map_args(coefficients, median, force)
     t0 = time.perf_counter()
     img = as_image(image)

@@ -1,0 +1,47 @@
+"""blocks.filters.median_filter against scipy.ndimage.median_filter (an independent implementation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from noisestat.blocks.filters import median_filter
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 7), (9, 4), (31, 23), (64, 80)])
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 9, 31])
+@pytest.mark.parametrize("mode,cval", [("nearest", 0.0), ("constant", -6.9), ("constant", 3.0)])
+def test_median_filter_equals_scipy(shape, size, mode, cval):
+    rng = np.random.default_rng(sum(shape) * 10 + size)
+    a = rng.normal(0, 2, shape)
+    a[rng.random(shape) < 0.3] = 1.0  # ties
+    ref = ndimage.median_filter(a, size=size, mode=mode, cval=cval)
+    out = median_filter(a, size=size, mode=mode, cval=cval)
+    assert out.dtype == np.float64 and np.array_equal(out, ref)
+
+
+def test_median_filter_keeps_float32_and_the_input():
+    a = np.random.default_rng(0).normal(0, 1, (20, 30)).astype(np.float32)
+    before = a.copy()
+    out = median_filter(a, size=5)
+    assert out.dtype == np.float32 and np.array_equal(out, ndimage.median_filter(a, size=5, mode="nearest"))
+    assert np.array_equal(a, before)
+    # a known answer: one outlier vanishes, a 3x3 block of ones survives its own centre
+    b = np.zeros((7, 7))
+    b[0, 0] = 100.0
+    b[2:5, 2:5] = 1.0
+    m = median_filter(b, size=3, mode="constant")
+    assert m[0, 0] == 0.0 and m[3, 3] == 1.0 and m[2, 2] == 0.0
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"size": 4}, "must be odd"), ({"size": 0}, "too small"), ({"size": 3, "mode": "wrap"}, "expected one of"),
+])
+def test_median_filter_refuses_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        median_filter(np.zeros((4, 4)), **kw)
+    with pytest.raises(ValueError, match="NaN"):
+        median_filter(np.array([[np.nan, 1.0]]), size=3)
+    with pytest.raises(ValueError, match="2-D"):
+        median_filter(np.zeros(5), size=3)
