@@ -3,9 +3,17 @@
 Methods register themselves with the :func:`register` decorator next to their
 definition. The registry is built from the code: :func:`load_all` imports
 every public module of the method subpackages (``noisestat.maps``,
-``noisestat.localizers``), so a method module that is added there is found
-without editing any list. The CLI and the benchmark run methods only through
-this module.
+``noisestat.jpeg``, ``noisestat.localizers``), so a method module that is
+added there is found without editing any list. The CLI and the benchmark run
+methods only through this module.
+
+Looking one method up (:func:`get_method`, :func:`default_method`) imports
+only the module its name points to when there is one (``<package>.<name>``,
+or ``<package>.<rest>`` for a name ``<package>_<rest>``: ``jpeg_ghost`` in
+``noisestat.jpeg.ghost``) and the name is registered after it; otherwise it
+imports them all, as :func:`methods` does. Running one method thus does not
+import (and load the Numba kernels of) the others; the registry's content is
+the same either way.
 
 A method is a function ``f(image, **params)`` whose first argument is an
 image (array, path or :class:`~noisestat.types.LoadedImage`) and whose other
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import time
@@ -131,9 +140,31 @@ def methods() -> list[str]:
 
 
 def get_method(name: str) -> MethodSpec:
-    """Return the :class:`MethodSpec` for ``name`` or raise ValueError listing valid names."""
-    load_all()
+    """Return the :class:`MethodSpec` for ``name`` or raise ValueError listing valid names.
+
+    Imports the module that ``name`` points to first (see the module's
+    docstring) and all method modules only if that does not register it.
+    """
+    if not _find_method(name):
+        load_all()
     return _lookup(_REGISTRY, name, "a registered method")
+
+
+def _find_method(name: Any) -> bool:
+    """Whether ``name`` is registered, after importing the module its name points to (if any and not done)."""
+    if not isinstance(name, str):
+        return False
+    if name in _REGISTRY or _LOADED or not name.isidentifier() or name.startswith("_"):
+        return name in _REGISTRY
+    for pkg_name in METHOD_PACKAGES:
+        short = pkg_name.rpartition(".")[2]
+        stems = [name] + ([name[len(short) + 1:]] if name.startswith(f"{short}_") else [])
+        for stem in stems:
+            if stem and not stem.startswith("_") and importlib.util.find_spec(f"{pkg_name}.{stem}") is not None:
+                importlib.import_module(f"{pkg_name}.{stem}")
+                if name in _REGISTRY:
+                    return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -330,6 +361,8 @@ def _import_public_modules(packages: tuple[str, ...]) -> None:
 
 def default_method() -> str:
     """The default method of :func:`localize` and the CLI."""
+    if _find_method(DEFAULT_METHOD):
+        return DEFAULT_METHOD
     load_all()
     return DEFAULT_METHOD if DEFAULT_METHOD in _REGISTRY else sorted(_REGISTRY)[0]
 

@@ -17,6 +17,7 @@ from noisestat.io import (
     overlay,
     save_gray_png,
     save_mask_png,
+    save_rgb_png,
 )
 
 
@@ -181,5 +182,16 @@ def test_save_helpers_round_trip(tmp_path, rgb):
     assert set(np.unique(np.asarray(Image.open(tmp_path / "m.png")))) == {0, 255}
     ov = overlay(rgb, v)
     assert ov.shape == (24, 32, 3) and ov.dtype == np.uint8
+    # the PNG writers' pixels and modes are those of Pillow's fromarray (file path or file object)
+    rng = np.random.default_rng(5)
+    for a in (rng.integers(0, 256, (9, 7), dtype=np.uint8), rng.integers(0, 256, (9, 7, 3), dtype=np.uint8),
+              rng.integers(0, 256, (9, 7, 4), dtype=np.uint8)):
+        save_rgb_png(tmp_path / "a.png", a)
+        buf = _io.BytesIO()
+        save_rgb_png(buf, a)
+        for src in (tmp_path / "a.png", _io.BytesIO(buf.getvalue())):
+            with Image.open(src) as im:
+                assert im.mode == Image.fromarray(a).mode
+                np.testing.assert_array_equal(np.asarray(im), a)
     with pytest.raises(ValueError, match="shape"):
         overlay(rgb, v[:3])

@@ -118,3 +118,24 @@ def test_methods_that_apply_to_some_inputs_say_which():
     from noisestat.cli import main
 
     assert main(["methods", "-v"]) == 0
+
+
+def test_looking_up_one_method_imports_only_its_module():
+    """get_method/default_method import the module a name points to; methods() still lists every method."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from noisestat import registry; import noisestat.decisions;"
+        "spec = registry.get_method('median_residual');"
+        "mods = sorted(m for p in registry.METHOD_PACKAGES for m in sys.modules if m.startswith(p + '.'));"
+        "assert mods == ['noisestat.maps.median_residual'], mods;"
+        "assert spec.module == 'noisestat.maps.median_residual';"
+        "assert registry.get_method('jpeg_ghost').module == 'noisestat.jpeg.ghost';"
+        "assert registry.default_method() == registry.DEFAULT_METHOD;"
+        "assert 'noisestat.localizers.fusion' not in sys.modules;"
+        "assert not any(m == 'sklearn' or m.startswith('sklearn.') for m in sys.modules);"
+        "names = registry.methods(); print(','.join(names))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip().split(",") == noisestat.methods()

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..localizers.fusion import FUSED_MAPS
+from ..localizers import FUSED_MAPS
 
 __all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS",
            "METHOD_GATES", "PATH_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
