@@ -18,12 +18,14 @@ compression with a coarser first table is the separate trace statistic
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._numba import run_tasks
 from .._validate import check_bool, check_int
 from ..blocks.dct import ZIGZAG
 from ..blocks.filters import median_filter
@@ -382,6 +384,19 @@ def _coefficients(img: LoadedImage, q2t: np.ndarray) -> _Coefficients:
     return _Coefficients(xt, u, max(float(np.sqrt(var)), 0.05), dc_bias, misfit, source, (hb, wb))
 
 
+def _fit_frequencies(co: _Coefficients, qv: np.ndarray, ks: list[int]) -> dict[int, _Fit]:
+    """:func:`_fit_frequency` of each frequency in ``ks`` (independent fits: two interleaved halves
+    run as concurrent steps, :func:`~noisestat._numba.run_tasks`; each fit is what it is alone)."""
+    ut = np.ascontiguousarray(co.u.T)  # one frequency per row
+
+    def fit_all(part: list[int]) -> list[tuple[int, _Fit]]:
+        return [(k, _fit_frequency(co.xt[k], ut[k], int(qv[k]), co.sig, co.dc_bias if k == 0 else 0.0))
+                for k in part]
+
+    halves = run_tasks([functools.partial(fit_all, ks[0::2]), functools.partial(fit_all, ks[1::2])])
+    return dict(pair for half in halves for pair in half)
+
+
 def _map_term(fit: _Fit, q2: int, sig: float, bias: float) -> np.ndarray:
     """Per bin ``-log(alpha n_sigma(x) + 1 - alpha)`` (0 at ``x = 0``), clipped to ``+-log(1 / RATIO_FLOOR)``."""
     m = (fit.llr.size - 1) // 2
@@ -485,12 +500,13 @@ def analyze_double_jpeg(image: Any, *, coefficients: int = 63) -> DoubleJpegAnal
     log_odds = np.zeros(co.xt.shape[1])
     informative: list[int] = []
     traced: dict[int, _Fit] = {}
-    xt, ut = co.xt, np.ascontiguousarray(co.u.T)  # one frequency per row
+    xt = co.xt
     if co.misfit <= LATTICE_MAX:
-        for pos, k in enumerate(ZIGZAG[: max(coefficients, TRACE_COEFFICIENTS) + 1]):
-            k = int(k)
+        ks = [int(k) for k in ZIGZAG[: max(coefficients, TRACE_COEFFICIENTS) + 1]]
+        fits = _fit_frequencies(co, qv, ks)
+        for pos, k in enumerate(ks):
             bias = co.dc_bias if k == 0 else 0.0
-            fit = _fit_frequency(xt[k], ut[k], int(qv[k]), co.sig, bias)
+            fit = fits[k]
             gain[k] = fit.gain
             if fit.q1 > 0:
                 alphat[k] = fit.alpha
