@@ -62,9 +62,9 @@ def test_packaged_mappings_are_strictly_increasing(method):
     u = np.linspace(1e-4, 1 - 1e-4, 2001)
     m, sd = image_norm(u)
     for s in (0.01, 0.5, 0.99):
-        for path in (False, True):  # a method without a second path uses its one mapping on both
-            a, b, c, d = mc.pixel_path if path and mc.pixel_path is not None else (*mc.pixel, mc.pixel_z)
-            p = mc.calibrated(u, s, path=path).astype(np.float64)
+        for split in (False, True):  # a method without a split uses its one mapping on both
+            a, b, c, d = mc.pixel_split if split and mc.pixel_split is not None else (*mc.pixel, mc.pixel_z)
+            p = mc.calibrated(u, s, split=split).astype(np.float64)
             z = (mc.x(u) - m) / sd
             t = a * mc.x(u) + d * z + b + c * logit(s)
             assert np.all(np.diff(t) > 0)  # the logit strictly increases; float32 p may saturate, never reverse
@@ -404,21 +404,21 @@ def test_the_objects_score_reads_the_adq_map_it_computed(tmp_path):
     assert np.isnan(stacked_scores(as_image(png), raw, cal)["sub_adq"])
 
 
-def test_a_method_with_two_paths_gets_a_pixel_mapping_per_path(rng):
-    from noisestat.decisions.integrity import PATH_GATES
+def test_a_split_method_gets_a_pixel_mapping_per_value_of_its_split_feature(rng):
+    from noisestat.decisions.integrity import PIXEL_SPLITS
 
     assert method_stats("objects", {"trace_found": True})["path"] == 1.0
     assert method_stats("objects", {})["path"] == 0.0 and "path" not in method_stats("ela", {})
     mc = MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_z=0.0,
-                           pixel_path=(2.0, 0.5, 0.1, 0.0))
+                           pixel_split=(2.0, 0.5, 0.1, 0.0))
     u = rng.uniform(0.01, 0.99, (20, 30)).astype(np.float32)
     x = logit(u, 1e-7)
-    np.testing.assert_allclose(mc.calibrated(u, 0.7, path=True), sigmoid(2.0 * x + 0.5 + 0.1 * logit(0.7)),
+    np.testing.assert_allclose(mc.calibrated(u, 0.7, split=True), sigmoid(2.0 * x + 0.5 + 0.1 * logit(0.7)),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(mc.calibrated(u, 0.7), sigmoid(0.5 * x - 1.0 + 0.3 * logit(0.7)), rtol=1e-5, atol=1e-6)
     assert MethodCalibration.from_dict("m", mc.to_dict()) == mc
     with pytest.raises(ValueError, match="strictly increasing"):
-        MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_path=(-1.0, 0.0, 0.0, 0.0))
+        MethodCalibration("m", (1.0, 0.0), (0.5, -1.0, 0.3), (), (), (), (), 0.0, pixel_split=(-1.0, 0.0, 0.0, 0.0))
     # the statistic is strong on one path and weak on the other: each path gets its own slope
     items = []
     for k in range(80):
@@ -428,8 +428,8 @@ def test_a_method_with_two_paths_gets_a_pixel_mapping_per_path(rng):
         v = rng.normal(0, 1, t.shape) + (4.0 if on_path else 0.5) * t
         items.append(FitItem(f"i{k}", sigmoid(v).astype(np.float32), np.ones(t.shape, np.float32),
                              t if k % 2 == 0 else None, k % 2 == 0, {"path": float(on_path)}))
-    assert "objects" in PATH_GATES
+    assert PIXEL_SPLITS["objects"] == "path" and PIXEL_SPLITS["adq"] == "gate"
     fitted = fit_method("objects", lambda: items, pixels_per_image=576)
-    assert fitted.pixel_path is not None and fitted.pixel_path[0] > 2.5 * fitted.pixel[0]
-    assert fitted.fit["pixel_auc_path"] > fitted.fit["pixel_auc_usual"] + 0.2
-    assert fit_method("m", lambda: items, pixels_per_image=576).pixel_path is None  # one path only
+    assert fitted.pixel_split is not None and fitted.pixel_split[0] > 2.5 * fitted.pixel[0]
+    assert fitted.fit["pixel_auc_split"] > fitted.fit["pixel_auc_rest"] + 0.2
+    assert fit_method("m", lambda: items, pixels_per_image=576).pixel_split is None  # one path only

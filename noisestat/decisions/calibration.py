@@ -15,12 +15,12 @@ heatmap value :math:`u`:
    with :math:`z = (x - m) / s_x` the per-image standardised value (mean
    :math:`m` and standard deviation :math:`s_x` of :math:`x` over the image,
    :func:`image_norm`; ``pixel_z`` = :math:`d`), with :math:`a > 0`,
-   :math:`d \\ge 0` and :math:`c \\ge 0`. A method whose map is made of
-   one of two statistics (:data:`~noisestat.decisions.integrity.PATH_GATES`:
-   ``objects`` compares objects on the double-JPEG map where a trace exists,
-   on the noise floor elsewhere) has a second set ``pixel_path`` =
-   :math:`(a, b, c, d)`, fitted on the images of the other path (integrity
-   feature ``path`` = 1) and used on them.
+   :math:`d \\ge 0` and :math:`c \\ge 0`. A method of
+   :data:`~noisestat.decisions.integrity.PIXEL_SPLITS` (``objects``, whose map
+   is made of the double-JPEG map where a trace exists and of the noise floor
+   elsewhere; ``adq``, whose map is evidence only where a trace exists) has a
+   second set ``pixel_split`` = :math:`(a, b, c, d)`, fitted on the images
+   whose split feature is 1 and used on them.
 
 Within one image :math:`p` is a strictly increasing function of :math:`u`
 (per-image F1-best and AUC are unchanged, no ties are added); across images
@@ -103,16 +103,16 @@ class MethodCalibration:
     intercept: float
     fit: Mapping[str, Any] = field(default_factory=dict)
     pixel_z: float = 0.0
-    pixel_path: tuple[float, float, float, float] | None = None
+    pixel_split: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
-        g = self.pixel_path
+        g = self.pixel_split
         ok_gated = g is None or (len(g) == 4 and g[0] > 0 and g[2] >= 0 and g[3] >= 0)
         if not (self.stage1[0] > 0 and self.pixel[0] > 0 and self.pixel[2] >= 0 and self.pixel_z >= 0
                 and ok_gated):
             raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0, d >= 0 "
                              f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}, "
-                             f"pixel_z={self.pixel_z}, pixel_path={g}")
+                             f"pixel_z={self.pixel_z}, pixel_split={g}")
         n = len(self.features)
         if not (len(self.mean) == len(self.scale) == len(self.coef) == n):
             raise ValueError(f"calibration of {self.method!r}: {n} features but {len(self.mean)} means, "
@@ -136,32 +136,32 @@ class MethodCalibration:
             t += b * (v - mu) / sd
         return float(sigmoid(t))
 
-    def pixel_model(self, *, path: bool = False) -> tuple[float, float, float, float]:
-        """``(a, b, c, d)`` of the final pixel mapping: ``pixel_path`` on an image of the other path
-        (``path``) when the calibration has one, else ``pixel`` and ``pixel_z``."""
-        if path and self.pixel_path is not None:
-            return self.pixel_path
+    def pixel_model(self, *, split: bool = False) -> tuple[float, float, float, float]:
+        """``(a, b, c, d)`` of the final pixel mapping: ``pixel_split`` on an image whose split
+        feature is 1 (``split``) when the calibration has one, else ``pixel`` and ``pixel_z``."""
+        if split and self.pixel_split is not None:
+            return self.pixel_split
         return (*self.pixel, self.pixel_z)
 
     def calibrated(self, u: np.ndarray, score: float, *, norm: tuple[float, float] | None = None,
-                   path: bool = False) -> np.ndarray:
+                   split: bool = False) -> np.ndarray:
         """The calibrated heatmap :math:`p` (float32).
 
         ``norm``: the image's :func:`image_norm` ``(m, s)`` (computed from
         ``u`` when None; pass it when ``u`` holds only some of the image's
         values, e.g. one per object). With ``z = (x - m) / s`` the mapping
         ``a x + d z`` is, within an image, one line of slope ``a + d / s``.
-        ``path``: whether the image's map was made on the method's other path
-        (integrity feature ``path``; :meth:`pixel_model`).
+        ``split``: whether the image's split feature
+        (:data:`~noisestat.decisions.integrity.PIXEL_SPLITS`) is 1 (:meth:`pixel_model`).
         """
-        a, b, c, d = self.pixel_model(path=path)
+        a, b, c, d = self.pixel_model(split=split)
         if d > 0:
             m, sd = image_norm(u) if norm is None else norm
             a, b = a + d / sd, b - d * m / sd
         return _sigmoid_logit(u, a, b, c * float(logit(score)))
 
     def to_dict(self) -> dict[str, Any]:
-        other = {} if self.pixel_path is None else {"pixel_path": list(self.pixel_path)}
+        other = {} if self.pixel_split is None else {"pixel_split": list(self.pixel_split)}
         return {"stage1": list(self.stage1), "pixel": list(self.pixel), "pixel_z": self.pixel_z, **other,
                 "image": {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
                           "coef": list(self.coef), "intercept": self.intercept},
@@ -175,7 +175,7 @@ class MethodCalibration:
                    mean=tuple(float(v) for v in img["mean"]), scale=tuple(float(v) for v in img["scale"]),
                    coef=tuple(float(v) for v in img["coef"]), intercept=float(img["intercept"]),
                    fit=dict(d.get("fit", {})), pixel_z=float(d.get("pixel_z", 0.0)),
-                   pixel_path=None if d.get("pixel_path") is None else tuple(float(v) for v in d["pixel_path"]))
+                   pixel_split=None if d.get("pixel_split") is None else tuple(float(v) for v in d["pixel_split"]))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..types import Heatmap, LoadedImage, Localization
 from .calibration import Calibration, MethodCalibration, default_calibration, image_norm, load_calibration
 from .integrity import (
     MAX_PIXELS,
+    PIXEL_SPLITS,
     STACKED,
     image_features,
     logit,
@@ -139,10 +140,10 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
                 stats: dict[str, float], source: str) -> Localization:
     feats, score, sub = _integrity(cal, u, rel, stats)
     norm = image_norm(sub)  # the same subsample (image_norm of u would take it again)
-    path = stats.get("path", 0.0) == 1.0
-    p = cal.calibrated(u, score, norm=norm, path=path)
+    split = PIXEL_SPLITS.get(loc.method) is not None and stats.get(PIXEL_SPLITS[loc.method], 0.0) == 1.0
+    p = cal.calibrated(u, score, norm=norm, split=split)
     info = {"file": source, "integrity_features": feats}
-    objects = _objects_decided(loc, cal, score, norm, path)
+    objects = _objects_decided(loc, cal, score, norm, split)
     hm = dataclasses.replace(loc.heatmap, values=p, params={**loc.heatmap.params, "calibration": info})
     # the stacked maps were read by the integrity score; the calibrated result does not keep them
     extras = {**{k: v for k, v in loc.extras.items() if k != "map_heatmaps"}, "uncalibrated": u}
@@ -151,14 +152,14 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
 
 
 def _objects_decided(loc: Localization, cal: MethodCalibration, score: float,
-                     norm: tuple[float, float], path: bool) -> tuple[Any, ...] | None:
+                     norm: tuple[float, float], split: bool) -> tuple[Any, ...] | None:
     """Object details with the calibrated value as ``score`` and ``selected = score >= 0.5``."""
     labels = loc.extras.get("labels")
     if loc.objects is None or labels is None:
         return loc.objects
     u = np.zeros(len(loc.objects) + 1, np.float32)
     u[np.asarray(labels).ravel()] = np.asarray(loc.heatmap.values).ravel()  # one value per object
-    p = cal.calibrated(u, score, norm=norm, path=path)
+    p = cal.calibrated(u, score, norm=norm, split=split)
     return tuple(dataclasses.replace(d, score=float(p[d.label]), selected=bool(p[d.label] >= 0.5))
                  for d in loc.objects)
 

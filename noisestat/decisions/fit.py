@@ -14,9 +14,9 @@ three logistic regressions (scikit-learn, L2):
 3. the final pixel mapping :math:`(a, d, b, c)` on the same pixels, with
    the per-image standardised value :math:`z` and the image's out-of-fold
    :math:`\\operatorname{logit}(s)` as further inputs; for a method of
-   :data:`~noisestat.decisions.integrity.PATH_GATES`, once on the images of
-   its usual path (``pixel``, ``pixel_z``) and once on those of the other
-   (``pixel_path``), when both have spliced and pristine pixels.
+   :data:`~noisestat.decisions.integrity.PIXEL_SPLITS`, once on the images
+   whose split feature is 0 (``pixel``, ``pixel_z``) and once on those where
+   it is 1 (``pixel_split``), when both have spliced and pristine pixels.
 
 A slope that comes out non-positive (the statistic carries no positive
 evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .calibration import MethodCalibration, image_norm
-from .integrity import PATH_GATES, STACKED, image_features, logit, method_stats, stacked_feature
+from .integrity import PIXEL_SPLITS, STACKED, image_features, logit, method_stats, stacked_feature
 
 __all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
 
@@ -101,9 +101,9 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
 
 
-def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Sampled ``x = logit(u)``, truth, image index, per-image standardised ``z`` and whether the image
-    is on the method's other path (``stats["path"] == 1``) of every item."""
+def _pixels(items: Iterable[FitItem], k: int, seed: int, split: str | None) -> tuple[np.ndarray, ...]:
+    """Sampled ``x = logit(u)``, truth, image index, per-image standardised ``z`` and whether the image's
+    feature ``split`` is 1 (False everywhere when ``split`` is None) of every item."""
     xs, ys, gs, zs, opens = [], [], [], [], []
     for i, it in enumerate(items):
         x, y = _sample(it, k, seed)
@@ -112,7 +112,7 @@ def _pixels(items: Iterable[FitItem], k: int, seed: int) -> tuple[np.ndarray, ..
         ys.append(y)
         gs.append(np.full(x.size, i))
         zs.append((x - m) / sd)
-        opens.append(np.full(x.size, it.stats.get("path", 0.0) == 1.0))
+        opens.append(np.full(x.size, split is not None and it.stats.get(split, 0.0) == 1.0))
     if not xs:
         raise ValueError("no applicable results to fit on (the method applies to none of the images)")
     return tuple(np.concatenate(v) for v in (xs, ys, gs, zs, opens))
@@ -230,7 +230,7 @@ def _with_sub_scores(items: Callable[[], Iterable[FitItem]], subs: list[str],
 def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int,
              seed: int) -> tuple[MethodCalibration, dict[str, float]]:
     """:func:`fit_method`, and the out-of-fold integrity score of every item (by key)."""
-    x, y, g, z, other = _pixels(items(), pixels_per_image, seed)
+    x, y, g, z, other = _pixels(items(), pixels_per_image, seed, PIXEL_SPLITS.get(method))
     if not 0 < y.sum() < y.size:
         raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
     m1 = _logreg(x[:, None], y, 1e4)
@@ -246,22 +246,22 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
         raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
     image, oof = _integrity(feats, lab, seed)
     ls = logit(oof)[g]
-    split = method in PATH_GATES and all(0 < y[sel].sum() < sel.sum() for sel in (other, ~other))
+    split = method in PIXEL_SPLITS and all(0 < y[sel].sum() < sel.sum() for sel in (other, ~other))
     usual = ~other if split else np.ones(y.size, bool)
     a, d, b, c = _pixel_model(x[usual], z[usual], ls[usual], y[usual])
     fit = {"n_images": int(lab.size), "n_spliced_images": int(lab.sum()), "n_pixels": int(y.size),
            "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
            "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
            "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
-    on_path = None
+    on_split = None
     if split:
         ap, dp, bp, cp = _pixel_model(x[other], z[other], ls[other], y[other])
-        on_path = (max(ap, MIN_SLOPE), bp, cp, dp)
-        fit.update(n_pixels_path=int(other.sum()), spliced_pixel_share_path=float(y[other].mean()),
-                   pixel_auc_path=_auc(x[other], y[other]), pixel_auc_usual=_auc(x[~other], y[~other]))
+        on_split = (max(ap, MIN_SLOPE), bp, cp, dp)
+        fit.update(n_pixels_split=int(other.sum()), spliced_pixel_share_split=float(y[other].mean()),
+                   pixel_auc_split=_auc(x[other], y[other]), pixel_auc_rest=_auc(x[~other], y[~other]))
     cal = MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
-                            image["intercept"], fit, pixel_z=d, pixel_path=on_path)
+                            image["intercept"], fit, pixel_z=d, pixel_split=on_split)
     return cal, dict(zip(keys, oof.tolist()))
 
 

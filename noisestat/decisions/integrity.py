@@ -39,7 +39,7 @@ import numpy as np
 from ..localizers import FUSED_MAPS
 
 __all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS",
-           "METHOD_GATES", "PATH_GATES", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
+           "METHOD_GATES", "PATH_GATES", "PIXEL_SPLITS", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
@@ -68,9 +68,17 @@ METHOD_GATES: dict[str, str] = {
 #: on this image (``objects``: where its trace test finds a double-JPEG trace, the objects are
 #: compared on the double-JPEG map instead of the noise floor). :func:`method_stats` returns it as
 #: ``path`` (1 = the other statistic, 0 = the usual one or absent); the final pixel mapping is fitted
-#: per path (:attr:`noisestat.decisions.calibration.MethodCalibration.pixel_path`).
+#: per path (see :data:`PIXEL_SPLITS`).
 PATH_GATES: dict[str, str] = {
     "objects": "trace_found",
+}
+#: methods whose final pixel mapping is fitted in two parts, split by an integrity feature (1 or 0):
+#: where the map is made of another statistic (``objects``: ``path``) or carries evidence only where
+#: a trace exists (``adq``: ``gate``, a map of spurious fits without one). The images where the
+#: feature is 1 get :attr:`noisestat.decisions.calibration.MethodCalibration.pixel_split`.
+PIXEL_SPLITS: dict[str, str] = {
+    "objects": "path",
+    "adq": "gate",
 }
 
 
