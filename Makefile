@@ -34,7 +34,7 @@ install-bench: $(VENV)/.stamp-install-bench
 
 demo: install
 	$(VENV)/bin/noisestat sample --out $(OUT)
-	$(VENV)/bin/noisestat localize $(OUT)/sample.png --out $(OUT)
+	$(VENV)/bin/noisestat localize $(OUT)/sample.png --out $(OUT) --overwrite
 	$(VENV)/bin/noisestat evaluate --pred $(OUT) --masks $(OUT)/truth
 	@echo "demo outputs written to $(OUT)/"
 
