@@ -12,6 +12,7 @@ or compressed with another table).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +104,10 @@ def allowed_values(q1: int, q2: int, m: int) -> np.ndarray:
     return q2 * np.flatnonzero(_allowed_mask(q1, q2, m)).astype(np.float64) - q2 * m
 
 
+@functools.lru_cache(maxsize=1024)  # at most 1024 masks of <= 8193 bools
 def _allowed_mask(q1: int, q2: int, m: int) -> np.ndarray:
-    """Over ``k = -m..m``: whether ``q2 k`` is within ``q2 / 2 + TOLERANCE`` of a multiple of ``q1``."""
+    """Over ``k = -m..m``: whether ``q2 k`` is within ``q2 / 2 + TOLERANCE`` of a multiple of ``q1``
+    (read-only: cached, the same few hundred ``(q1, q2, m)`` come back on every image)."""
     j = np.arange(-(m * q2 // q1) - 1, m * q2 // q1 + 2)
     lo = np.ceil((q1 * j - q2 / 2.0 - TOLERANCE) / q2).astype(np.int64)
     hi = np.floor((q1 * j + q2 / 2.0 + TOLERANCE) / q2).astype(np.int64)
@@ -112,6 +115,7 @@ def _allowed_mask(q1: int, q2: int, m: int) -> np.ndarray:
     np.add.at(mark, np.clip(lo + m, 0, 2 * m + 1), 1)
     np.add.at(mark, np.clip(hi + m + 1, 0, 2 * m + 1), -1)
     inside = np.cumsum(mark)[: 2 * m + 1] > 0
+    inside.setflags(write=False)
     return inside
 
 
@@ -218,13 +222,14 @@ def _estimate(img: LoadedImage, coefficients: int) -> tuple[FirstTable, np.ndarr
     """:func:`estimate_first_table`, with the block coefficients (N, 64) and clipped-block flags."""
     flat, shifted, clipped, from_file = _luma_blocks(img)
     q2, source = from_file if from_file is not None else _last_table(img)
-    keep = np.ascontiguousarray(flat[~clipped].T)  # one frequency per row
-    shifted_t = np.ascontiguousarray(shifted.T)
+    ks = np.asarray(ZIGZAG[:coefficients], dtype=np.intp)
+    keep = np.ascontiguousarray(flat[:, ks][~clipped].T)  # the analysed frequencies, one per row
+    shifted_t = np.ascontiguousarray(shifted[:, ks].T)
     q2f = q2.ravel()
     q1 = np.zeros(64, np.int64)
     ratio = np.full(64, np.nan)
-    for k in ZIGZAG[:coefficients]:
-        q1[k], ratio[k] = _estimate_step(keep[k], shifted_t[k], int(q2f[k]))
+    for j, k in enumerate(ks):
+        q1[k], ratio[k] = _estimate_step(keep[j], shifted_t[j], int(q2f[k]))
     informative = tuple(int(k) for k in ZIGZAG[:coefficients] if q1[k] > 0)
     est = FirstTable(q1=q1.reshape(8, 8), ratio=ratio.reshape(8, 8), q2=q2, informative=informative,
                      table_source=source)
@@ -265,9 +270,8 @@ def block_artifact(coefficients: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> 
     out = np.zeros(d.shape[:-2])
     if not (q1 > 0).any():
         return out
-    d = np.ascontiguousarray(np.moveaxis(d, (-2, -1), (0, 1)))  # one frequency per plane
     for u, v in zip(*np.nonzero(q1 > 0)):
-        x = d[u, v]
+        x = np.ascontiguousarray(d[..., u, v])  # only the frequencies with a first step
         m = int(np.abs(x).max(initial=0.0) / q2[u, v]) + int(q1[u, v]) + 2  # a lattice point beyond
         lat = allowed_values(int(q1[u, v]), int(q2[u, v]), m)
         i = np.clip(np.searchsorted(lat, x), 1, lat.size - 1)
