@@ -48,15 +48,20 @@ def _median(x: np.ndarray) -> float:
     return float(ab[1]) if n % 2 else float((ab[0] + ab[1]) / 2)
 
 
-def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float) -> tuple[float, float] | None:
-    """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value)."""
+def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float,
+                  scratch: np.ndarray | None = None) -> tuple[float, float] | None:
+    """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value).
+
+    ``scratch``: an optional 1-D float32 array of ``x.size`` elements (not ``x``) that holds the
+    absolute deviations when there is no reference (saves an allocation; overwritten).
+    """
     # the reference values as one contiguous float32 vector (the map itself when there is no reference);
     # the kernels skip non-finite values
     flat = np.ascontiguousarray(x).reshape(-1) if reference is None else np.ascontiguousarray(x[reference]).reshape(-1)
     med = _median(flat)
     if med != med:
         return None
-    dev = np.empty(flat.size, np.float32)
+    dev = scratch if reference is None and scratch is not None else np.empty(flat.size, np.float32)
     m = _k.abs_dev(flat, np.float32(med), dev)
     mad = _median(dev[:m]) * 1.4826
     if not mad > 0:
@@ -96,9 +101,9 @@ def robust_logistic(
     Maps of log noise levels pass ``min_scale=LOG_MIN_SCALE``.
     """
     x = np.ascontiguousarray(raw, dtype=np.float32)
-    cs = _center_scale(x, reference, min_scale)
+    out = np.empty(x.shape, np.float32)  # also the scratch of the deviations (written only afterwards)
+    cs = _center_scale(x, reference, min_scale, out.reshape(-1))
     med, spread = cs if cs is not None else (0.0, 1.0)  # no finite value: z = 0 everywhere
-    out = np.empty(x.shape, np.float32)
     if cs is None:
         x = np.zeros_like(x)
     _k.logistic_arg(x.reshape(-1), np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),

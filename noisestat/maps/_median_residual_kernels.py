@@ -1,0 +1,133 @@
+"""Numba kernel of the median-filter residual map (:mod:`noisestat.maps.median_residual`).
+
+Private module: the public wrapper validates its inputs; the kernel only
+ever sees read-only C-contiguous float32 pixels.
+
+* :func:`channel_mean_residual` -- ``|I_c - median3x3(I_c)|`` of every
+  channel and their mean, in one pass without full-size temporaries. The
+  3x3 median replicates border pixels and is exact (min/max only: the
+  median of the column maxima, medians and minima); the residual is the
+  float32 difference, as OpenCV's ``medianBlur`` and ``absdiff``. The
+  channel mean repeats the float32 arithmetic of ``cv2.transform`` with the
+  matrix ``[1/3, 1/3, 1/3]`` as measured on this OpenCV build (5.1, x86-64:
+  ``fma(r_2, m, fma(r_0, m, m * r_1))``, ``m = float32(1/3)``; checked by the
+  tests against ``cv2.transform``). The fused multiply-adds are computed in
+  float64 (the float32 products are exact there) and rounded once more to
+  float32.
+
+The median is selected with the package's fast-math flags (min and max
+are exact; the sign of a zero median cannot change ``|I - median|``), the
+channel mean without them (a separate function, no contraction).
+
+Strips of ``STRIP`` rows are independent (one per iteration), so results do not
+depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .._numba import jit, pjit, register_warmup
+
+__all__ = ["channel_mean_residual"]
+
+
+@jit(inline="always")
+def _lo(a, b):
+    """min(a, b) as a select (x86 minss; a NaN-free input)."""
+    return a if a < b else b
+
+
+@jit(inline="always")
+def _hi(a, b):
+    """max(a, b) as a select."""
+    return a if a > b else b
+
+
+@jit(fastmath=False)
+def _channel_mean_row(res, out, y):
+    """out[y] = the float32 channel mean of the residual rows ``res`` (C, W), as cv2.transform (no contraction)."""
+    m = np.float32(1.0 / 3.0)
+    md = np.float64(m)
+    if res.shape[0] == 1:
+        for x in range(res.shape[1]):
+            out[y, x] = res[0, x]
+        return
+    for x in range(res.shape[1]):
+        s1 = np.float32(m * res[1, x])
+        s2 = np.float32(np.float64(res[0, x]) * md + np.float64(s1))
+        out[y, x] = np.float32(np.float64(res[2, x]) * md + np.float64(s2))
+
+
+#: output rows per parallel iteration (fixed: the split never depends on the number of threads)
+STRIP = 16
+
+
+@pjit
+def channel_mean_residual(px, out):
+    """out[y, x] = mean over channels of ``|px[y, x, c] - median3x3(px[:, :, c])[y, x]|`` (float32).
+
+    Parameters
+    ----------
+    px : ndarray, shape (H, W, C), float32, C-contiguous (C = 1 or 3)
+    out : ndarray, shape (H, W), float32
+    """
+    h, w, nc = px.shape
+    nstrips = (h + STRIP - 1) // STRIP
+    for s in prange(nstrips):
+        y0 = s * STRIP
+        y1 = min(y0 + STRIP, h)
+        # the strip's rows and one replicated row either side, channels apart (contiguous rows vectorise)
+        plan = np.empty((y1 - y0 + 2, nc, w), np.float32)
+        for i in range(y1 - y0 + 2):
+            r = min(max(y0 - 1 + i, 0), h - 1)
+            for x in range(w):
+                for c in range(nc):
+                    plan[i, c, x] = px[r, x, c]
+        lo = np.empty(w + 2, np.float32)
+        mi = np.empty(w + 2, np.float32)
+        hi = np.empty(w + 2, np.float32)
+        res = np.empty((nc, w), np.float32)
+        for y in range(y0, y1):
+            i = y - y0 + 1
+            for c in range(nc):
+                ra = plan[i - 1, c]
+                rb = plan[i, c]
+                rd = plan[i + 1, c]
+                for x in range(w):  # the sorted column triple of rows y - 1, y, y + 1 at column x
+                    a = ra[x]
+                    b = rb[x]
+                    d = rd[x]
+                    t0 = _lo(a, b)
+                    t1 = _hi(a, b)
+                    u = _lo(t1, d)
+                    hi[x + 1] = _hi(t1, d)
+                    lo[x + 1] = _lo(t0, u)
+                    mi[x + 1] = _hi(t0, u)
+                lo[0] = lo[1]
+                mi[0] = mi[1]
+                hi[0] = hi[1]
+                lo[w + 1] = lo[w]
+                mi[w + 1] = mi[w]
+                hi[w + 1] = hi[w]
+                rc = res[c]
+                for x in range(w):
+                    # median of 9 = median(max of the minima, median of the medians, min of the maxima)
+                    p = _hi(_hi(lo[x], lo[x + 1]), lo[x + 2])
+                    q = _lo(_lo(hi[x], hi[x + 1]), hi[x + 2])
+                    m0 = mi[x]
+                    m1 = mi[x + 1]
+                    m2 = mi[x + 2]
+                    m = _hi(_lo(m0, m1), _lo(_hi(m0, m1), m2))
+                    med = _hi(_lo(p, m), _lo(_hi(p, m), q))
+                    rc[x] = abs(rb[x] - med)
+            _channel_mean_row(res, out, y)
+
+
+@register_warmup
+def _warmup() -> None:
+    for nc in (1, 3):
+        px = np.zeros((4, 5, nc), np.float32)
+        px.setflags(write=False)  # LoadedImage pixels are read-only
+        channel_mean_residual(px, np.empty((4, 5), np.float32))
