@@ -1,7 +1,7 @@
 """Fused kernels of the dense noise maps against the reference computations they replace.
 
 ``median_residual``: :func:`noisestat.maps._median_residual_kernels.channel_mean_residual`
-against OpenCV's ``medianBlur`` + ``absdiff`` + ``transform`` (bit for bit);
+against OpenCV's ``medianBlur`` + ``absdiff`` + ``transform`` and ``box_mean`` against ``blur`` (bit for bit);
 ``wavelet_mad``: :func:`noisestat.maps._wavelet_mad_kernels.luma_block_sigma`
 against ``block_mad_sigma(hh_subband(gray))`` and the pruned median network.
 """
@@ -83,3 +83,18 @@ def test_expand_pair_is_two_expand_grids(rng):
     ga, gb = expand_pair(a, b, rows, cols)
     np.testing.assert_array_equal(ga, expand_grid(a, rows, cols))
     np.testing.assert_array_equal(gb, expand_grid(b, rows, cols))
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 32, 40])
+def test_box_mean_is_opencv_blur_bit_for_bit(rng, k):
+    from noisestat.blocks.tiling import reflect_index
+    from noisestat.maps._median_residual_kernels import box_mean
+
+    for x in (np.abs(rng.normal(3, 1, (131, 77))).astype(np.float32),
+              np.round(np.abs(rng.normal(3, 5, (150, 20)))).astype(np.float32) / np.float32(3.0),
+              np.full((9, 20), 255.0, np.float32)):
+        h, w = x.shape
+        got = np.empty_like(x)
+        box_mean(x, k, reflect_index(np.arange(h + k - 1) - k // 2, h), reflect_index(np.arange(w + k - 1) - k // 2, w),
+                 got)
+        np.testing.assert_array_equal(got, cv2.blur(x, (k, k), borderType=cv2.BORDER_REFLECT))

@@ -30,7 +30,7 @@ from numba import prange
 
 from .._numba import jit, pjit, register_warmup
 
-__all__ = ["channel_mean_residual"]
+__all__ = ["channel_mean_residual", "box_mean", "BOX_STRIP", "STRIP"]
 
 
 @jit(inline="always")
@@ -125,9 +125,60 @@ def channel_mean_residual(px, out):
             _channel_mean_row(res, out, y)
 
 
+#: output rows per parallel iteration of :func:`box_mean` (fixed, as ``STRIP``)
+BOX_STRIP = 64
+
+
+@pjit(fastmath=False)
+def box_mean(src, k, rows, cols, out):
+    """out = the mean of ``src`` over ``k x k`` boxes with a reflected border, float32 (cv2.blur's values).
+
+    ``out[y, x]`` averages rows ``rows[y : y + k]`` and columns ``cols[x : x
+    + k]`` (``rows[t] = refl(t - k // 2)``, likewise ``cols``). Running sums
+    in float64, restarted every ``BOX_STRIP`` rows, then ``sum * (1 / k^2)``
+    rounded to float32, as OpenCV's box filter on float32 data computes
+    (float64 sums and scale). For 8-bit data the residual sums are exact in
+    float64, so the values are OpenCV's bit for bit whatever the order.
+
+    Parameters
+    ----------
+    src : ndarray, shape (H, W), float32
+    k : int
+    rows, cols : ndarray of int64, shapes (H + k - 1,), (W + k - 1,)
+    out : ndarray, shape (H, W), float32
+    """
+    h, w = src.shape
+    scale = 1.0 / (k * k)
+    nst = (h + BOX_STRIP - 1) // BOX_STRIP
+    for s in prange(nst):
+        y0 = s * BOX_STRIP
+        y1 = min(y0 + BOX_STRIP, h)
+        col = np.zeros(w)  # column sums over the box's rows, at every image column
+        for t in range(y0, y0 + k):
+            r = src[rows[t]]
+            for x in range(w):
+                col[x] += np.float64(r[x])
+        for y in range(y0, y1):
+            acc = 0.0
+            for t in range(k):
+                acc += col[cols[t]]
+            out[y, 0] = acc * scale
+            for x in range(1, w):
+                acc += col[cols[x + k - 1]] - col[cols[x - 1]]
+                out[y, x] = acc * scale
+            if y + 1 < y1:
+                ra = src[rows[y + k]]
+                rm = src[rows[y]]
+                for x in range(w):
+                    col[x] += np.float64(ra[x]) - np.float64(rm[x])
+
+
 @register_warmup
 def _warmup() -> None:
     for nc in (1, 3):
         px = np.zeros((4, 5, nc), np.float32)
         px.setflags(write=False)  # LoadedImage pixels are read-only
-        channel_mean_residual(px, np.empty((4, 5), np.float32))
+        res = np.empty((4, 5), np.float32)
+        channel_mean_residual(px, res)
+    t = np.arange(-1, 6, dtype=np.int64)
+    box_mean(res, 3, np.abs(t[:6]), np.abs(t[:7]) % 5, np.empty((4, 5), np.float32))

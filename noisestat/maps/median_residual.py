@@ -56,9 +56,8 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     block - 1`` and likewise columns) to turn it into a local level. The
     median filter replicates border pixels (MATLAB's zero padding makes
     border artefacts); the box uses a reflected border (``d c b a | a b c d``).
-    The box is OpenCV's ``blur``; the median, residual and channel mean are
-    one Numba pass with the values of OpenCV's ``medianBlur``, ``absdiff``
-    and ``transform``.
+    Both are Numba kernels with the values of OpenCV's ``medianBlur``,
+    ``absdiff`` and ``transform`` (one pass) and ``blur`` (float64 box sums).
 
     Changed in 0.1: the map is dense (a sliding box mean, formerly a robust
     MAD on a grid of windows every ``step`` pixels, now removed) and uses
@@ -77,9 +76,8 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     >>> bool(hm.raw[:, 96].mean() > 2.5 * hm.raw[:, 16].mean())
     True
     """
-    import cv2
-
-    from ._median_residual_kernels import channel_mean_residual
+    from ..blocks.tiling import reflect_index
+    from ._median_residual_kernels import box_mean, channel_mean_residual
 
     block = check_int(block, "block", minimum=1)
     t0 = time.perf_counter()
@@ -92,7 +90,11 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     # median, residual and channel mean in one pass: the values of medianBlur, absdiff and transform
     res = np.empty(px.shape[:2], np.float32)
     channel_mean_residual(px, res)
-    raw = cv2.blur(res, (block, block), borderType=cv2.BORDER_REFLECT)
+    h, w = res.shape
+    o = block // 2  # OpenCV's anchor of an even box: raw[y] averages rows y - block // 2 ... y - block // 2 + block - 1
+    raw = np.empty((h, w), np.float32)
+    box_mean(res, block, reflect_index(np.arange(h + block - 1) - o, h), reflect_index(np.arange(w + block - 1) - o, w),
+             raw)
     t1 = time.perf_counter()
     floor = 1e-3 * img.info.white_level / 255.0
     logs = np.maximum(raw, np.float32(floor), out=res)  # res is free again: the log map goes there
