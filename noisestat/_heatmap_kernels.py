@@ -8,7 +8,9 @@ maps without a reference mask.
   of the finite values, those ``np.partition`` would put there) by a two-level radix
   histogram on the float32 bit patterns mapped to order-preserving unsigned
   keys (16 high bits, then the 16 low bits within the bin that holds rank
-  ``k``): two passes over the data, no copy, no sort. ``np.median`` of the
+  ``k``): two passes over the data, no copy, no sort (on a map made of runs
+  of equal values, such as a block map at full resolution, each run is
+  counted at once). ``np.median`` of the
   finite values is then the k-th value (odd count) or the float32 mean of the
   two middle values (even count), exactly as numpy computes it. A third
   pass is needed only when the two middle values fall in different bins.
@@ -49,6 +51,25 @@ def _bits(key):
 
 
 @jit(fastmath=False)
+def _mostly_runs(bits):
+    """True when most of 1024 evenly spaced neighbour pairs of ``bits`` are equal (a block map at full resolution).
+
+    Only chooses how :func:`rank_pair` loops (a run of equal values counted once, or value by
+    value); the counts, hence the result, are the same either way.
+    """
+    size = bits.size
+    if size < 4096:
+        return False
+    step = (size - 1) // 1024
+    eq = 0
+    for t in range(1024):
+        j = t * step
+        if bits[j] == bits[j + 1]:
+            eq += 1
+    return eq > 512
+
+
+@jit(fastmath=False)
 def rank_pair(bits, q):
     """(n, bits of the ka-th and kb-th smallest) of the n finite float32 of ``bits`` (1-D, uint32 view).
 
@@ -58,15 +79,33 @@ def rank_pair(bits, q):
     and ``kb = ka + 1``, both clipped to ``n - 1`` as numpy does. n = 0 gives
     (0, 0, 0).
     """
-    hist = np.zeros(65536, np.int32)
     size = bits.size
+    runs = _mostly_runs(bits)
+    hist = np.zeros(65536, np.int64)
     n = 0
-    for i in range(size):
-        b = np.int64(bits[i])
-        if (b & 0x7F800000) == 0x7F800000:  # inf or NaN
-            continue
-        hist[_key(b) >> 16] += 1
-        n += 1
+    if runs:
+        prev = np.int64(-1)
+        run = 0
+        for i in range(size):
+            b = np.int64(bits[i])
+            if b == prev:
+                run += 1
+                continue
+            if run and (prev & 0x7F800000) != 0x7F800000:  # inf and NaN are skipped
+                hist[_key(prev) >> 16] += run
+                n += run
+            prev = b
+            run = 1
+        if run and (prev & 0x7F800000) != 0x7F800000:
+            hist[_key(prev) >> 16] += run
+            n += run
+    else:
+        for i in range(size):
+            b = np.int64(bits[i])
+            if (b & 0x7F800000) == 0x7F800000:  # inf or NaN
+                continue
+            hist[_key(b) >> 16] += 1
+            n += 1
     if n == 0:
         return 0, np.uint32(0), np.uint32(0)
     if q < 0:
@@ -90,14 +129,33 @@ def rank_pair(bits, q):
             top = t
             break
         acc += hist[t]
-    lo = np.zeros(65536, np.int32)
-    for i in range(size):
-        b = np.int64(bits[i])
-        if (b & 0x7F800000) == 0x7F800000:
-            continue
-        key = _key(b)
-        if (key >> 16) == top:
-            lo[key & 0xFFFF] += 1
+    lo = np.zeros(65536, np.int64)
+    if runs:
+        prev = np.int64(-1)
+        run = 0
+        for i in range(size):
+            b = np.int64(bits[i])
+            if b == prev:
+                run += 1
+                continue
+            if run and (prev & 0x7F800000) != 0x7F800000:
+                key = _key(prev)
+                if (key >> 16) == top:
+                    lo[key & 0xFFFF] += run
+            prev = b
+            run = 1
+        if run and (prev & 0x7F800000) != 0x7F800000:
+            key = _key(prev)
+            if (key >> 16) == top:
+                lo[key & 0xFFFF] += run
+    else:
+        for i in range(size):
+            b = np.int64(bits[i])
+            if (b & 0x7F800000) == 0x7F800000:
+                continue
+            key = _key(b)
+            if (key >> 16) == top:
+                lo[key & 0xFFFF] += 1
     key_a = -1
     key_b = -1
     for t in range(65536):

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _heatmap_kernels as _k
 
-__all__ = ["expand_grid", "map_quantile", "robust_logistic", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
+__all__ = ["expand_grid", "map_quantile", "robust_logistic", "robust_logistic_blocks", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
 
 #: ``expand_grid(grid, ridx, cidx)``: ``out[y, x] = grid[ridx[y], cidx[x]]`` as float32, block values at
 #: full resolution (the one definition; :mod:`noisestat.blocks.tiling` re-exports it)
@@ -48,15 +48,20 @@ def _median(x: np.ndarray) -> float:
     return float(ab[1]) if n % 2 else float((ab[0] + ab[1]) / 2)
 
 
-def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float) -> tuple[float, float] | None:
-    """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value)."""
+def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float,
+                  scratch: np.ndarray | None = None) -> tuple[float, float] | None:
+    """(median, spread) of the robust z-score of float32 ``x`` (None when no finite reference value).
+
+    ``scratch``: an optional 1-D float32 array of ``x.size`` elements (not ``x``) that holds the
+    absolute deviations when there is no reference (saves an allocation; overwritten).
+    """
     # the reference values as one contiguous float32 vector (the map itself when there is no reference);
     # the kernels skip non-finite values
     flat = np.ascontiguousarray(x).reshape(-1) if reference is None else np.ascontiguousarray(x[reference]).reshape(-1)
     med = _median(flat)
     if med != med:
         return None
-    dev = np.empty(flat.size, np.float32)
+    dev = scratch if reference is None and scratch is not None else np.empty(flat.size, np.float32)
     m = _k.abs_dev(flat, np.float32(med), dev)
     mad = _median(dev[:m]) * 1.4826
     if not mad > 0:
@@ -96,9 +101,9 @@ def robust_logistic(
     Maps of log noise levels pass ``min_scale=LOG_MIN_SCALE``.
     """
     x = np.ascontiguousarray(raw, dtype=np.float32)
-    cs = _center_scale(x, reference, min_scale)
+    out = np.empty(x.shape, np.float32)  # also the scratch of the deviations (written only afterwards)
+    cs = _center_scale(x, reference, min_scale, out.reshape(-1))
     med, spread = cs if cs is not None else (0.0, 1.0)  # no finite value: z = 0 everywhere
-    out = np.empty(x.shape, np.float32)
     if cs is None:
         x = np.zeros_like(x)
     _k.logistic_arg(x.reshape(-1), np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),
@@ -119,6 +124,49 @@ def _weighted_middle(x: np.ndarray, counts: np.ndarray) -> float:
     cum = np.cumsum(c[order])
     a, b = (v[order[np.searchsorted(cum, k, side="right")]] for k in ((n - 1) // 2, n // 2))
     return float(b) if n % 2 else float((np.float32(a) + np.float32(b)) / 2)
+
+
+def robust_logistic_blocks(
+    grid: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    two_sided: bool = True,
+    center: float = Z_CENTER,
+    scale: float = Z_SCALE,
+    min_scale: float = 0.0,
+) -> np.ndarray | None:
+    """The block values of :func:`robust_logistic_grid` before expansion, or None.
+
+    ``expand_grid(robust_logistic_blocks(grid, rows, cols, ...), rows, cols)``
+    is ``robust_logistic_grid(grid, rows, cols, ...)``. None when the
+    statistics need the full-resolution map (no finite value, or a zero MAD:
+    the mean-deviation fallback sums over pixels); the caller then uses
+    :func:`robust_logistic_grid`.
+
+    Returns
+    -------
+    ndarray, shape (Hb, Wb), float32, or None
+    """
+    g = np.ascontiguousarray(grid, dtype=np.float32)
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    counts = np.outer(np.bincount(rows, minlength=g.shape[0]), np.bincount(cols, minlength=g.shape[1])).ravel()
+    x = g.ravel()
+    med = _weighted_middle(x, counts)
+    if med != med:
+        return None
+    dev = np.abs(x - np.float32(med))
+    mad = _weighted_middle(dev, counts) * 1.4826
+    if not mad > 0:  # the mean-deviation fallback sums over pixels: done at full resolution
+        return None
+    spread = max(mad, 1e-6 * max(abs(med), 1.0), float(min_scale))
+    out = np.empty(x.shape, np.float32)
+    _k.logistic_arg(x, np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),
+                    np.float32(scale), out)
+    np.exp(out, out=out)
+    out += np.float32(1.0)
+    np.divide(np.float32(1.0), out, out=out)
+    return out.reshape(g.shape)
 
 
 def robust_logistic_grid(
@@ -154,25 +202,12 @@ def robust_logistic_grid(
     """
     g = np.ascontiguousarray(grid, dtype=np.float32)
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-    counts = np.outer(np.bincount(rows, minlength=g.shape[0]), np.bincount(cols, minlength=g.shape[1])).ravel()
-    x = g.ravel()
-    med = _weighted_middle(x, counts)
-    if med != med:
+    blocks = robust_logistic_blocks(g, rows, cols, two_sided=two_sided, center=center, scale=scale,
+                                    min_scale=min_scale)
+    if blocks is None:
         return robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, center=center, scale=scale,
                                min_scale=min_scale)
-    dev = np.abs(x - np.float32(med))
-    mad = _weighted_middle(dev, counts) * 1.4826
-    if not mad > 0:  # the mean-deviation fallback sums over pixels: do it at full resolution
-        return robust_logistic(expand_grid(g, rows, cols), two_sided=two_sided, center=center, scale=scale,
-                               min_scale=min_scale)
-    spread = max(mad, 1e-6 * max(abs(med), 1.0), float(min_scale))
-    out = np.empty(x.shape, np.float32)
-    _k.logistic_arg(x, np.float32(med), np.float32(spread), bool(two_sided), np.float32(center),
-                    np.float32(scale), out)
-    np.exp(out, out=out)
-    out += np.float32(1.0)
-    np.divide(np.float32(1.0), out, out=out)
-    return expand_grid(out.reshape(g.shape), rows, cols)
+    return expand_grid(blocks, rows, cols)
 
 
 def map_quantile(values: np.ndarray, q: float) -> float:

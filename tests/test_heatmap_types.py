@@ -165,6 +165,34 @@ def test_map_quantile_equals_numpy_quantile(rng, kind):
         assert map_quantile(x, q) == pytest.approx(float(np.quantile(x, q)), abs=0, rel=0, nan_ok=True)
 
 
+@pytest.mark.parametrize("kind", ["runs", "runs_nonfinite", "runs_ties"])
+def test_map_quantile_and_median_of_runs_equal_numpy(rng, kind):
+    """Maps made of runs of equal values (block maps at full resolution) take rank_pair's run-length path."""
+    from noisestat import _heatmap_kernels as hk
+    from noisestat.heatmap import _median, map_quantile
+
+    base = rng.normal(size=600).astype(np.float32)
+    if kind == "runs_nonfinite":
+        base[::5] = np.nan
+        base[1::7] = np.inf
+        base[2::11] = -np.inf
+        base[3::13] = -0.0
+    if kind == "runs_ties":
+        base = np.round(base * 2) / 2
+    x = np.ascontiguousarray(np.repeat(base, rng.integers(4, 30, base.size)), np.float32)
+    assert hk._mostly_runs(x.view(np.uint32))
+    fin = x[np.isfinite(x)]
+    for q in (0.0, 0.01, 0.5, 0.95, 0.99, 1.0, float(rng.random())):
+        if fin.size == x.size:  # (non-finite maps go to np.quantile itself)
+            assert map_quantile(x, q) == pytest.approx(float(np.quantile(x, q)), abs=0, rel=0)
+    assert _median(x) == pytest.approx(float(np.median(fin)), abs=0, rel=0)
+    for q in (-1.0, 0.3, 0.99):  # the value-by-value loop counts the same
+        ka = hk.rank_pair(x.view(np.uint32), q)
+        z = np.ascontiguousarray(rng.permutation(x))
+        assert not hk._mostly_runs(z.view(np.uint32))
+        assert hk.rank_pair(z.view(np.uint32), q) == ka
+
+
 def test_robust_logistic_grid_equals_the_expanded_map(rng):
     from noisestat.blocks.tiling import expand_grid
     from noisestat.heatmap import robust_logistic_grid

@@ -56,7 +56,8 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     block - 1`` and likewise columns) to turn it into a local level. The
     median filter replicates border pixels (MATLAB's zero padding makes
     border artefacts); the box uses a reflected border (``d c b a | a b c d``).
-    Both are computed with OpenCV (``medianBlur``, ``blur``).
+    Both are Numba kernels with the values of OpenCV's ``medianBlur``,
+    ``absdiff`` and ``transform`` (one pass) and ``blur`` (float64 box sums).
 
     Changed in 0.1: the map is dense (a sliding box mean, formerly a robust
     MAD on a grid of windows every ``step`` pixels, now removed) and uses
@@ -75,22 +76,30 @@ def median_residual_map(image: Any, *, block: int = 32) -> Heatmap:
     >>> bool(hm.raw[:, 96].mean() > 2.5 * hm.raw[:, 16].mean())
     True
     """
-    import cv2
+    from ..blocks.tiling import reflect_index
+    from ._median_residual_kernels import box_mean, channel_mean_residual
 
     block = check_int(block, "block", minimum=1)
     t0 = time.perf_counter()
     img = as_image(image, min_size=8)
     px = img.pixels
-    nc = px.shape[2]
-    src = px[:, :, 0] if nc == 1 else px
-    res = cv2.absdiff(src, cv2.medianBlur(src, 3))
-    if nc == 3:
-        res = cv2.transform(res, np.full((1, 3), 1.0 / 3.0))
-    raw = cv2.blur(res, (block, block), borderType=cv2.BORDER_REFLECT)
-    raw = np.ascontiguousarray(raw.reshape(px.shape[:2]), dtype=np.float32)
+    if px.dtype != np.float32 or not px.flags.c_contiguous or px.flags.writeable:
+        # one compiled kernel variant: read-only C-contiguous float32, as LoadedImage holds its pixels
+        px = np.ascontiguousarray(px, dtype=np.float32).copy()
+        px.setflags(write=False)
+    # median, residual and channel mean in one pass: the values of medianBlur, absdiff and transform
+    res = np.empty(px.shape[:2], np.float32)
+    channel_mean_residual(px, res)
+    h, w = res.shape
+    o = block // 2  # OpenCV's anchor of an even box: raw[y] averages rows y - block // 2 ... y - block // 2 + block - 1
+    raw = np.empty((h, w), np.float32)
+    box_mean(res, block, reflect_index(np.arange(h + block - 1) - o, h), reflect_index(np.arange(w + block - 1) - o, w),
+             raw)
     t1 = time.perf_counter()
     floor = 1e-3 * img.info.white_level / 255.0
-    values = robust_logistic(np.log(np.maximum(raw, np.float32(floor))), min_scale=LOG_MIN_SCALE)
+    logs = np.maximum(raw, np.float32(floor), out=res)  # res is free again: the log map goes there
+    np.log(logs, out=logs)
+    values = robust_logistic(logs, min_scale=LOG_MIN_SCALE)
     return Heatmap(
         values=values,
         raw=raw,

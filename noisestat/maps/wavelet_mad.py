@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_choice, check_int
-from ..heatmap import LOG_MIN_SCALE, robust_logistic_grid
+from ..heatmap import LOG_MIN_SCALE, expand_grid, robust_logistic_blocks, robust_logistic_grid
 from ..io import as_image
 from ..registry import register
 from ..types import Heatmap
@@ -92,30 +92,34 @@ def wavelet_mad_map(image: Any, *, wavelet: str = "db8", block: int = 8) -> Heat
     >>> round(float(np.median(hm.raw[:, :64])))
     2
     """
-    from ..blocks.tiling import block_index, block_starts, expand_grid
+    from ..blocks.tiling import block_index
     from ..blocks.wavelets import daubechies_highpass
-    from ._wavelet_mad_kernels import block_mad_sigma, hh_subband
+    from ._wavelet_mad_kernels import expand_pair, luma_block_sigma
 
     wavelet = check_choice(wavelet, "wavelet", tuple(_WAVELETS))
     block = check_int(block, "block", minimum=2)
     t0 = time.perf_counter()
     img = as_image(image, min_size=2 * block)
     h, w = img.shape
-    gray = img.gray()
-    if not gray.flags.writeable:  # one compiled kernel variant (numba types read-only arrays apart)
-        gray = gray.copy()
+    px = img.pixels
+    if px.dtype != np.float32 or not px.flags.c_contiguous or px.flags.writeable:
+        # one compiled kernel variant: read-only C-contiguous float32, as LoadedImage holds its pixels
+        px = np.ascontiguousarray(px, dtype=np.float32).copy()
+        px.setflags(write=False)
     t1 = time.perf_counter()
-    sub = hh_subband(gray, daubechies_highpass(_WAVELETS[wavelet]))
-    hs, ws = sub.shape
-    sigma = block_mad_sigma(sub, block_starts(hs, block), block_starts(ws, block),
-                              min(block, hs), min(block, ws))
+    # luma, HH subband and block medians in two passes (the subband is never stored)
+    sigma = luma_block_sigma(px, daubechies_highpass(_WAVELETS[wavelet]), block)
     t2 = time.perf_counter()
     rows, cols = block_index(h, block, stride=2), block_index(w, block, stride=2)
-    raw = expand_grid(sigma, rows, cols)
     floor = 1e-3 * img.info.white_level / 255.0
-    # the logistic of the block values, expanded (the same values as on the expanded raw map)
-    values = robust_logistic_grid(np.log(np.maximum(sigma.astype(np.float32), np.float32(floor))), rows, cols,
-                                  min_scale=LOG_MIN_SCALE)
+    # the logistic of the block values (the same values as on the expanded raw map), expanded with raw
+    logs = np.log(np.maximum(sigma.astype(np.float32), np.float32(floor)))
+    blocks = robust_logistic_blocks(logs, rows, cols, min_scale=LOG_MIN_SCALE)
+    if blocks is None:
+        raw = expand_grid(sigma, rows, cols)
+        values = robust_logistic_grid(logs, rows, cols, min_scale=LOG_MIN_SCALE)
+    else:
+        raw, values = expand_pair(sigma, blocks, rows, cols)
     return Heatmap(
         values=values,
         raw=raw,
