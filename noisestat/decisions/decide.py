@@ -18,12 +18,12 @@ from ..types import Heatmap, LoadedImage, Localization
 from .calibration import Calibration, MethodCalibration, default_calibration, image_norm, load_calibration
 from .integrity import (
     MAX_PIXELS,
-    PIXEL_SPLITS,
     STACKED,
     image_features,
     logit,
     method_stats,
     numeric_params,
+    pixel_split,
     stacked_feature,
     subsample_step,
 )
@@ -140,7 +140,7 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
                 stats: dict[str, float], source: str) -> Localization:
     feats, score, sub = _integrity(cal, u, rel, stats)
     norm = image_norm(sub)  # the same subsample (image_norm of u would take it again)
-    split = PIXEL_SPLITS.get(loc.method) is not None and stats.get(PIXEL_SPLITS[loc.method], 0.0) == 1.0
+    split = pixel_split(loc.method, stats)
     p = cal.calibrated(u, score, norm=norm, split=split)
     info = {"file": source, "integrity_features": feats}
     objects = _objects_decided(loc, cal, score, norm, split)

@@ -39,7 +39,15 @@ from typing import Any
 import numpy as np
 
 from .calibration import MethodCalibration, image_norm
-from .integrity import PIXEL_SPLITS, STACKED, image_features, logit, method_stats, stacked_feature
+from .integrity import (
+    PIXEL_SPLITS,
+    STACKED,
+    image_features,
+    logit,
+    method_stats,
+    pixel_split,
+    stacked_feature,
+)
 
 __all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
 
@@ -101,9 +109,9 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
 
 
-def _pixels(items: Iterable[FitItem], k: int, seed: int, split: str | None) -> tuple[np.ndarray, ...]:
+def _pixels(items: Iterable[FitItem], k: int, seed: int, method: str) -> tuple[np.ndarray, ...]:
     """Sampled ``x = logit(u)``, truth, image index, per-image standardised ``z`` and whether the image's
-    feature ``split`` is 1 (False everywhere when ``split`` is None) of every item."""
+    split feature is 1 (:func:`~noisestat.decisions.integrity.pixel_split`) of every item."""
     xs, ys, gs, zs, opens = [], [], [], [], []
     for i, it in enumerate(items):
         x, y = _sample(it, k, seed)
@@ -112,7 +120,7 @@ def _pixels(items: Iterable[FitItem], k: int, seed: int, split: str | None) -> t
         ys.append(y)
         gs.append(np.full(x.size, i))
         zs.append((x - m) / sd)
-        opens.append(np.full(x.size, split is not None and it.stats.get(split, 0.0) == 1.0))
+        opens.append(np.full(x.size, pixel_split(method, it.stats)))
     if not xs:
         raise ValueError("no applicable results to fit on (the method applies to none of the images)")
     return tuple(np.concatenate(v) for v in (xs, ys, gs, zs, opens))
@@ -230,7 +238,7 @@ def _with_sub_scores(items: Callable[[], Iterable[FitItem]], subs: list[str],
 def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int,
              seed: int) -> tuple[MethodCalibration, dict[str, float]]:
     """:func:`fit_method`, and the out-of-fold integrity score of every item (by key)."""
-    x, y, g, z, other = _pixels(items(), pixels_per_image, seed, PIXEL_SPLITS.get(method))
+    x, y, g, z, other = _pixels(items(), pixels_per_image, seed, method)
     if not 0 < y.sum() < y.size:
         raise ValueError(f"method {method!r}: the fitting pixels must include spliced and pristine ones")
     m1 = _logreg(x[:, None], y, 1e4)

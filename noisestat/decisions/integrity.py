@@ -39,7 +39,7 @@ import numpy as np
 from ..localizers import FUSED_MAPS
 
 __all__ = ["image_features", "subsample_step", "method_stats", "numeric_params", "GENERIC_FEATURES", "METHOD_STATS",
-           "METHOD_GATES", "PATH_GATES", "PIXEL_SPLITS", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
+           "METHOD_GATES", "PATH_GATES", "PIXEL_SPLITS", "pixel_split", "MAX_PIXELS", "logit", "TOP_FRACTION", "EPS", "STACKED", "stacked_feature"]
 
 GENERIC_FEATURES = ("mean", "median", "top", "q99", "area", "spread")
 #: share of the (weighted) pixels averaged by the ``top`` feature
@@ -80,6 +80,12 @@ PIXEL_SPLITS: dict[str, str] = {
     "objects": "path",
     "adq": "gate",
 }
+
+
+def pixel_split(method: str, stats: Mapping[str, float]) -> bool:
+    """Whether ``method``'s split feature (:data:`PIXEL_SPLITS`) is 1 in ``stats`` (False without one)."""
+    name = PIXEL_SPLITS.get(method)
+    return name is not None and stats.get(name, 0.0) == 1.0
 
 
 #: stacked methods: a method whose result carries other methods' maps (``extras["map_heatmaps"]``)
