@@ -12,6 +12,8 @@ documented name, so that it has exactly one definition:
   (HH) wavelet subband.
 * :mod:`noisestat.blocks.tiling` -- the block tiling shared by the block maps
   and the expansion of block values to full resolution.
+* :mod:`noisestat.blocks.eigen` -- eigenvalues of many small symmetric matrices
+  side by side (the PCA estimators' covariances).
 * :mod:`noisestat.blocks.patches` -- patch gathering, unusable-pixel integral
   images and BLAS threading for the PCA estimators.
 

@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from .._numba import jit, pjit, register_warmup
+from ..blocks.eigen import LANES, eigvalsh_lanes
 
 __all__ = ["cell_row_sums", "window_row_sigmas", "chen_rule"]
 
@@ -103,22 +104,45 @@ def window_row_sigmas(rows, first, d, sigma, count):  # pragma: no cover - compi
         Output; left unchanged where the window has ``<= d`` patches.
     count : ndarray (nwx,), int64
         Output: usable patches of each window.
+
+    Notes
+    -----
+    Parallel over groups of :data:`~noisestat.blocks.eigen.LANES` windows,
+    whose covariances are diagonalised side by side
+    (:func:`noisestat.blocks.eigen.eigvalsh_lanes`); a window's eigenvalues
+    do not depend on the other windows of its group.
     """
     my, nwx, d1, _ = rows.shape
-    for j in prange(nwx):
-        acc = rows[first, j].copy()
-        for t in range(1, my):
-            acc += rows[(first + t) % my, j]
-        n = acc[d, d]
-        count[j] = np.int64(np.rint(n))
-        if not n > d:
-            continue
-        cov = np.empty((d, d))
-        for a in range(d):
-            ma = acc[d, a] / n
-            for b in range(d):
-                cov[a, b] = acc[a, b] / n - ma * (acc[d, b] / n)
-        sigma[j] = chen_rule(np.linalg.eigvalsh(cov))
+    ngroups = (nwx + LANES - 1) // LANES
+    for grp in prange(ngroups):
+        j0 = grp * LANES
+        nl = min(LANES, nwx - j0)
+        a = np.zeros((d, d, nl))
+        ev = np.empty((nl, d))
+        mean = np.empty(d)
+        for q in range(nl):
+            j = j0 + q
+            n = 0.0
+            for t in range(my):  # the ring's rows oldest first, as the sums were always taken
+                n += rows[(first + t) % my, j, d, d]
+            count[j] = np.int64(np.rint(n))
+            if not n > d:
+                continue
+            for i in range(d):
+                si = 0.0
+                for t in range(my):
+                    si += rows[(first + t) % my, j, d, i]
+                mean[i] = si / n
+            for i in range(d):
+                for k in range(i + 1):
+                    sik = 0.0
+                    for t in range(my):
+                        sik += rows[(first + t) % my, j, i, k]
+                    a[i, k, q] = sik / n - mean[i] * mean[k]
+        eigvalsh_lanes(a, ev)
+        for q in range(nl):
+            if count[j0 + q] > d:
+                sigma[j0 + q] = chen_rule(ev[q])
 
 
 @register_warmup
