@@ -22,7 +22,7 @@ from numba import prange
 
 from .._numba import jit, pjit, register_warmup
 
-__all__ = ["gather_patches", "gather_cell_row", "bad_pixel_map", "unusable_integral", "channel_center",
+__all__ = ["gather_patches", "cell_row_grams", "bad_pixel_map", "unusable_integral", "channel_center",
            "single_thread_blas"]
 
 
@@ -67,28 +67,32 @@ def bad_pixel_map(px, white, allowed):  # pragma: no cover - compiled
     return out
 
 @pjit
-def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - compiled
-    """Gather the patches of cell row ``a`` into ``buf`` (shape (ncx, cell*cell, d+1)).
+def cell_row_grams(px, valid, r, cell, a, center, g):  # pragma: no cover - compiled
+    """Gram sums of the patches of every cell of cell row ``a``: ``g[b] = X_b^T X_b`` (float32).
 
     Patch origins ``(y, x)`` are grouped into cells of ``cell x cell``
     origins; cell ``(a, b)`` holds ``a*cell <= y < (a+1)*cell`` and
-    ``b*cell <= x < (b+1)*cell``. Slot ``(b, (y - a*cell)*cell + x - b*cell)``
-    receives ``[patch - center, 1]`` when ``valid[y, x]`` is non-zero and
-    zeros otherwise (also past the last origin), so ``buf[b].T @ buf[b]`` is
-    the Gram sum of cell ``(a, b)``'s usable patches with their count in the
-    corner. Parallel over the cells (each writes its own slots of ``buf``);
-    its caller (the ``local_pca`` map) runs BLAS single-threaded.
+    ``b*cell <= x < (b+1)*cell``. Row ``(y - a*cell)*cell + x - b*cell`` of
+    ``X_b`` is ``[patch - center, 1]`` when ``valid[y, x]`` is non-zero and
+    zeros otherwise (also past the last origin), so ``g[b]`` (shape
+    (d+1, d+1)) is the Gram sum of the cell's usable patches with their sums
+    in row and column ``d`` and their count in the corner. Parallel over the
+    cells: each gathers its patches into its own buffer (cache-resident)
+    and multiplies it by BLAS (``np.dot``, float32: exact for 8-bit data,
+    whose sums stay below 2**24); the caller runs BLAS single-threaded
+    (:func:`single_thread_blas`).
     """
     nc = px.shape[2]
     d = r * r * nc
     vy, vx = valid.shape
-    ncx = buf.shape[0]
+    ncx = g.shape[0]
     for b in prange(ncx):
+        buf = np.empty((cell * cell, d + 1), np.float32)
         for ly in range(cell):
             y = a * cell + ly
             for lx in range(cell):
                 x = b * cell + lx
-                row = buf[b, ly * cell + lx]
+                row = buf[ly * cell + lx]
                 if y >= vy or x >= vx or valid[y, x] == 0:
                     for m in range(d + 1):
                         row[m] = 0.0
@@ -100,6 +104,7 @@ def gather_cell_row(px, valid, r, cell, a, center, buf):  # pragma: no cover - c
                             row[m] = px[y + i, x + j, c] - center[c]
                             m += 1
                 row[d] = 1.0
+        g[b] = np.dot(buf.T, buf)
 
 def unusable_integral(px: np.ndarray, white: float, region: np.ndarray | None) -> np.ndarray:
     """Integral image of the unusable pixels: clipped in any channel (``<= 0`` or ``>= white``) or outside ``region``.
@@ -160,9 +165,9 @@ def _warmup() -> None:
     buf = np.empty((1, 5), np.float32)
     center = np.zeros(1, np.float32)
     gather_patches(px, oy, oy, 0, 1, 2, center, buf)
-    cbuf = np.empty((1, 4, 5), np.float32)
+    cg = np.empty((1, 5, 5), np.float32)
     frozen = px.copy()
     frozen.flags.writeable = False  # local_pca passes the image's read-only pixels
     for p in (px, frozen):
         bad_pixel_map(p, np.float32(255.0), np.ones((6, 6), np.uint8))
-        gather_cell_row(p, np.ones((5, 5), np.uint8), 2, 2, 0, center, cbuf)
+        cell_row_grams(p, np.ones((5, 5), np.uint8), 2, 2, 0, center, cg)

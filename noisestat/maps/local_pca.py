@@ -9,10 +9,8 @@ interpolated back to full resolution.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
 import numpy as np
 
 from .._validate import check_int
@@ -71,9 +69,9 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     :math:`\\tau_k` as below (Chen et al. 2015, Alg. 1).
 
     Computation: patch origins are grouped into ``step x step`` cells; a
-    Numba kernel gathers one row of cells at a time into a float32 buffer
-    and batched float32 BLAS products (single-threaded, on as many shares of
-    the cells as numba has threads, the shares at once) give each cell's Gram
+    parallel Numba kernel gathers each cell's patches into a float32 buffer
+    and multiplies it by single-threaded BLAS (one row of cells at a time,
+    :func:`noisestat.blocks.patches.cell_row_grams`), giving each cell's Gram
     sum (float64 from then on; exact for 8-bit data, whose sums stay below
     2**24). A window's covariance is the sum of its ``(window/step)**2``
     cells, so each patch is multiplied once however much the windows overlap;
@@ -175,7 +173,7 @@ def window_sigmas(
     the last origin; a single window covers everything when the image is
     smaller). ``sigma`` is NaN where ``n <= d``.
     """
-    from ..blocks.patches import gather_cell_row
+    from ..blocks.patches import cell_row_grams
     from ._local_pca_kernels import cell_row_sums, window_row_sigmas
 
     h, w, nc = px.shape
@@ -190,22 +188,13 @@ def window_sigmas(
     my, mx = min(m, ncy), min(m, ncx)
     nwy, nwx = ncy - my + 1, ncx - mx + 1
     center = channel_center(px, None)
-    buf = np.empty((ncx, step * step, d + 1), np.float32)
     sigma = np.full((nwy, nwx), np.nan)
     count = np.zeros((nwy, nwx), np.int64)
     rows = np.empty((my, nwx, d + 1, d + 1))  # ring of the last my cell rows' window-row sums
     g = np.empty((ncx, d + 1, d + 1), np.float32)  # Gram sums of the cells of one cell row
-    k = min(int(numba.get_num_threads()), ncx)
-    parts = np.linspace(0, ncx, k + 1).astype(np.int64)
-
-    def gram(lo: int, hi: int) -> None:
-        np.matmul(buf[lo:hi].transpose(0, 2, 1), buf[lo:hi], out=g[lo:hi])
-
-    with single_thread_blas(), ThreadPoolExecutor(max_workers=k) as pool:
+    with single_thread_blas():
         for a in range(ncy):
-            gather_cell_row(px, valid, r, step, a, center, buf)
-            # single-threaded BLAS on k shares of the cells, the shares at once (matmul releases the GIL)
-            list(pool.map(gram, parts[:-1], parts[1:]))
+            cell_row_grams(px, valid, r, step, a, center, g)
             cell_row_sums(g, mx, rows[a % my])  # sum of mx consecutive cells along the row (float64)
             if a >= my - 1:
                 wi = a - my + 1
