@@ -84,3 +84,23 @@ def test_pool_robust_z_is_pool_of_robust_z():
         np.testing.assert_array_equal(g, r)
     keep = (lab >= 0) & (lab <= n)
     np.testing.assert_array_equal(label_counts(lab, n), np.bincount(lab[keep], minlength=n + 1))
+
+
+def test_paint_labels_matches_indexing():
+    import pytest
+
+    from noisestat.segment import paint_labels
+
+    rng = np.random.default_rng(12)
+    for dt in (np.int32, np.int64, np.uint8):
+        lab = rng.integers(0, 6, (37, 53)).astype(dt)
+        for table in (rng.random(6).astype(np.float32), rng.random(6) > 0.5):
+            got = paint_labels(table, lab)
+            assert got.dtype == table.dtype
+            np.testing.assert_array_equal(got, table[lab])
+    with pytest.raises(IndexError):
+        paint_labels(np.zeros(3), np.array([[0, 3]]))
+    with pytest.raises(IndexError):
+        paint_labels(np.zeros(3), np.array([[-1, 0]]))
+    with pytest.raises(TypeError):
+        paint_labels(np.zeros(3), np.zeros((2, 2)))

@@ -37,6 +37,7 @@ from .._validate import check_int
 from ..heatmap import robust_centre_scale
 from ..io import as_image
 from ..registry import get_method, register
+from ..segment import paint_labels
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
 from . import FUSED_MAPS, LINEAR, LOG
 from ._fusion_kernels import label_counts, pool_robust_z, pool_z
@@ -502,8 +503,8 @@ def fusion_localizer(
     t2 = time.perf_counter()
     timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
     labels = feats.labels
-    hm = Heatmap(values=np.r_[0.0, pred.prob].astype(np.float32)[labels],
-                 raw=np.r_[0.0, pred.logit].astype(np.float32)[labels], method="fusion",
+    hm = Heatmap(values=paint_labels(np.r_[0.0, pred.prob].astype(np.float32), labels),
+                 raw=paint_labels(np.r_[0.0, pred.logit].astype(np.float32), labels), method="fusion",
                  params={**params, "map_stats": feats.map_stats},
                  units="log-odds of the fusion model (per object)", timings=timings,
                  applicable=pred.applicable, note=_fusion_note(feats))
@@ -511,7 +512,7 @@ def fusion_localizer(
     extras = _fusion_extras(feats, pred, sub, key)
     if extra_cols:
         extras["feature_map_columns"] = extra_cols
-    return Localization(heatmap=hm, mask=np.r_[False, sel][labels], score=score, method="fusion",
+    return Localization(heatmap=hm, mask=paint_labels(np.r_[False, sel], labels), score=score, method="fusion",
                         params=params, objects=details, extras=extras, timings=timings)
 
 
