@@ -22,7 +22,8 @@ import numpy as np
 
 from . import _heatmap_kernels as _k
 
-__all__ = ["expand_grid", "map_quantile", "robust_logistic", "robust_logistic_blocks", "robust_logistic_grid", "robust_z", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
+__all__ = ["expand_grid", "map_quantile", "robust_logistic", "robust_logistic_blocks", "robust_logistic_grid", "robust_z",
+           "robust_centre_scale", "Z_CENTER", "Z_SCALE", "LOG_MIN_SCALE"]
 
 #: ``expand_grid(grid, ridx, cidx)``: ``out[y, x] = grid[ridx[y], cidx[x]]`` as float32, block values at
 #: full resolution (the one definition; :mod:`noisestat.blocks.tiling` re-exports it)
@@ -73,13 +74,43 @@ def _center_scale(x: np.ndarray, reference: np.ndarray | None, min_scale: float,
     return med, max(mad, floor, float(min_scale))
 
 
+def robust_centre_scale(raw: np.ndarray, *, reference: np.ndarray | None = None,
+                        min_scale: float = 0.0) -> tuple[float, float] | None:
+    """The median and spread of :func:`robust_z` (float32 ``raw``, statistics over ``raw[reference]``).
+
+    Parameters
+    ----------
+    raw : ndarray
+        The statistic (cast to float32); non-finite values are skipped.
+    reference : ndarray of bool or None, default None
+        Pixels the statistics are taken over (None: all).
+    min_scale : float, default 0.0
+        Lower bound on the spread (in the units of ``raw``).
+
+    Returns
+    -------
+    tuple of float or None
+        ``(median, spread)``, spread = ``max(1.4826 MAD, 1e-6 max(|median|, 1), min_scale)``
+        (the mean absolute deviation times 1.2533 when the MAD is 0); None when
+        there is no finite reference value (:func:`robust_z` is then 0 everywhere).
+        ``robust_z(raw)`` is ``(raw - float32(median)) / float32(spread)`` in
+        float32, 0 where not finite.
+
+    Examples
+    --------
+    >>> robust_centre_scale(np.array([1.0, 2.0, 4.0, np.nan]))
+    (2.0, 1.4826)
+    """
+    return _center_scale(np.asarray(raw, dtype=np.float32), reference, min_scale)
+
+
 def robust_z(raw: np.ndarray, *, reference: np.ndarray | None = None, min_scale: float = 0.0) -> np.ndarray:
     """Robust z-score of ``raw`` (float32), using ``raw[reference]`` for the statistics.
 
     ``min_scale`` is a lower bound on the spread (in the units of ``raw``).
     """
     x = np.asarray(raw, dtype=np.float32)
-    cs = _center_scale(x, reference, min_scale)
+    cs = robust_centre_scale(x, reference=reference, min_scale=min_scale)
     if cs is None:
         return np.zeros_like(x)
     med, scale = cs

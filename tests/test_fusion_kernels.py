@@ -50,3 +50,57 @@ def test_tile_extremes_matches_numpy():
     for a, b in zip(got, ref):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
+
+
+def test_tile_covariance_matches_einsum():
+    from noisestat.localizers._object_features_kernels import tile_covariance
+
+    rng = np.random.default_rng(9)
+    d = rng.standard_normal((18, 27, 3)) * 40.0
+    d[0, :3] = np.nan  # a border tile without every coefficient
+    half, hb, wb = 4, 4, 6
+    t = d[: hb * half, : wb * half].reshape(hb, half, wb, half, 3)
+    ref = np.einsum("akbld,akble->abde", t, t)
+    got = tile_covariance(d, half, hb, wb)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got[0, 0]).all() and np.isfinite(got[1:]).all()
+
+
+def test_pool_robust_z_is_pool_of_robust_z():
+    from noisestat.heatmap import robust_centre_scale, robust_z
+    from noisestat.localizers._fusion_kernels import label_counts, pool_robust_z
+
+    rng = np.random.default_rng(11)
+    x = np.log(rng.gamma(2.0, 3.0, 30000)).astype(np.float32)
+    x[:40] = np.nan
+    x[40:45] = np.inf
+    lab = np.repeat(rng.integers(-1, 9, 300), 100).astype(np.int32)  # runs of one label, some outside 0..n
+    n, nbins = 7, int(round(2 * fusion.Z_CLIP / fusion.Z_BIN)) + 1
+    args = (np.float32(fusion.Z_CLIP), np.float32(fusion.Z_TAIL), np.float32(fusion.Z_BIN), nbins)
+    med, scale = robust_centre_scale(x)
+    got = pool_robust_z(x, np.float32(med), np.float32(scale), lab, n, *args)
+    ref = _reference(robust_z(x), lab, n, *args)
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g, r)
+    keep = (lab >= 0) & (lab <= n)
+    np.testing.assert_array_equal(label_counts(lab, n), np.bincount(lab[keep], minlength=n + 1))
+
+
+def test_paint_labels_matches_indexing():
+    import pytest
+
+    from noisestat.segment import paint_labels
+
+    rng = np.random.default_rng(12)
+    for dt in (np.int32, np.int64, np.uint8):
+        lab = rng.integers(0, 6, (37, 53)).astype(dt)
+        for table in (rng.random(6).astype(np.float32), rng.random(6) > 0.5):
+            got = paint_labels(table, lab)
+            assert got.dtype == table.dtype
+            np.testing.assert_array_equal(got, table[lab])
+    with pytest.raises(IndexError):
+        paint_labels(np.zeros(3), np.array([[0, 3]]))
+    with pytest.raises(IndexError):
+        paint_labels(np.zeros(3), np.array([[-1, 0]]))
+    with pytest.raises(TypeError):
+        paint_labels(np.zeros(3), np.zeros((2, 2)))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from ..types import Heatmap, LoadedImage, Segmentation
-from ._object_features_kernels import tile_extremes
+from ._object_features_kernels import tile_covariance, tile_extremes
 from ._regions import region_sums
 
 __all__ = ["FeatureContext", "FeatureValues", "object_feature", "compute_features", "map_feature", "FEATURE_TABLE",
@@ -291,7 +291,7 @@ def _floor_tiles(img: LoadedImage, unclipped: np.ndarray, block: int, mode: str)
             raise ValueError(f"floor_mode='decorrelated' needs a 3-channel colour image, got {nc} channel(s); "
                              f"use floor_mode='auto' or 'mean'")
         return _FloorTiles(np.mean(t * t, axis=(1, 3, 4)), "mean", float("nan"))
-    cov = np.einsum("akbld,akble->abde", t, t) / (half * half)
+    cov = tile_covariance(np.ascontiguousarray(d), half, hb, wb) / (half * half)  # einsum akbld,akble->abde
     fin = np.all(np.isfinite(cov), axis=(2, 3))
     ev = np.full((hb, wb, 3), np.nan)
     ev[fin] = np.maximum(np.linalg.eigvalsh(cov[fin]), 0.0)

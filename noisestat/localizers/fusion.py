@@ -34,12 +34,13 @@ import numpy as np
 
 from .._numba import run_tasks
 from .._validate import check_int
-from ..heatmap import robust_z
+from ..heatmap import robust_centre_scale
 from ..io import as_image
 from ..registry import get_method, register
+from ..segment import paint_labels
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail
 from . import FUSED_MAPS, LINEAR, LOG
-from ._fusion_kernels import pool_z
+from ._fusion_kernels import label_counts, pool_robust_z, pool_z
 from .objects import _feature_maps, _parse_feature_maps, objects_localizer
 
 T = TypeVar("T")
@@ -215,7 +216,7 @@ def _object_features(
     order = sorted(maps, key=lambda m: not get_method(m).module.startswith("noisestat.jpeg."))
     eps = np.float32(1e-3 * img.info.white_level / 255.0)
 
-    def run_map(m: str) -> tuple[Heatmap, np.ndarray | None]:
+    def run_map(m: str) -> tuple[Heatmap, _Centred | None]:
         hm = get_method(m).func(img)
         return hm, (_map_z(m, hm.raw, eps) if hm.applicable else None)
 
@@ -265,7 +266,7 @@ class _Pooling:
 
     def __init__(self, lab: np.ndarray, n: int, valid: np.ndarray) -> None:
         self.lab, self.n, self.valid = np.ascontiguousarray(lab, dtype=np.int32), n, valid
-        self.counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+        self.counts = label_counts(self.lab, n)[1:].astype(np.float64)
         self.denom = np.maximum(self.counts, 1.0)
 
     def relative(self, v: np.ndarray) -> np.ndarray:
@@ -274,19 +275,37 @@ class _Pooling:
         return v - ref
 
 
-def _map_stats(z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
-    """The statistics :data:`MAP_STATS` of the flat robust z ``z``, clipped to +-Z_CLIP, over each object.
+@dataclass(frozen=True)
+class _Centred:
+    """A map's transformed values (flat, float32) and the centre and spread of their robust z.
 
-    One pass (:func:`~noisestat.localizers._fusion_kernels.pool_z`) clips
-    ``z`` and gives the same sums as ``np.bincount`` with weights ``z``,
-    ``z > Z_TAIL``, ``z < -Z_TAIL`` and the per-object histogram of the
-    Z_BIN bins ``rint((z + Z_CLIP) / Z_BIN)`` (float32).
+    ``cs`` None: no finite value, the robust z is 0 everywhere (as :func:`noisestat.heatmap.robust_z`).
+    """
+
+    x: np.ndarray
+    cs: tuple[float, float] | None
+
+
+def _pooled(z: _Centred, pool: _Pooling) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-object sums of the clipped robust z of ``z``: total, count above / below +-Z_TAIL, Z_BIN histogram."""
+    nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
+    args = (pool.lab, pool.n, np.float32(Z_CLIP), np.float32(Z_TAIL), np.float32(Z_BIN), nbins)
+    if z.cs is None:
+        return pool_z(np.zeros_like(z.x), *args)
+    return pool_robust_z(z.x, np.float32(z.cs[0]), np.float32(z.cs[1]), *args)
+
+
+def _map_stats(z: _Centred, pool: _Pooling) -> dict[str, np.ndarray]:
+    """The statistics :data:`MAP_STATS` of the robust z of ``z``, clipped to +-Z_CLIP, over each object.
+
+    One pass (:func:`~noisestat.localizers._fusion_kernels.pool_robust_z`)
+    computes the robust z ``(x - median) / spread`` in float32 (as
+    :func:`noisestat.heatmap.robust_z`), clips it and gives the same sums as
+    ``np.bincount`` with weights ``z``, ``z > Z_TAIL``, ``z < -Z_TAIL`` and the
+    per-object histogram of the Z_BIN bins ``rint((z + Z_CLIP) / Z_BIN)`` (float32).
     """
     st: dict[str, np.ndarray] = {}
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    nbins = int(round(2 * Z_CLIP / Z_BIN)) + 1
-    total, hi, lo, hist = pool_z(z, pool.lab, pool.n, np.float32(Z_CLIP), np.float32(Z_TAIL),
-                                 np.float32(Z_BIN), nbins)
+    total, hi, lo, hist = _pooled(z, pool)
     st["mean"] = total[1:] / pool.denom
     st["absmean"] = np.abs(st["mean"])
     st["hi"] = hi[1:].astype(np.float64) / pool.denom
@@ -315,9 +334,13 @@ def _transformed(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
     return np.log(np.maximum(raw, eps if floor is None else np.float32(floor)))
 
 
-def _map_z(m: str, raw: np.ndarray, eps: np.float32) -> np.ndarray:
-    """The robust z of map ``m``'s transformed raw map, flat (needs no objects: it runs in the map's task)."""
-    return robust_z(_transformed(m, raw, eps)).ravel()
+def _map_z(m: str, raw: np.ndarray, eps: np.float32) -> _Centred:
+    """The robust z of map ``m``'s transformed raw map: its flat values with their median and spread.
+
+    Needs no objects: it runs in the map's task (the z itself is computed while pooling).
+    """
+    x = np.ascontiguousarray(_transformed(m, raw, eps), dtype=np.float32).reshape(-1)
+    return _Centred(x, robust_centre_scale(x))
 
 
 def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> dict[str, np.ndarray]:
@@ -325,7 +348,7 @@ def _map_columns(m: str, raw: np.ndarray, eps: np.float32, pool: _Pooling) -> di
     return _z_columns(m, _map_z(m, raw, eps), pool)
 
 
-def _z_columns(m: str, z: np.ndarray, pool: _Pooling) -> dict[str, np.ndarray]:
+def _z_columns(m: str, z: _Centred, pool: _Pooling) -> dict[str, np.ndarray]:
     """:func:`_map_columns` from the map's robust z (:func:`_map_z`)."""
     st = _map_stats(z, pool)  # clipped to +-Z_CLIP there
     cols: dict[str, np.ndarray] = {}
@@ -480,8 +503,8 @@ def fusion_localizer(
     t2 = time.perf_counter()
     timings = {**feats.timings, "model": t2 - t1, "total": t2 - t0}
     labels = feats.labels
-    hm = Heatmap(values=np.r_[0.0, pred.prob].astype(np.float32)[labels],
-                 raw=np.r_[0.0, pred.logit].astype(np.float32)[labels], method="fusion",
+    hm = Heatmap(values=paint_labels(np.r_[0.0, pred.prob].astype(np.float32), labels),
+                 raw=paint_labels(np.r_[0.0, pred.logit].astype(np.float32), labels), method="fusion",
                  params={**params, "map_stats": feats.map_stats},
                  units="log-odds of the fusion model (per object)", timings=timings,
                  applicable=pred.applicable, note=_fusion_note(feats))
@@ -489,7 +512,7 @@ def fusion_localizer(
     extras = _fusion_extras(feats, pred, sub, key)
     if extra_cols:
         extras["feature_map_columns"] = extra_cols
-    return Localization(heatmap=hm, mask=np.r_[False, sel][labels], score=score, method="fusion",
+    return Localization(heatmap=hm, mask=paint_labels(np.r_[False, sel], labels), score=score, method="fusion",
                         params=params, objects=details, extras=extras, timings=timings)
 
 

@@ -32,6 +32,7 @@ from .._numba import run_tasks
 from .._validate import check_choice, check_float, check_int
 from ..io import as_image
 from ..registry import get_feature_map, register
+from ..segment import paint_labels
 from ..types import Heatmap, LoadedImage, Localization, ObjectDetail, Segmentation
 from ._dissimilarity import algorithm1, cosine_dissimilarity
 from ._instances import InstanceObjects, instance_objects, layered_features
@@ -602,9 +603,9 @@ def _localization(
     )
     units = "mean cosine dissimilarity" if params["mode"] == "paper" else "cosine dissimilarity to the host"
     if objs is None:
-        values = np.r_[0.0, sc.values].astype(np.float32)[seg.labels]
-        raw = np.r_[0.0, sc.raw].astype(np.float32)[seg.labels]
-        mask = np.r_[False, sel][seg.labels]
+        values = paint_labels(np.r_[0.0, sc.values].astype(np.float32), seg.labels)
+        raw = paint_labels(np.r_[0.0, sc.raw].astype(np.float32), seg.labels)
+        mask = paint_labels(np.r_[False, sel], seg.labels)
     else:
         values, raw, mask = _paint_overlapping(objs, sc, sel)
     hm = Heatmap(values=values, raw=raw, method="objects", params=params,

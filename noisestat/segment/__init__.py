@@ -32,9 +32,9 @@ import numpy as np
 from ..io import as_image
 from ..registry import add_segmenter, check_keywords, get_segmenter, segmenters
 from ..types import Instances, LoadedImage, Segmentation
-from ._common import boxes_from_labels, normalize_labels
+from ._common import boxes_from_labels, normalize_labels, paint_labels
 
-__all__ = ["segment", "backends", "register_backend", "DEFAULT_BACKEND"]
+__all__ = ["segment", "backends", "register_backend", "paint_labels", "DEFAULT_BACKEND"]
 
 DEFAULT_BACKEND = "slic_merge"
 

@@ -137,6 +137,50 @@ def normalize_labels(labels: np.ndarray) -> np.ndarray:
     return (inverse.reshape(lab.shape) + 1).astype(np.int32)
 
 
+def paint_labels(table: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """One value per label painted on a label image: ``table[labels]``.
+
+    Parameters
+    ----------
+    table : ndarray, shape (n,)
+        Value of every label 0..n-1 (any numeric or bool dtype; e.g. 0 for the
+        background at index 0, then one value per object).
+    labels : ndarray of int, shape (H, W)
+        A label image (e.g. ``Segmentation.labels``), values 0..n-1.
+
+    Returns
+    -------
+    ndarray, shape (H, W), dtype of ``table``
+        The same array as ``table[labels]`` (one parallel pass over the rows).
+
+    Raises
+    ------
+    TypeError
+        ``labels`` not a 2-D integer array, or ``table`` not 1-D.
+    IndexError
+        A label outside 0..n-1.
+
+    Examples
+    --------
+    >>> paint_labels(np.array([0.0, 0.5], np.float32), np.array([[0, 1], [1, 1]])).tolist()
+    [[0.0, 0.5], [0.5, 0.5]]
+    """
+    from ._common_kernels import paint
+
+    t = np.ascontiguousarray(table)
+    lab = np.asarray(labels)
+    if t.ndim != 1:
+        raise TypeError(f"table must be 1-D, got shape {t.shape}")
+    if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.integer):
+        raise TypeError(f"labels must be a 2-D integer array, got {lab.dtype} of shape {lab.shape}")
+    if lab.dtype not in (np.int32, np.int64):
+        lab = lab.astype(np.int64)
+    out, bad = paint(t, np.ascontiguousarray(lab))
+    if bad.any():
+        raise IndexError(f"{int(bad.sum())} labels outside 0..{t.size - 1}")
+    return out
+
+
 def boxes_from_labels(labels: np.ndarray, n: int) -> np.ndarray:
     """``(n, 4)`` end-exclusive ``(row0, col0, row1, col1)`` of labels 1..n."""
     from scipy import ndimage as ndi

@@ -11,15 +11,19 @@ Private module; callers pass C-contiguous arrays.
   order of the pixels as ``np.bincount`` adds them; pixels of an odd last row
   or column add 0.
 * :func:`take2d` is ``small[ri][:, ci]`` for int32 labels.
+* :func:`paint` is ``table[labels]`` (one value per label painted on a label
+  image), one parallel pass over the rows; out-of-range labels are counted
+  per row, not read.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from .._numba import jit, register_warmup
+from .._numba import jit, pjit, register_warmup
 
-__all__ = ["haar_noise_sums", "take2d"]
+__all__ = ["haar_noise_sums", "take2d", "paint"]
 
 
 @jit(fastmath=False)
@@ -67,8 +71,29 @@ def take2d(small, ri, ci):
     return out
 
 
+@pjit
+def paint(table, labels):  # pragma: no cover - compiled
+    """(out, bad): ``out[y, x] = table[labels[y, x]]`` for 2-D ``labels``; ``bad[y]`` counts the labels of
+    row ``y`` outside ``0 .. table.size - 1`` (their pixels are left unset)."""
+    h, w = labels.shape
+    n = table.size
+    out = np.empty((h, w), table.dtype)
+    bad = np.zeros(h, np.int64)
+    for y in numba.prange(h):
+        for x in range(w):
+            k = labels[y, x]
+            if k < 0 or k >= n:
+                bad[y] += 1
+            else:
+                out[y, x] = table[k]
+    return out, bad
+
+
 @register_warmup
 def _warmup() -> None:
+    for tab in (np.zeros(2, np.float32), np.zeros(2, np.bool_)):
+        for dt in (np.int32, np.int64):
+            paint(tab, np.zeros((2, 2), dt))
     for c in (1, 3):
         haar_noise_sums(np.zeros((4, 5, c), np.float32), np.zeros((4, 5), np.int32), 0.5, -0.5, 1.0, 1)
     for dt in (np.int32, np.int64):
