@@ -8,7 +8,8 @@ Here the matrices are processed side by side: the Householder reduction to
 tridiagonal form runs on ``L`` matrices in lock step, with the matrix index
 innermost (``a[i, j, lane]``), so that every step is a unit-stride loop over
 lanes that the compiler vectorises; the tridiagonal eigenvalues then come
-from the implicit QL iteration, one lane at a time.
+from the implicit QL iteration, also side by side, each lane with its own
+leading index (a lane that meets an exact split is finished alone).
 
 Kernels (Numba, cached, no fastmath: plain IEEE arithmetic, so a lane's result
 does not depend on its neighbours or on how the loop was vectorised):

@@ -127,7 +127,7 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     sigma_grid, count_grid, cy, cx = window_sigmas(px, img.info.white_level, r, window, step)
     t1 = time.perf_counter()
     params = {"window": window, "step": step, "patch_size": patch_size}
-    ok = count_grid >= MIN_WINDOW_PATCHES_PER_DIM * d
+    ok = (count_grid >= MIN_WINDOW_PATCHES_PER_DIM * d) & np.isfinite(sigma_grid)  # NaN: no convergence
     if not ok.any():
         return Heatmap.not_applicable((h, w), method="local_pca", params=params,
                                       units="sigma (input scale, channels jointly)",
