@@ -112,7 +112,7 @@ def window_row_sigmas(rows, first, d, sigma, count):  # pragma: no cover - compi
     (:func:`noisestat.blocks.eigen.eigvalsh_lanes`); a window's eigenvalues
     do not depend on the other windows of its group.
     """
-    my, nwx, d1, _ = rows.shape
+    my, nwx = rows.shape[:2]
     ngroups = (nwx + LANES - 1) // LANES
     for grp in prange(ngroups):
         j0 = grp * LANES
