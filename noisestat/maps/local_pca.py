@@ -81,10 +81,11 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
     LAPACK call per window for ``d = 48``).
 
     Windows with fewer than ``10 d`` usable patches (mostly clipped areas)
-    take the value of the nearest window that has enough; their share is
-    reported in ``note``. Small windows bias the rule low (about 1 % at
-    80 d patches, see :func:`~noisestat.noise.pca.estimate_noise_pca`); the
-    defaults give about 85 d patches per window for RGB.
+    take the value of the nearest window that has enough, as do windows whose
+    eigenvalues did not converge; their share is reported in ``note``. Small
+    windows bias the rule low (about 1 % at 80 d patches, see
+    :func:`~noisestat.noise.pca.estimate_noise_pca`); the defaults give about
+    85 d patches per window for RGB.
 
     On JPEGs with 4:2:0 chroma subsampling the joint RGB statistic measures
     the rounding residual of the colour conversion (about 0.3-0.5) rather
@@ -140,7 +141,8 @@ def local_pca_map(image: Any, *, window: int = 64, step: int = 16, patch_size: i
         idx = ndi.distance_transform_edt(~ok, return_distances=False, return_indices=True)
         sigma_grid = sigma_grid[idx[0], idx[1]]
         note = (f"{100.0 * (1 - ok.mean()):.1f} % of the windows had too few unclipped patches "
-                f"and took the nearest valid window's value")
+                "(or eigenvalues that did not converge) "
+                "and took the nearest valid window's value")
     floor = 1e-3 * img.info.white_level / 255.0
     small = np.maximum(sigma_grid, floor).astype(np.float32)
     # linear interpolation between window centres
