@@ -3,10 +3,15 @@
 Usage::
 
     python benchmarks/fit_decisions.py [--n 300] [--seed 7] [--workers 2] [--work runs/fit_decisions]
-        [--methods all] [--out noisestat/decisions/calibration.json]
+        [--sensor gaussian] [--methods all] [--out noisestat/decisions/calibration.json]
 
-1. **Data** (``--work``/data): ``--n`` spliced and ``--n`` pristine images,
-   reproducible from ``--seed``. The spliced ones are the training splices
+1. **Data** (``--work``/``data-s<seed>-n<n>-<sensor>-<hash>``, the hash
+   that of the generating code, :func:`data_version`): ``--n`` spliced
+   and ``--n`` pristine images, reproducible from ``--seed``, with the noise
+   model ``--sensor`` (:func:`fit_fusion.sensor_noise`: ``gaussian`` adds
+   white Gaussian noise; ``camera`` a brightness-dependent Poisson-Gaussian
+   noise on linear light, a Bayer mosaic and demosaicking, and in-camera
+   denoising or sharpening). The spliced ones are the training splices
    of ``benchmarks/fit_fusion.py`` (:func:`fit_fusion.make_example`: hosts
    among scikit-image's *bundled* sample images, donors likewise, camera
    noise and JPEG, region processing, the single / aligned / non-aligned
@@ -16,7 +21,7 @@ Usage::
    the two apart. A share of both (:data:`EXPOSURE_SHARE`) gets blown
    highlights or a flat area before the final save (what the reliability
    map is for). No evaluation image (CASIA or other) is read.
-2. **Results** (``--work``/cache): every method's own (uncalibrated) result
+2. **Results** (``--work``/``cache/<data dir>``): every method's own (uncalibrated) result
    on every image, as ``noisestat calibrate-maps`` reads them from a
    ``bench --save-maps`` run: the uncalibrated map, the reliability map
    (:func:`noisestat.decisions.decision_inputs`) and the numeric params,
@@ -37,6 +42,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -99,17 +106,17 @@ def _global_processing(img: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     return img, info
 
 
-def make_pristine(seed: int, k: int) -> tuple[np.ndarray, int | None, dict]:
+def make_pristine(seed: int, k: int, sensor: str = "gaussian") -> tuple[np.ndarray, int | None, dict]:
     """The k-th pristine image: (pixels before the final save, final JPEG quality or None, settings)."""
     rng = np.random.default_rng([seed, k, 1])
     names = available_sample_images()
     hosts = [n for n in ff.HOSTS if n in names]
     host_name = hosts[int(rng.integers(len(hosts)))]
     if rng.random() < ff.JPEG_SHARE:
-        img, jset = ff._jpeg_splice(rng, host_name)
+        img, jset = ff._jpeg_splice(rng, host_name, sensor)
         q = jset.pop("kw")["jpeg_quality"]
         return img, q, {"host": host_name, **jset}
-    img, host_q = ff._host(host_name, rng)
+    img, host_q = ff._host(host_name, rng, sensor=sensor)
     img, info = _global_processing(img, rng)
     q = int(rng.integers(60, 101)) if rng.random() < 0.6 else None
     return img, q, {"host": host_name, "jpeg_protocol": None, "host_jpeg": host_q, **info}
@@ -127,30 +134,40 @@ def _save(path: Path, img: np.ndarray, quality: int | None) -> Path:
     return path
 
 
-def write_dataset(root: Path, n: int, seed: int) -> Path:
+def write_dataset(root: Path, n: int, seed: int, sensor: str = "gaussian") -> Path:
     """Write ``n`` spliced and ``n`` pristine images under ``root`` and their manifest; return it."""
     for sub in ("images", "masks", "pristine"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for k in range(n):
-        img, mask, q, _ = ff.make_example(seed, k)
+        img, mask, q, _ = ff.make_example(seed, k, sensor)
         img, _ = _exposure(img, np.random.default_rng([seed, k, 2]))
         _save(root / "images" / f"s{k:04d}", img, q)
         _save(root / "masks" / f"s{k:04d}", mask.astype(np.uint8) * 255, None)
-        img, q, _ = make_pristine(seed, k)
+        img, q, _ = make_pristine(seed, k, sensor)
         img, _ = _exposure(img, np.random.default_rng([seed, k, 3]))
         _save(root / "pristine" / f"p{k:04d}", img, q)
     m = build_manifest(root / "images", masks=root / "masks", pristine=root / "pristine", root=root,
                        dataset="noisestat-synthetic-decisions",
-                       description=f"fit_decisions.py --seed {seed} --n {n}: synthetic splices and pristine images",
+                       description=f"fit_decisions.py --seed {seed} --n {n} --sensor {sensor}: synthetic splices "
+                                   f"and pristine images",
                        origin="generated from scikit-image's bundled sample images", terms="as scikit-image's data")
     save_manifest(m, root / "manifest.json")
     return root / "manifest.json"
 
 
+def data_version() -> str:
+    """Hash of the code that generates the data (``fit_fusion.py`` and :func:`make_pristine`).
+
+    Part of the data directory's name, so that editing the generator makes a
+    new data set (and a new results cache) instead of reusing a stale one.
+    """
+    h = hashlib.sha256(Path(ff.__file__).read_bytes())
+    h.update(inspect.getsource(make_pristine).encode())
+    return h.hexdigest()[:8]
+
+
 def cache_key(method: str) -> str:
     """Hash of the method's code and of the reliability module: a cached result is reused while both hold."""
-    import hashlib
-
     files = module_closure([get_method(method).module, "noisestat.decisions.reliability", "noisestat.io"])
     h = hashlib.sha256()
     for name in sorted(files):
@@ -225,22 +242,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", default=str(ROOT / "runs" / "fit_decisions"))
     ap.add_argument("--methods", default="all")
+    ap.add_argument("--sensor", default="gaussian", choices=ff.SENSORS,
+                    help="noise model of the pictures (fit_fusion.sensor_noise)")
     ap.add_argument("--out", default=str(ROOT / "noisestat" / "decisions" / "calibration.json"))
     args = ap.parse_args(argv)
     work = Path(args.work)
-    data = work / f"data-s{args.seed}-n{args.n}"
+    data = work / f"data-s{args.seed}-n{args.n}-{args.sensor}-{data_version()}"
     t0 = time.time()
     manifest = data / "manifest.json"
     if not manifest.is_file():
-        manifest = write_dataset(data, args.n, args.seed)
+        manifest = write_dataset(data, args.n, args.seed, args.sensor)
     print(f"data: {data} ({time.time() - t0:.0f} s)", flush=True)
     names = all_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     # a stacked method (fusion) learns from its maps' out-of-fold scores: those maps are computed too
     inputs = sorted(set(names) | {m for n in names for m in STACKED.get(n, ())})
-    files = compute_all(manifest, data, work / "cache", inputs, args.workers)
-    print(f"results: {work / 'cache'} ({time.time() - t0:.0f} s)", flush=True)
+    cache = work / "cache" / data.name  # one cache per data set (item ids repeat across them)
+    files = compute_all(manifest, data, cache, inputs, args.workers)
+    print(f"results: {cache} ({time.time() - t0:.0f} s)", flush=True)
     prov = {"fitted_on": f"synthetic: {args.n} spliced + {args.n} pristine images generated by "
-                         f"benchmarks/fit_decisions.py --seed {args.seed} from scikit-image's bundled sample "
+                         f"benchmarks/fit_decisions.py --seed {args.seed} --sensor {args.sensor} from "
+                         f"scikit-image's bundled sample "
                          f"images (no evaluation data)",
             "command": "python benchmarks/fit_decisions.py " + " ".join(argv or sys.argv[1:]),
             "prior": "half of the images spliced; spliced area 3-30 % of a spliced image",

@@ -13,7 +13,10 @@ or other) is read. It follows the usual splicing pipeline:
 
 * host: a random crop (224-520 pixels a side) of one of the natural
   photographs among the sample images (:data:`HOSTS`), downscaled by 0.45-1,
-  with its own Gaussian "sensor" noise (sigma 0.5-4) and, half of the time, a
+  with its own sensor noise (:func:`sensor_noise`; this script fits on the
+  ``gaussian`` model, white noise of sigma 0.5-4, while
+  ``benchmarks/fit_decisions.py --sensor camera`` also draws camera-like
+  noise) and, half of the time, a
   "camera" JPEG compression (quality 70-98);
 * donor: any other sample image, rescaled to a long side of 320-640 pixels,
   its own sensor noise and camera JPEG likewise, then half of the time
@@ -102,16 +105,114 @@ def _jpeg_array(img: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(dec.convert("L" if gray else "RGB"), dtype=np.float64)
 
 
-def _camera(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
-    """Sensor noise (sigma 0.5-4) and, half of the time, a camera JPEG (quality 70-98)."""
-    img = np.clip(img + rng.normal(0.0, rng.uniform(0.5, 4.0), img.shape), 0, 255)
+#: the sensor models of :func:`sensor_noise` (``--sensor``)
+SENSORS = ("gaussian", "camera")
+
+
+def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 inverse tone curve, 0-255 in and out."""
+    x = np.clip(v / 255.0, 0.0, 1.0)
+    return 255.0 * np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 tone curve, 0-255 in and out."""
+    x = np.clip(v / 255.0, 0.0, 1.0)
+    return 255.0 * np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def _depth_of_field(lin: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half of the time, a smooth random part of the scene out of focus (Gaussian blur, sigma 1-3).
+
+    Real photographs are sharp in some places and defocused in others, so
+    that the noise a detector measures differs between objects of one
+    pristine picture; the blend weight is a random field of a few cells a
+    side, upsampled and pushed towards 0 and 1.
+    """
+    import cv2
+
+    if rng.random() >= 0.5:
+        return lin
+    h, w = lin.shape[:2]
+    cells = int(rng.integers(2, 5))
+    field = cv2.resize(rng.normal(0.0, 1.0, (cells, cells)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    keep = 1.0 / (1.0 + np.exp(-4.0 * field.astype(np.float64)))
+    blur = cv2.GaussianBlur(lin.astype(np.float32), (0, 0), float(rng.uniform(1.0, 3.0))).astype(np.float64)
+    if lin.ndim == 3:
+        keep = keep[..., None]
+    return keep * lin + (1.0 - keep) * blur
+
+
+def _demosaic_noise(lin: np.ndarray, var: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Noise drawn per photosite of a random Bayer layout, then bilinear demosaicing (correlated noise)."""
+    import cv2
+
+    h, w = lin.shape[:2]
+    oy, ox = (int(v) for v in rng.integers(0, 2, 2))
+    yy, xx = np.mgrid[0:h, 0:w]
+    green = ((yy + xx + oy + ox) % 2) == 0
+    red = ~green & ((yy + oy) % 2 == 0)
+    blue = ~green & ~red
+    k_rb = np.array([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], np.float32)
+    k_g = np.array([[0.0, 0.25, 0.0], [0.25, 1.0, 0.25], [0.0, 0.25, 0.0]], np.float32)
+    out = np.empty_like(lin)
+    for c, (site, k) in enumerate(((red, k_rb), (green, k_g), (blue, k_rb))):
+        raw = lin[..., c] + rng.normal(0.0, 1.0, (h, w)) * np.sqrt(var[..., c])
+        out[..., c] = cv2.filter2D((raw * site).astype(np.float32), -1, k, borderType=cv2.BORDER_REFLECT_101)  # keeps the mosaic parity
+    return out
+
+
+def sensor_noise(img: np.ndarray, rng: np.random.Generator, sensor: str = "gaussian") -> np.ndarray:
+    """A picture's sensor noise, 0-255 in and out (float64).
+
+    ``"gaussian"``: white Gaussian noise of sigma 0.5-4, the same at every
+    brightness. ``"camera"``: a camera pipeline (chosen before any
+    evaluation run, from the physics): the inverse sRGB tone curve to linear
+    light; half of the time a smooth part of the scene defocused
+    (:func:`_depth_of_field`); clipped Poisson-Gaussian noise of variance a L + b (Foi et al.
+    2008, doi:10.1109/TIP.2008.2001399; a log-uniform in 0.02-1, b such that
+    black has sigma 0.5-3 after the tone curve), drawn per photosite of a
+    random Bayer layout and bilinearly demosaiced for 75 % of colour pictures
+    (else per pixel); the forward tone curve; then half of the time a
+    bilateral denoise, otherwise an unsharp mask (in-camera processing).
+    """
+    import cv2
+
+    if sensor == "gaussian":
+        return np.clip(img + rng.normal(0.0, rng.uniform(0.5, 4.0), img.shape), 0, 255)
+    if sensor not in SENSORS:
+        raise ValueError(f"sensor must be one of {SENSORS}, got {sensor!r}")
+    lin = _depth_of_field(_srgb_to_linear(np.asarray(img, np.float64)), rng)
+    a = float(np.exp(rng.uniform(np.log(0.02), np.log(1.0))))
+    b = (float(rng.uniform(0.5, 3.0)) / 12.92) ** 2
+    var = a * lin + b
+    if lin.ndim == 3 and lin.shape[2] == 3 and rng.random() < 0.75:
+        lin = _demosaic_noise(lin, var, rng)
+    else:
+        lin = lin + rng.normal(0.0, 1.0, lin.shape) * np.sqrt(var)
+    out = _linear_to_srgb(np.clip(lin, 0.0, 255.0)).astype(np.float32)
+    if rng.random() < 0.5:
+        d = float(rng.uniform(2.0, 6.0))
+        out = cv2.bilateralFilter(out, 5, d, 2.0)
+    else:
+        blur = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.8, 1.5)))
+        k = float(rng.uniform(0.3, 1.0))
+        out = cv2.addWeighted(out, 1.0 + k, blur, -k, 0)
+    return np.clip(out.astype(np.float64), 0, 255)
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator, sensor: str = "gaussian") -> tuple[np.ndarray, int | None]:
+    """Sensor noise (:func:`sensor_noise`) and, half of the time, a camera JPEG (quality 70-98)."""
+    img = sensor_noise(img, rng, sensor)
     if rng.random() < 0.5:
         q = int(rng.integers(70, 99))
         return _jpeg_array(img, q), q
     return img, None
 
 
-def _host(name: str, rng: np.random.Generator, *, camera: bool = True) -> tuple[np.ndarray, int | None]:
+def _host(name: str, rng: np.random.Generator, *, camera: bool = True,
+          sensor: str = "gaussian") -> tuple[np.ndarray, int | None]:
     import cv2
 
     img = sample_image(name).astype(np.float32)
@@ -125,13 +226,13 @@ def _host(name: str, rng: np.random.Generator, *, camera: bool = True) -> tuple[
     ch, cw = min(h, ch), min(w, cw)
     r0, c0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     crop = img[r0 : r0 + ch, c0 : c0 + cw].astype(np.float64)
-    return _camera(crop, rng) if camera else (crop, None)
+    return _camera(crop, rng, sensor) if camera else (crop, None)
 
 
-def _donor(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int | None, float]:
+def _donor(name: str, rng: np.random.Generator, sensor: str = "gaussian") -> tuple[np.ndarray, int | None, float]:
     import cv2
 
-    img, q = _camera(_rescale(sample_image(name), rng.uniform(320, 640)), rng)
+    img, q = _camera(_rescale(sample_image(name), rng.uniform(320, 640)), rng, sensor)
     scale = 1.0
     if rng.random() < 0.5:
         scale = float(rng.uniform(0.6, 1.5))
@@ -173,7 +274,7 @@ def _region_processing(rng: np.random.Generator) -> dict:
     return kw
 
 
-def _jpeg_splice(rng: np.random.Generator, host_name: str) -> tuple[np.ndarray, dict]:
+def _jpeg_splice(rng: np.random.Generator, host_name: str, sensor: str = "gaussian") -> tuple[np.ndarray, dict]:
     """Host of a JPEG protocol splice and its settings.
 
     ``single``: the host is never compressed (the composite is saved once);
@@ -184,7 +285,7 @@ def _jpeg_splice(rng: np.random.Generator, host_name: str) -> tuple[np.ndarray, 
     """
     kind = JPEG_PROTOCOLS[int(rng.integers(len(JPEG_PROTOCOLS)))]
     host, _ = _host(host_name, rng, camera=False)
-    host = np.clip(host + rng.normal(0.0, rng.uniform(0.5, 4.0), host.shape), 0, 255)
+    host = sensor_noise(host, rng, sensor)
     q1 = int(rng.integers(60, 96))
     q2 = int(rng.integers(70, 101))
     while q2 == q1:
@@ -206,8 +307,11 @@ def _jpeg_splice(rng: np.random.Generator, host_name: str) -> tuple[np.ndarray, 
     return host, settings
 
 
-def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, int | None, dict]:
-    """The k-th training splice: (image uint8 before the final save, mask, final JPEG quality or None, settings)."""
+def make_example(seed: int, k: int, sensor: str = "gaussian") -> tuple[np.ndarray, np.ndarray, int | None, dict]:
+    """The k-th training splice: (image uint8 before the final save, mask, final JPEG quality or None, settings).
+
+    ``sensor``: the noise model of the host and donor pictures (:func:`sensor_noise`).
+    """
     rng = np.random.default_rng([seed, k])
     names = available_sample_images()
     hosts = [n for n in HOSTS if n in names]
@@ -215,14 +319,14 @@ def make_example(seed: int, k: int) -> tuple[np.ndarray, np.ndarray, int | None,
     others = [n for n in names if n != host_name]
     donor_name = others[int(rng.integers(len(others)))]
     if rng.random() < JPEG_SHARE:
-        host, jset = _jpeg_splice(rng, host_name)
+        host, jset = _jpeg_splice(rng, host_name, sensor)
         kw = jset.pop("kw")
         settings: dict = {"host": host_name, "donor": donor_name, **jset}
     else:
-        host, host_q = _host(host_name, rng)
+        host, host_q = _host(host_name, rng, sensor=sensor)
         kw = None
         settings = {"host": host_name, "donor": donor_name, "jpeg_protocol": None, "host_jpeg": host_q}
-    donor, donor_q, donor_scale = _donor(donor_name, rng)
+    donor, donor_q, donor_scale = _donor(donor_name, rng, sensor)
     settings.update(donor_jpeg=donor_q, donor_scale=donor_scale)
     if kw is None:
         kw = _splice_kwargs(rng)

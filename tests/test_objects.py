@@ -378,3 +378,62 @@ def test_adq_feature_matches_region_means(tmp_path):
         if bg.sum() >= 16:
             assert f["adq_bg"][i] == pytest.approx(max(p[bg].mean(), 0.01), rel=1e-9)
     assert f["adq_all"][0] == pytest.approx(max(p.mean(), 0.01))
+
+
+def _slow_noise_curve(logs, bright, area):
+    """noise_curve_stats from its definition: Theil-Sen slope (median of pairwise slopes, flat below 6
+    objects), residuals about their area-weighted median, 1.4826 x weighted median of |residual|."""
+    n = logs.size
+    slope = 0.0
+    if n >= 6:
+        slope = float(np.median([(logs[j] - logs[i]) / (bright[j] - bright[i])
+                                 for i in range(n) for j in range(i + 1, n) if bright[j] != bright[i]]))
+
+    def wmedian(v, w):  # first value whose cumulative weight reaches half of the total
+        o = sorted(range(n), key=lambda k: v[k])
+        c = 0.0
+        for k in o:
+            c += w[k]
+            if c >= 0.5 * sum(w):
+                return v[k]
+
+    x = logs - slope * (bright - np.median(bright))
+    e = x - wmedian(x, area)
+    return float(np.max(np.abs(e))), float(1.4826 * wmedian(np.abs(e), area))
+
+
+def test_noise_curve_stats_match_the_slow_reference_and_find_the_object_off_the_curve():
+    from noisestat.localizers.objects import CURVE_MIN_OBJECTS, noise_curve_stats
+
+    rng = np.random.default_rng(3)
+    n = 12
+    bright = rng.uniform(30, 220, n)
+    logs = 0.5 + 0.006 * bright + rng.normal(0, 0.03, n)  # one camera: log noise rises with brightness
+    logs[4] += 0.8  # a pasted object, 2.2x noisier than the trend says
+    area = rng.integers(300, 5000, n).astype(float)
+    valid = np.ones(n, bool)
+    f = {"sigma_floor_fg": np.exp(logs), "brightness": bright, "area": area}
+    got = noise_curve_stats(f, valid)
+    res, spread = _slow_noise_curve(logs, bright, area)
+    assert got["curve_residual"] == pytest.approx(res, rel=1e-9)
+    assert got["curve_spread"] == pytest.approx(spread, rel=1e-9)
+    # known truth: the trend is removed, the pasted object stands out by about its offset
+    assert got["curve_residual"] == pytest.approx(0.8, abs=0.1) and got["curve_spread"] < 0.1
+    # without the brightness trend, the brightest pristine objects would stray as far
+    naive = np.abs(logs - np.median(logs))
+    naive[4] = 0.0
+    assert naive.max() > 0.3
+    # invalid objects are left out; too few valid ones give nothing
+    valid[4] = False
+    assert noise_curve_stats(f, valid)["curve_residual"] < 0.15
+    few = np.zeros(n, bool)
+    few[: CURVE_MIN_OBJECTS - 1] = True
+    assert noise_curve_stats(f, few) == {}
+
+
+def test_objects_reports_its_noise_curve_statistics_on_the_noise_path():
+    sp = _splice("astronaut", "coffee", 6.0, 0)
+    loc = objects_localizer(sp.image)
+    assert loc.params["features"] == "sigma_floor"
+    assert loc.params["curve_residual"] >= loc.params["curve_spread"] / 1.4826 >= 0.0
+    assert "curve_residual" not in objects_localizer(sp.image, mode="paper").params

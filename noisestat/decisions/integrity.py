@@ -55,6 +55,7 @@ METHOD_STATS: dict[str, tuple[str, ...]] = {
     "grid_content": ("grid_prominence",),
     "jpeg_ghost": ("fisher", "ghost_share"),
     "nadq": ("shift_evidence",),
+    "objects": ("curve_residual", "curve_spread"),
 }
 #: a method's evidence gate: the statistic (a key of ``params``) that says whether its map carries
 #: evidence at all (an aligned double-JPEG trace for ``adq``). When a method has one,

@@ -43,7 +43,7 @@ from ._object_features import ELA_GRADIENT_OFFSET as ELA_GRADIENT_OFFSET
 from ._object_features import FEATURES, FLOOR_MODES, FeatureContext, compute_features
 from ._object_features import FLOOR_WAVELET as FLOOR_WAVELET
 
-__all__ = ["objects_localizer", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
+__all__ = ["objects_localizer", "noise_curve_stats", "CURVE_MIN_OBJECTS", "object_features", "FEATURES", "VALUE_CENTER", "VALUE_SCALE"]
 
 #: Fixed mapping of an object's dissimilarity to the host to heatmap values
 #: (standardized mode): an object 2.5 units (``z_scale``) from the host,
@@ -180,6 +180,58 @@ def _brightness_corrected(logf: np.ndarray, brightness: np.ndarray) -> np.ndarra
         slope = theilslopes(logf[:, k], b)[0]
         out[:, k] = logf[:, k] - slope * b
     return out
+
+
+#: fewest valid objects :func:`noise_curve_stats` measures (a trend and a spread need several)
+CURVE_MIN_OBJECTS = 4
+
+
+def noise_curve_stats(f: dict[str, np.ndarray], valid: np.ndarray) -> dict[str, float]:
+    """How far the objects' noise floors stray from one noise-vs-brightness trend of the image.
+
+    Parameters
+    ----------
+    f : dict of ndarray
+        :func:`object_features` output with ``"sigma_floor_fg"``,
+        ``"brightness"`` and ``"area"`` (each (n,)).
+    valid : ndarray of bool, shape (n,)
+        The objects with a usable noise estimate.
+
+    Returns
+    -------
+    dict
+        ``{"curve_residual": max_i |e_i|, "curve_spread": s}``, empty with fewer
+        than :data:`CURVE_MIN_OBJECTS` valid objects.
+
+    Notes
+    -----
+    One camera gives every part of an image the same noise level function
+    (noise against brightness; Liu et al. 2008): objects of different
+    brightness differ in noise level legitimately, a pasted object strays from
+    the trend. With :math:`x_i = \\log \\sigma_i` (the foreground noise floor)
+    and :math:`b_i` the mean brightness, the trend is a Theil-Sen line (the
+    one ``brightness_correction`` removes; flat with fewer than 6 objects),
+    :math:`e_i = x_i - m b_i - c` with ``c`` the area-weighted median, and
+    ``s`` = 1.4826 times the area-weighted median of :math:`|e_i|`. They are
+    image-level statistics for the integrity score
+    (:data:`noisestat.decisions.integrity.METHOD_STATS`); the heatmap does
+    not use them.
+
+    References
+    ----------
+    C. Liu, W. T. Freeman, R. Szeliski, S. B. Kang, "Automatic estimation and
+    removal of noise from a single image", IEEE TPAMI 30(2), 2008,
+    doi:10.1109/TPAMI.2007.1176.
+    """
+    idx = np.flatnonzero(valid)
+    if idx.size < CURVE_MIN_OBJECTS:
+        return {}
+    x = np.log(f["sigma_floor_fg"][idx].astype(np.float64))[:, None]
+    xc = _brightness_corrected(x, f["brightness"][idx].astype(np.float64))[:, 0]
+    wts = f["area"][idx].astype(np.float64)
+    e = xc - _weighted_median(xc, wts)
+    return {"curve_residual": float(np.max(np.abs(e))),
+            "curve_spread": float(1.4826 * _weighted_median(np.abs(e), wts))}
 
 
 def _segment(img: LoadedImage, segmenter: str, n_objects: int) -> tuple[Segmentation, dict[str, Any]]:
@@ -319,6 +371,11 @@ def objects_localizer(
         ``{"mode": "mean" | "decorrelated", "channel_independence": float}``;
         ``extras["map_heatmaps"]``: ``{"adq": Heatmap}`` when the trace test
         of ``features="auto"`` ran (JPEG input), for the integrity score.
+        ``params["curve_residual"]``, ``params["curve_spread"]``: in
+        standardized mode with ``"sigma_floor"`` and at least
+        :data:`CURVE_MIN_OBJECTS` valid objects, how far the objects' noise
+        floors stray from one noise-vs-brightness trend
+        (:func:`noise_curve_stats`).
         ``score``: the largest object value (NaN when fewer than two
         objects could be measured; the heatmap is then flagged not applicable).
 
@@ -397,6 +454,8 @@ def objects_localizer(
     sc = _score_objects(f, feats, mode=params["mode"], z_scale=params["z_scale"],
                         reference=params["reference"], brightness_correction=params["brightness_correction"])
     sel = _select_objects(sc, mode=params["mode"], select=params["select"])
+    if params["mode"] == "standardized" and "sigma_floor" in feats:
+        params.update(noise_curve_stats(f, sc.valid))
     t3 = time.perf_counter()
     timings = {"segment": t1 - t0, "features": t2 - t1, "localize": t3 - t2, "total": t3 - t0}
     return _localization(seg, f, feats, sc, sel, params, timings, objs, adq_hm)
