@@ -215,16 +215,23 @@ def _otsu_fisher(v: np.ndarray) -> tuple[float, float]:
     return (gap / spread if spread > 0 else np.inf), kk / n
 
 
-def _ghost_depth(delta: np.ndarray, qualities: list[int]) -> np.ndarray:
-    """Residual of ``log(delta_q + EPS)`` from its least-squares line in ``q``, per window (float32)."""
-    lg = np.log(delta.astype(np.float64) + EPS)
+def _ghost_depth(delta: np.ndarray, qualities: list[int], i: int) -> np.ndarray:
+    """Residual of ``log(delta_q + EPS)`` at quality index ``i`` from each window's least-squares line in ``q``
+    (float32, one value per window).
+
+    The line's slope is ``sum_q t_q log(delta_q + EPS) / sum_q t_q^2`` with ``t`` the centred qualities
+    (``sum_q t_q = 0``, so the mean need not be removed first); only the reported quality's residual
+    is formed.
+    """
+    lg = delta.astype(np.float64)
+    lg += EPS
+    np.log(lg, out=lg)
     t = np.asarray(qualities, dtype=np.float64)
     t -= t.mean()
-    res = lg - lg.mean(axis=0, keepdims=True)
+    res = lg[i] - lg.mean(axis=0)
     tt = float(t @ t)
     if tt > 0:
-        slope = np.tensordot(t, res, axes=1) / tt
-        res -= t[:, None, None] * slope[None]
+        res -= t[i] * (np.tensordot(t, lg, axes=1) / tt)
     return res.astype(np.float32)
 
 
@@ -238,12 +245,12 @@ def _quality_range(img: LoadedImage, q_min: int, step: int, forced: int | None) 
     return qs
 
 
-def _normalised(delta: np.ndarray) -> np.ndarray:
-    """Min-max normalisation per window over the qualities: ``(delta_q - min_q) / (max_q - min_q)`` (float32).
+def _normalised(delta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Min-max normalisation of one quality's ``delta`` (windows) by the per-window ``lo = min_q``,
+    ``hi = max_q``: ``(delta - lo) / (hi - lo)`` (float32).
 
-    A window whose differences do not vary with ``q`` (below :data:`EPS`) gets 0.5 at every quality.
+    A window whose differences do not vary with ``q`` (below :data:`EPS`) gets 0.5.
     """
-    lo, hi = delta.min(axis=0, keepdims=True), delta.max(axis=0, keepdims=True)
     span = hi - lo
     out = np.where(span > EPS, (delta - lo) / np.maximum(span, EPS), np.float32(0.5))
     return out.astype(np.float32)
@@ -259,12 +266,12 @@ def _candidates(delta: np.ndarray) -> np.ndarray:
 def _choose(delta: np.ndarray, qs: list[int], forced: int | None) -> tuple[int, np.ndarray, float, list[int]]:
     """Index of the reported quality, the Fisher ratio per quality (0 off the candidates), the
     low-class share there and the candidate indices."""
-    norm = _normalised(delta)
+    lo, hi = delta.min(axis=0), delta.max(axis=0)
     scores = np.zeros(len(qs))
     shares = np.full(len(qs), 0.5)
     cand = [qs.index(forced)] if forced is not None else [int(j) for j in _candidates(delta)]
     for i in cand:
-        scores[i], shares[i] = _otsu_fisher(norm[i])
+        scores[i], shares[i] = _otsu_fisher(_normalised(delta[i], lo, hi))
     finite = np.where(np.isfinite(scores), scores, 0.0)
     i = cand[int(np.argmax(finite[cand]))]
     return i, scores, float(shares[i]), cand
@@ -473,12 +480,12 @@ def jpeg_ghost_map(
     t1 = time.perf_counter()
     delta = _differences(src, qs, k, subsampling)
     t2 = time.perf_counter()
-    depth = _ghost_depth(delta, qs)
     i, scores, share, cand = _choose(delta, qs, quality)
+    depth = _ghost_depth(delta, qs, i)
     sign = -1.0 if share <= 0.5 else 1.0
     # the mapping on the window grid (the statistic's own sampling), then both to pixels
-    grid_values = robust_logistic(np.float32(sign) * depth[i], two_sided=False, min_scale=LOG_MIN_SCALE)
-    raw, values = _to_pixels(depth[i], h, w, k), _to_pixels(grid_values, h, w, k)
+    grid_values = robust_logistic(np.float32(sign) * depth, two_sided=False, min_scale=LOG_MIN_SCALE)
+    raw, values = _to_pixels(depth, h, w, k), _to_pixels(grid_values, h, w, k)
     params.update(quality=qs[i], fisher=float(scores[i]), ghost_share=share,
                   orientation="ghost" if sign < 0 else "non-ghost",
                   candidates=[qs[j] for j in cand])
