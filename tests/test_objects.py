@@ -437,3 +437,26 @@ def test_objects_reports_its_noise_curve_statistics_on_the_noise_path():
     assert loc.params["features"] == "sigma_floor"
     assert loc.params["curve_residual"] >= loc.params["curve_spread"] / 1.4826 >= 0.0
     assert "curve_residual" not in objects_localizer(sp.image, mode="paper").params
+
+
+def test_theil_sen_slope_is_scipys_and_objects_never_imports_scipy_stats():
+    import subprocess
+    import sys
+
+    from scipy.stats import theilslopes
+
+    from noisestat.localizers.objects import _theil_sen_slope
+
+    rng = np.random.default_rng(4)
+    for n in (2, 6, 17, 40):
+        x = np.round(rng.normal(size=n), 1)  # ties in x: those pairs are left out
+        y = 0.7 * x + rng.standard_t(2, size=n)
+        assert _theil_sen_slope(y, x) == theilslopes(y, x).slope
+    # a fresh process: objects (and fusion, its first step) must not pay scipy.stats' import (~0.5 s)
+    code = ("import sys, noisestat\n"
+            "from noisestat.synth import sample_image\n"
+            "loc = noisestat.localize(sample_image('astronaut')[:256, :256], method='objects',\n"
+            "                         brightness_correction=True)\n"
+            "print('curve_residual' in loc.params, 'scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"], out.stdout + out.stderr
