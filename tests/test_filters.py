@@ -45,3 +45,25 @@ def test_median_filter_refuses_bad_arguments(kw, match):
         median_filter(np.array([[np.nan, 1.0]]), size=3)
     with pytest.raises(ValueError, match="2-D"):
         median_filter(np.zeros(5), size=3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9, 12, 16, 25, 49, 81])
+def test_median_network_puts_the_middle_element_in_the_middle(n):
+    from noisestat.blocks.filters import median_network
+
+    net = median_network(n)
+    assert net.dtype == np.int64 and not net.flags.writeable
+    assert np.all(net[:, 0] < net[:, 1]) and net.max(initial=0) < n
+    rng = np.random.default_rng(n)
+    # zero-one principle: a comparator network selects correctly iff it does so on every 0/1 input
+    # (all of them up to n = 16; random ones, and random reals with ties, beyond)
+    if n <= 16:
+        cases = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(float)
+    else:
+        cases = np.concatenate([rng.integers(0, 2, (4000, n)), rng.integers(0, 4, (500, n)),
+                                rng.normal(size=(500, n))]).astype(float)
+    v = cases.copy()
+    for p, q in net:
+        lo, hi = np.minimum(v[:, p], v[:, q]), np.maximum(v[:, p], v[:, q])
+        v[:, p], v[:, q] = lo, hi
+    assert np.array_equal(v[:, n // 2], np.sort(cases, axis=1)[:, n // 2])

@@ -7,58 +7,58 @@ from numba import prange
 
 from .._numba import pjit, register_warmup
 
-__all__ = ["median_window", "INSERTION_MAX"]
-
-#: windows of at most this many values are sorted by insertion while they are gathered
-INSERTION_MAX = 49
+__all__ = ["median_window"]
 
 
 @pjit
-def median_window(a, size, nearest, cval, out):  # pragma: no cover - compiled
+def median_window(a, size, nearest, cval, pairs, out):  # pragma: no cover - compiled
     """``out[i, j]`` = median of the ``size x size`` window of ``a`` centred on ``(i, j)``.
 
     Beyond the array: the nearest element (``nearest``) or ``cval``. ``size``
-    is odd; the median is the middle element of the sorted window (insertion
-    sort up to :data:`INSERTION_MAX` values, else a full sort; one row of
-    outputs per iteration).
+    is odd; ``pairs`` (m, 2) is a comparator network whose output position
+    ``size**2 // 2`` holds the middle element of the sorted window
+    (:func:`noisestat.blocks.filters.median_network`). One row of outputs per
+    iteration: the windows of the row side by side, each comparator a
+    branchless min/max across them (it vectorises).
     """
     h, w = a.shape
     r = size // 2
     n = size * size
     mid = n // 2
-    small = n <= INSERTION_MAX
     for i in prange(h):
-        buf = np.empty(n, np.float64)
-        for j in range(w):
-            k = 0
-            for di in range(-r, r + 1):
-                ii = i + di
-                inside_row = 0 <= ii < h
-                if nearest:
-                    ii = min(max(ii, 0), h - 1)
-                for dj in range(-r, r + 1):
+        buf = np.empty((n, w), np.float64)
+        for t in range(n):
+            ii = i + t // size - r
+            dj = t % size - r
+            row = buf[t]
+            if nearest:
+                src = a[min(max(ii, 0), h - 1)]
+                for j in range(w):
+                    row[j] = src[min(max(j + dj, 0), w - 1)]
+            elif 0 <= ii < h:
+                src = a[ii]
+                for j in range(w):
                     jj = j + dj
-                    if nearest:
-                        v = a[ii, min(max(jj, 0), w - 1)]
-                    elif inside_row and 0 <= jj < w:
-                        v = a[ii, jj]
-                    else:
-                        v = cval
-                    t = k
-                    if small:  # insertion into the sorted prefix buf[:k]
-                        while t > 0 and buf[t - 1] > v:
-                            buf[t] = buf[t - 1]
-                            t -= 1
-                    buf[t] = v
-                    k += 1
-            if not small:
-                buf.sort()
-            out[i, j] = buf[mid]
+                    row[j] = src[jj] if 0 <= jj < w else cval
+            else:
+                for j in range(w):
+                    row[j] = cval
+        for c in range(pairs.shape[0]):
+            lo = buf[pairs[c, 0]]
+            hi = buf[pairs[c, 1]]
+            for j in range(w):
+                x = lo[j]
+                y = hi[j]
+                lo[j] = min(x, y)
+                hi[j] = max(x, y)
+        for j in range(w):
+            out[i, j] = buf[mid, j]
 
 
 @register_warmup
 def _warmup() -> None:
+    from .filters import median_network
+
     a = np.arange(20.0).reshape(4, 5)
-    median_window(a, 3, True, 0.0, np.empty_like(a))
-    median_window(a, 3, False, -1.0, np.empty_like(a))
-    median_window(a, 9, True, 0.0, np.empty_like(a))
+    for size, nearest in ((3, True), (3, False), (9, True)):
+        median_window(a, size, nearest, -1.0, median_network(size * size), np.empty_like(a))

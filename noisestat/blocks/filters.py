@@ -8,14 +8,73 @@ values), without importing SciPy's ndimage on the path of the JPEG maps.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._validate import check_float, check_int
 
-__all__ = ["median_filter", "MEDIAN_MODES"]
+__all__ = ["median_filter", "median_network", "MEDIAN_MODES"]
 
 #: border modes of :func:`median_filter` (as in ``scipy.ndimage``)
 MEDIAN_MODES = ("nearest", "constant")
+
+
+@functools.lru_cache(maxsize=16)
+def median_network(n: int) -> np.ndarray:
+    """Comparators that bring the middle element of ``n`` values to position ``n // 2``.
+
+    Batcher's odd-even merge sort for the next power of two, without the
+    comparators that touch the padding (it would hold +inf and never move)
+    and without those that cannot reach position ``n // 2`` (a backward
+    pass). Applied in order, each ``(p, q)`` puts the smaller of positions
+    ``p < q`` at ``p``.
+
+    Parameters
+    ----------
+    n : int
+        Number of values (at least 1).
+
+    Returns
+    -------
+    ndarray of int64, shape (m, 2), read-only
+
+    References
+    ----------
+    .. [1] K. E. Batcher, "Sorting networks and their applications", Proc.
+       AFIPS Spring Joint Computer Conference 1968, 307-314.
+       https://doi.org/10.1145/1468075.1468121
+
+    Examples
+    --------
+    >>> v = np.array([5.0, 1.0, 4.0, 2.0, 3.0])
+    >>> for p, q in median_network(5):
+    ...     v[p], v[q] = min(v[p], v[q]), max(v[p], v[q])
+    >>> float(v[2])
+    3.0
+    """
+    n = check_int(n, "n", minimum=1)
+    size = 1 << max(n - 1, 0).bit_length()
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed = {n // 2}
+    kept = []
+    for a, b in reversed(pairs):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed.update((a, b))
+    out = np.array(kept[::-1], dtype=np.int64).reshape(-1, 2)
+    out.setflags(write=False)
+    return out
 
 
 def median_filter(a: np.ndarray, *, size: int, mode: str = "nearest", cval: float = 0.0) -> np.ndarray:
@@ -47,9 +106,11 @@ def median_filter(a: np.ndarray, *, size: int, mode: str = "nearest", cval: floa
     -----
     ``out[i, j]`` is the middle value, :math:`(s^2 + 1)/2`-th smallest, of
     the :math:`s^2` window values :math:`a[i + d_i, j + d_j]`,
-    :math:`|d_i|, |d_j| \\le (s - 1)/2`. Cost: :math:`O(H W s^4)` worst case
-    (insertion sort of each window); meant for the small windows (3-7) of
-    the block-grid maps. Memory: the output only.
+    :math:`|d_i|, |d_j| \\le (s - 1)/2`, selected by the comparator
+    network :func:`median_network` applied to the windows of one row side by
+    side (branchless, vectorised; :math:`O(H W s^2 \\log^2 s)`). Meant for
+    the small windows (3-9) of the block-grid maps. Memory: the output, plus
+    :math:`8 s^2 W` bytes per thread (the windows of one row).
 
     Examples
     --------
@@ -76,5 +137,5 @@ def median_filter(a: np.ndarray, *, size: int, mode: str = "nearest", cval: floa
     if size == 1 or x.size == 0:
         out[...] = x
     else:
-        median_window(x, size, mode == "nearest", cval, out)
+        median_window(x, size, mode == "nearest", cval, median_network(size * size), out)
     return out.astype(dtype, copy=False)  # a median is one of the values: exact in float32 too
