@@ -243,12 +243,15 @@ def _object_features(
     for m in maps:
         (hm, z), secs = done[m]
         if hm.applicable:
-            cols.update(_z_columns(m, z, pool))
             used.append(m)
             heatmaps[m] = hm
         else:
             not_applicable[m] = hm.note
         timings[m] = secs
+    # each map's pooling over the objects is independent (GIL-free kernels): concurrent, in map order
+    pooled = run_tasks([functools.partial(_z_columns, m, done[m][0][1], pool) for m in used])
+    for c in pooled:
+        cols.update(c)
     names = feature_names(used)
     x = np.stack([cols[k] for k in names], axis=1) if n else np.zeros((0, len(names)))
     x[~valid] = np.nan
