@@ -66,4 +66,6 @@ def test_median_network_puts_the_middle_element_in_the_middle(n):
     for p, q in net:
         lo, hi = np.minimum(v[:, p], v[:, q]), np.maximum(v[:, p], v[:, q])
         v[:, p], v[:, q] = lo, hi
-    assert np.array_equal(v[:, n // 2], np.sort(cases, axis=1)[:, n // 2])
+    ranked = np.sort(cases, axis=1)
+    assert np.array_equal(v[:, n // 2], ranked[:, n // 2])
+    assert np.array_equal(v[:, (n - 1) // 2], ranked[:, (n - 1) // 2])  # both middle ranks for even n

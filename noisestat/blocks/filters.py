@@ -22,13 +22,15 @@ MEDIAN_MODES = ("nearest", "constant")
 
 @functools.lru_cache(maxsize=16)
 def median_network(n: int) -> np.ndarray:
-    """Comparators that bring the middle element of ``n`` values to position ``n // 2``.
+    """Comparators that bring the middle order statistics of ``n`` values to positions ``(n - 1) // 2``
+    and ``n // 2`` (one position for odd ``n``).
 
     Batcher's odd-even merge sort for the next power of two, without the
     comparators that touch the padding (it would hold +inf and never move)
-    and without those that cannot reach position ``n // 2`` (a backward
+    and without those that cannot reach the middle positions (a backward
     pass). Applied in order, each ``(p, q)`` puts the smaller of positions
-    ``p < q`` at ``p``.
+    ``p < q`` at ``p``; positions ``n`` and above are never read, so a
+    buffer may be padded with +inf or not.
 
     Parameters
     ----------
@@ -66,7 +68,7 @@ def median_network(n: int) -> np.ndarray:
                         pairs.append((i + j, i + j + k))
             k //= 2
         p *= 2
-    needed = {n // 2}
+    needed = {(n - 1) // 2, n // 2}
     kept = []
     for a, b in reversed(pairs):
         if a in needed or b in needed:

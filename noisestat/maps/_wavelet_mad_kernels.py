@@ -23,12 +23,11 @@ even and odd samples split apart so that it vectorises over outputs.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import prange
 
 from .._numba import jit, pjit, register_warmup
+from ..blocks.filters import median_network
 from ..blocks.tiling import block_starts, reflect_index
 from ..blocks.wavelets import daubechies_highpass
 
@@ -178,42 +177,6 @@ def _luma_rows(px, g, even, odd, pad, tmp):
 _LANES = 16
 
 
-@functools.lru_cache(maxsize=16)
-def median_network(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Comparators (lo, hi) of a sorting network that puts ranks ``(n - 1) // 2`` and ``n // 2`` in place.
-
-    Batcher's odd-even merge sort on the next power of two ``N >= n`` (inputs
-    ``n..N-1`` are padded with +inf), pruned to the comparators that the two
-    middle positions depend on. After applying them in order (``a[lo], a[hi]
-    = min, max``), ``a[(n - 1) // 2]`` and ``a[n // 2]`` hold the two middle
-    order statistics of the n inputs, whatever their values (ties included):
-    a comparator network that sorts, restricted to what two outputs need.
-    """
-    size = 1
-    while size < n:
-        size *= 2
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (p * 2) == (i + j + k) // (p * 2):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    need = {(n - 1) // 2, n // 2}
-    kept = []
-    for lo, hi in reversed(pairs):
-        if lo in need or hi in need:
-            kept.append((lo, hi))
-            need.update((lo, hi))
-    kept.reverse()
-    arr = np.array(kept, dtype=np.int64).reshape(-1, 2)
-    return np.ascontiguousarray(arr[:, 0]), np.ascontiguousarray(arr[:, 1])
-
-
 @pjit
 def _column_block_sigma(tmp, g, rtab, rstarts, cstarts, bh, bw, lo, hi, size, out):
     """Column filter of each row of blocks' subband rows, then the block medians (as block_mad_sigma).
@@ -296,12 +259,10 @@ def luma_block_sigma(px: np.ndarray, g: np.ndarray, block: int) -> np.ndarray:
     _luma_rows(px, g, even, odd, pad, tmp)
     rstarts, cstarts = block_starts(hs, block), block_starts(ws, block)
     bh, bw = min(block, hs), min(block, ws)
-    lo, hi = median_network(bh * bw)
-    size = 1
-    while size < bh * bw:
-        size *= 2
+    net = median_network(bh * bw)  # never reads past the block's bh * bw values
+    lo, hi = np.ascontiguousarray(net[:, 0]), np.ascontiguousarray(net[:, 1])
     out = np.empty((rstarts.size, cstarts.size))
-    _column_block_sigma(tmp, g, _tap_table(h, g.size), rstarts, cstarts, bh, bw, lo, hi, size, out)
+    _column_block_sigma(tmp, g, _tap_table(h, g.size), rstarts, cstarts, bh, bw, lo, hi, bh * bw, out)
     return out
 
 
