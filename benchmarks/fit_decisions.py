@@ -33,9 +33,16 @@ Usage::
    result is written with its provenance (this command, the seed, the data,
    the priors).
 
-The prior that sets where 0.5 falls is the fitting set's: half of the images
-spliced, the spliced area 3-30 % of a spliced image (the printed
-``spliced_pixel_share`` is the pooled share over all images).
+The prior that sets where 0.5 falls in the heatmaps is the fitting set's: half
+of the images spliced, the spliced area 3-30 % of a spliced image (the printed
+``spliced_pixel_share`` is the pooled share over all images). The integrity
+score is reported at each method's operating prior: the image offset puts
+``score >= 0.5`` at no more than ``--image-fpr`` (5 %) of the fitting set's
+pristine images, out-of-fold (:func:`noisestat.decisions.fit.image_offset`;
+the table prints the offset and the out-of-fold TPR and FPR at 0.5). The
+heatmaps are shifted by each method's pixel offset: the best mean mask F1 on
+the fitting set's spliced images with at most ``--pixel-fpr`` (1 %) of its
+pristine pixels flagged (:func:`noisestat.decisions.fit.pixel_offset`).
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ from noisestat.bench._codever import module_closure  # noqa: E402
 from noisestat.bench.calibrate_maps import fit_table  # noqa: E402
 from noisestat.bench.manifest import build_manifest, load_manifest, resolve, save_manifest  # noqa: E402
 from noisestat.decisions import Calibration, decision_inputs  # noqa: E402
-from noisestat.decisions.fit import fit_methods, read_fit_item, write_decision_inputs  # noqa: E402
+from noisestat.decisions.fit import IMAGE_FPR, PIXEL_FPR, fit_methods, read_fit_item, write_decision_inputs  # noqa: E402
 from noisestat.decisions.integrity import STACKED  # noqa: E402
 from noisestat.registry import get_method  # noqa: E402
 from noisestat.registry import methods as all_methods  # noqa: E402
@@ -244,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="all")
     ap.add_argument("--sensor", default="gaussian", choices=ff.SENSORS,
                     help="noise model of the pictures (fit_fusion.sensor_noise)")
+    ap.add_argument("--image-fpr", type=float, default=IMAGE_FPR,
+                    help="share of the fitting set's pristine images allowed at score >= 0.5 (default 0.05)")
+    ap.add_argument("--pixel-fpr", type=float, default=PIXEL_FPR,
+                    help="mean share of the fitting set's pristine pixels allowed in the masks (default 0.01)")
     ap.add_argument("--out", default=str(ROOT / "noisestat" / "decisions" / "calibration.json"))
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -264,11 +275,15 @@ def main(argv: list[str] | None = None) -> int:
                          f"scikit-image's bundled sample "
                          f"images (no evaluation data)",
             "command": "python benchmarks/fit_decisions.py " + " ".join(argv or sys.argv[1:]),
-            "prior": "half of the images spliced; spliced area 3-30 % of a spliced image",
+            "prior": "half of the images spliced; spliced area 3-30 % of a spliced image; integrity scores at "
+                     f"the operating prior that leaves <= {args.image_fpr:g} of the pristine images at score >= 0.5 "
+                     "(out-of-fold; per method: fit.operating_prior, image.offset); heatmaps shifted by the "
+                     f"pixel offset with the best mask F1 that leaves <= {args.pixel_fpr:g} of the pristine "
+                     "pixels at p >= 0.5 (fit.pixel_offset)",
             "date": _dt.date.today().isoformat()}
     # e.g. a map that applies to no fitting image: left uncalibrated, said here
     fitted = fit_methods({m: lambda m=m: fit_items(m, files[m]) for m in inputs}, targets=names,
-                         on_error=lambda m, exc: print(f"{m}: not fitted: {exc}"))
+                         image_fpr=args.image_fpr, pixel_fpr=args.pixel_fpr, on_error=lambda m, exc: print(f"{m}: not fitted: {exc}"))
     cal = Calibration(fitted, prov)
     if Path(args.out).is_file() and args.methods != "all":  # refit some methods, keep the others
         from noisestat.decisions import load_calibration

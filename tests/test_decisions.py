@@ -148,6 +148,105 @@ def test_fit_recovers_known_logistic_parameters():
     assert only.fit["image_auc_out_of_fold"] == only.fit["image_auc_out_of_fold"]  # defined (not NaN)
 
 
+@pytest.mark.parametrize("fpr", [0.0, 0.05, 0.2, 0.5])
+def test_image_offset_is_the_largest_shift_that_keeps_the_false_alarms_at_the_target(rng, fpr):
+    from noisestat.decisions.fit import image_offset
+
+    t = rng.normal(0.5, 1.0, 101)
+    t[:7] = t[7]  # ties at one value
+    o = image_offset(t, fpr=fpr)
+    allowed = int(np.floor(fpr * t.size + 1e-9))
+    assert o <= 0.0 and np.count_nonzero(t + o >= 0) <= allowed
+    # slow reference: scanning shifts towards 0 from o, the first one that flags more images
+    # is reached before any value of t crosses 0, i.e. o sits between two values of -t (or at 0)
+    if o < 0:
+        crossing = np.sort(-t[-t > o])[0] if np.any(-t > o) else 0.0
+        assert np.count_nonzero(t + crossing + 1e-12 >= 0) > allowed or crossing >= 0
+    assert image_offset(np.full(5, -3.0), fpr=fpr) == 0.0  # already below: no shift up
+    assert image_offset([np.nan, np.inf], fpr=fpr) == 0.0
+    with pytest.raises(ValueError, match="fpr"):
+        image_offset(t, fpr=1.0)
+
+
+def test_fit_puts_the_score_at_the_fpr_target_and_the_offset_moves_no_pixel():
+    items = _items(120, 6)
+    mc = fit_method("m", lambda: items, pixels_per_image=256, image_fpr=0.1)
+    f = mc.fit
+    assert mc.image_offset <= 0 and f["image_offset"] == mc.image_offset
+    assert f["image_fpr_out_of_fold"] <= 0.1 <= f["image_fpr_out_of_fold_at_fitting_prior"] + 1e-12 or \
+        mc.image_offset == 0
+    feats = {"mean": -1.0, "top": 0.5}
+    assert logit(mc.score(feats)) == pytest.approx(logit(mc.evidence(feats)) + mc.image_offset, abs=1e-6)
+    import dataclasses
+
+    shifted = dataclasses.replace(mc, image_offset=-1.5)
+    u = np.asarray(items[0].u)
+    e = mc.evidence(feats)
+    np.testing.assert_array_equal(shifted.calibrated(u, e), mc.calibrated(u, e))
+    assert shifted.score(feats) < mc.score(feats) or mc.score(feats) < 1e-9
+    with pytest.raises(ValueError, match="offset"):
+        dataclasses.replace(mc, image_offset=0.5)
+
+
+def _slow_pixel_offset(t, y, g, sp, fpr, offsets):
+    """Per-image loops from the definitions: F1 = 2TP / (2TP + FP + FN), pristine share = flagged / n."""
+    best = (0.0, -1.0, 0.0)
+    for o in offsets:
+        f1s, shares = [], []
+        for i in range(sp.size):
+            sel = g == i
+            if not sel.any():
+                continue
+            flag = t[sel] + o >= 0
+            if sp[i]:
+                tp = int(np.sum(flag & y[sel]))
+                den = 2 * tp + int(np.sum(flag & ~y[sel])) + int(np.sum(~flag & y[sel]))
+                f1s.append(2 * tp / den if den else 0.0)
+            else:
+                shares.append(float(flag.mean()))
+        f1, share = float(np.mean(f1s)), float(np.mean(shares)) if shares else 0.0
+        if share <= fpr and f1 > best[1]:
+            best = (o, f1, share)
+    return best if best[1] >= 0 else (0.0, float("nan"), float("nan"))
+
+
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.1])
+def test_pixel_offset_against_a_per_image_reference(rng, fpr):
+    from noisestat.decisions.fit import PIXEL_OFFSETS, pixel_offset
+
+    m, per = 12, 200
+    sp = np.arange(m) % 3 != 0
+    g = np.repeat(np.arange(m), per)
+    y = sp[g] & (rng.random(g.size) < 0.2)
+    t = rng.normal(-3.0, 1.0, g.size) + 2.5 * y  # the spliced pixels sit higher, pristine ones near -3
+    got = pixel_offset(t, y, g, sp, fpr=fpr)
+    want = _slow_pixel_offset(t, y, g, sp, fpr, PIXEL_OFFSETS)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    if fpr > 0:
+        assert got[0] > 0 and got[2] <= fpr  # a looser budget opens the mask (the map is below 0 here)
+    # nothing within the budget: no shift, undefined F1
+    o, f1, share = pixel_offset(np.full(4, 1.0), [True, False, False, False], [0, 0, 1, 1], [True, False], fpr=0.0)
+    assert o == 0.0 and f1 != f1 and share != share
+    with pytest.raises(ValueError, match="fpr"):
+        pixel_offset(t, y, g, sp, fpr=1.5)
+    with pytest.raises(ValueError, match="offsets"):
+        pixel_offset(t, y, g, sp, offsets=(-1.0, 0.0))
+
+
+def test_the_pixel_offset_raises_every_pixel_and_round_trips(tmp_path):
+    import dataclasses
+
+    mc = MethodCalibration("m", (1.0, 0.0), (1.0, -2.0, 0.5), ("mean",), (0.0,), (1.0,), (1.0,), 0.0, {"n": 3})
+    up = dataclasses.replace(mc, pixel_offset=1.25)
+    u = np.linspace(0.01, 0.99, 50).reshape(5, 10).astype(np.float32)
+    np.testing.assert_allclose(logit(up.calibrated(u, 0.3)), logit(mc.calibrated(u, 0.3)) + 1.25, atol=2e-4)
+    back = load_calibration(Calibration({"m": up}, {}).save(tmp_path / "p.json")).get("m")
+    assert back == up and back.pixel_offset == 1.25
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="pixel offset"):
+            dataclasses.replace(mc, pixel_offset=bad)
+
+
 def test_fit_refuses_a_single_class():
     items = [it for it in _items(10, 4) if not it.spliced]
     with pytest.raises(ValueError, match="spliced"):
@@ -159,6 +258,13 @@ def test_calibration_file_round_trip_and_refusals(tmp_path):
     p = Calibration({"m": mc}, {"fitted_on": "test"}).save(tmp_path / "c.json")
     back = load_calibration(p)
     assert back.get("m") == mc and back.provenance["fitted_on"] == "test"
+    d = json.loads(p.read_text())
+    d["methods"]["m"]["image"]["offset"] = -0.75
+    (tmp_path / "o.json").write_text(json.dumps(d))
+    assert load_calibration(tmp_path / "o.json").get("m").image_offset == -0.75
+    del d["methods"]["m"]["image"]["offset"]  # a file written before offsets existed: no shift
+    (tmp_path / "o.json").write_text(json.dumps(d))
+    assert load_calibration(tmp_path / "o.json").get("m").image_offset == 0.0
     with pytest.raises(ValueError, match="strictly increasing"):
         MethodCalibration("m", (-1.0, 0.0), (1.0, 0.0, 0.0), (), (), (), (), 0.0)
     (tmp_path / "bad.json").write_text("{}")

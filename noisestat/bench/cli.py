@@ -85,6 +85,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", help="comma-separated subset (default: every method in the run)")
     q.add_argument("--pixels-per-image", type=int, default=4096, help="pixels sampled per image (default 4096)")
     q.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default 0)")
+    q.add_argument("--image-fpr", type=float, default=0.05,
+                   help="share of the run's pristine images allowed at score >= 0.5 (default 0.05)")
+    q.add_argument("--pixel-fpr", type=float, default=0.01,
+                   help="mean share of the pristine images' pixels allowed in the masks (default 0.01)")
     q.add_argument("--out", "-o", help="calibration file (default RUNDIR/calibration.json)")
     q.set_defaults(func=_cmd_calibrate_maps)
 
@@ -249,7 +253,12 @@ def _cmd_calibrate_maps(args: argparse.Namespace) -> int:
     from .calibrate_maps import calibrate_maps, fit_table
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    cal = calibrate_maps(args.rundir, methods=methods, pixels_per_image=args.pixels_per_image, seed=args.seed)
+    if not 0.0 <= args.image_fpr < 1.0:
+        raise SystemExit(f"noisestat calibrate-maps: --image-fpr {args.image_fpr} is not a share in [0, 1)")
+    if not 0.0 <= args.pixel_fpr <= 1.0:
+        raise SystemExit(f"noisestat calibrate-maps: --pixel-fpr {args.pixel_fpr} is not a share in [0, 1]")
+    cal = calibrate_maps(args.rundir, methods=methods, pixels_per_image=args.pixels_per_image, seed=args.seed,
+                         image_fpr=args.image_fpr, pixel_fpr=args.pixel_fpr)
     out = cal.save(args.out or Path(args.rundir) / "calibration.json")
     print(fit_table(cal))
     print(f"wrote {out}; use it with: noisestat localize IMAGE --calibration {out}")

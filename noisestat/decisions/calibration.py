@@ -11,7 +11,7 @@ heatmap value :math:`u`:
    (f_k - \\mu_k)/\\sigma_k)` of the pooled features :math:`f` of
    :math:`p_1` weighted by the reliability map
    (:func:`noisestat.decisions.integrity.image_features`);
-3. calibrated heatmap: :math:`p = \\sigma(a x + d z + b + c\\,\\operatorname{logit}(s))`
+3. calibrated heatmap: :math:`p = \\sigma(a x + d z + b + c\\,\\operatorname{logit}(s) + o_p)`
    with :math:`z = (x - m) / s_x` the per-image standardised value (mean
    :math:`m` and standard deviation :math:`s_x` of :math:`x` over the image,
    :func:`image_norm`; ``pixel_z`` = :math:`d`), with :math:`a > 0`,
@@ -20,13 +20,31 @@ heatmap value :math:`u`:
    is made of the double-JPEG map where a trace exists and of the noise floor
    elsewhere; ``adq``, whose map is evidence only where a trace exists) has a
    second set ``pixel_split`` = :math:`(a, b, c, d)`, fitted on the images
-   whose split feature is 1 and used on them.
+   whose split feature is 1 and used on them. :math:`o_p \\ge 0` is the pixel
+   offset (``pixel_offset``): the shift that gives the fitting set's spliced
+   images their best mean mask F1 while its pristine images keep at most
+   :data:`~noisestat.decisions.fit.PIXEL_FPR` (1 %) of their pixels at
+   ``p >= 0.5`` (:func:`~noisestat.decisions.fit.pixel_offset`), i.e. the
+   posterior at an operating pixel prior above the fitting set's (a pixel
+   posterior at a prior of a few per cent calls too little for a useful mask).
 
 Within one image :math:`p` is a strictly increasing function of :math:`u`
 (per-image F1-best and AUC are unchanged, no ties are added); across images
 the evidence that the image was manipulated at all moves the level, so that
-``p >= 0.5`` is a decision at the fitting set's prior. :math:`\\sigma` is the
+``p >= 0.5`` is a decision at the fitting set's pixel prior. :math:`\\sigma` is the
 logistic function.
+
+The integrity score a user gets is :math:`s^* = \\sigma(t + o)`, with
+:math:`t` the linear predictor of step 2 (:math:`s = \\sigma(t)`, the
+*evidence* at the fitting set's prior of about one spliced image in two) and
+:math:`o \\le 0` the image offset (``image.offset``): the logit shift that
+puts ``s* >= 0.5`` at no more than :data:`~noisestat.decisions.fit.IMAGE_FPR`
+(5 %) false alarms on the fitting set's pristine images (out-of-fold), i.e.
+the posterior at the operating prior
+:math:`\\pi^* = \\sigma(\\operatorname{logit}\\pi_{fit} + o)` recorded in ``fit``
+(Neyman-Pearson operating point; 0 where the fitting set's pristine images
+already stay below 0.5). Steps 3 and the stacked features read the evidence
+:math:`s` they were fitted on, so the offset moves no pixel value.
 """
 
 from __future__ import annotations
@@ -104,6 +122,8 @@ class MethodCalibration:
     fit: Mapping[str, Any] = field(default_factory=dict)
     pixel_z: float = 0.0
     pixel_split: tuple[float, float, float, float] | None = None
+    image_offset: float = 0.0
+    pixel_offset: float = 0.0
 
     def __post_init__(self) -> None:
         g = self.pixel_split
@@ -113,6 +133,12 @@ class MethodCalibration:
             raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0, d >= 0 "
                              f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}, "
                              f"pixel_z={self.pixel_z}, pixel_split={g}")
+        if not (math.isfinite(self.pixel_offset) and self.pixel_offset >= 0.0):
+            raise ValueError(f"calibration of {self.method!r}: pixel offset must be finite and >= 0, "
+                             f"got {self.pixel_offset!r}")
+        if not (math.isfinite(self.image_offset) and self.image_offset <= 0.0):
+            raise ValueError(f"calibration of {self.method!r}: image offset must be finite and <= 0 (it only ever "
+                             f"raises the bar for calling an image manipulated); got {self.image_offset!r}")
         n = len(self.features)
         if not (len(self.mean) == len(self.scale) == len(self.coef) == n):
             raise ValueError(f"calibration of {self.method!r}: {n} features but {len(self.mean)} means, "
@@ -127,14 +153,24 @@ class MethodCalibration:
         a1, b1 = self.stage1
         return _sigmoid_logit(u, a1, b1, 0.0)
 
-    def score(self, feats: Mapping[str, float]) -> float:
-        """The integrity score of one image's feature dict (a missing or NaN feature takes its mean)."""
+    def linear(self, feats: Mapping[str, float]) -> float:
+        """The integrity model's linear predictor :math:`t` of one image's feature dict (a missing or
+        NaN feature takes its mean)."""
         t = self.intercept
         for name, mu, sd, b in zip(self.features, self.mean, self.scale, self.coef):
             v = feats.get(name, math.nan)
             v = mu if not math.isfinite(v) else v
             t += b * (v - mu) / sd
-        return float(sigmoid(t))
+        return float(t)
+
+    def evidence(self, feats: Mapping[str, float]) -> float:
+        """:math:`s = \\sigma(t)`: the probability of manipulation at the fitting set's prior (what the
+        final pixel mapping and the stacked features read)."""
+        return float(sigmoid(self.linear(feats)))
+
+    def score(self, feats: Mapping[str, float]) -> float:
+        """The integrity score a user gets, :math:`\\sigma(t + o)` (see the module docstring)."""
+        return float(sigmoid(self.linear(feats) + self.image_offset))
 
     def pixel_model(self, *, split: bool = False) -> tuple[float, float, float, float]:
         """``(a, b, c, d)`` of the final pixel mapping: ``pixel_split`` on an image whose split
@@ -147,6 +183,8 @@ class MethodCalibration:
                    split: bool = False) -> np.ndarray:
         """The calibrated heatmap :math:`p` (float32).
 
+        ``score``: the image's evidence :math:`s` (:meth:`evidence`, the
+        integrity model at the fitting prior, which the mapping was fitted on).
         ``norm``: the image's :func:`image_norm` ``(m, s)`` (computed from
         ``u`` when None; pass it when ``u`` holds only some of the image's
         values, e.g. one per object). With ``z = (x - m) / s`` the mapping
@@ -158,13 +196,14 @@ class MethodCalibration:
         if d > 0:
             m, sd = image_norm(u) if norm is None else norm
             a, b = a + d / sd, b - d * m / sd
-        return _sigmoid_logit(u, a, b, c * float(logit(score)))
+        return _sigmoid_logit(u, a, b + self.pixel_offset, c * float(logit(score)))
 
     def to_dict(self) -> dict[str, Any]:
         other = {} if self.pixel_split is None else {"pixel_split": list(self.pixel_split)}
         return {"stage1": list(self.stage1), "pixel": list(self.pixel), "pixel_z": self.pixel_z, **other,
+                "pixel_offset": self.pixel_offset,
                 "image": {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
-                          "coef": list(self.coef), "intercept": self.intercept},
+                          "coef": list(self.coef), "intercept": self.intercept, "offset": self.image_offset},
                 "fit": dict(self.fit)}
 
     @classmethod
@@ -175,7 +214,8 @@ class MethodCalibration:
                    mean=tuple(float(v) for v in img["mean"]), scale=tuple(float(v) for v in img["scale"]),
                    coef=tuple(float(v) for v in img["coef"]), intercept=float(img["intercept"]),
                    fit=dict(d.get("fit", {})), pixel_z=float(d.get("pixel_z", 0.0)),
-                   pixel_split=None if d.get("pixel_split") is None else tuple(float(v) for v in d["pixel_split"]))
+                   pixel_split=None if d.get("pixel_split") is None else tuple(float(v) for v in d["pixel_split"]),
+                   image_offset=float(img.get("offset", 0.0)), pixel_offset=float(d.get("pixel_offset", 0.0)))
 
 
 @dataclass(frozen=True)

@@ -65,13 +65,14 @@ def _uncalibrated(loc: Localization, rel: np.ndarray, note: str) -> Localization
 
 def _integrity(cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
                stats: dict[str, float]) -> tuple[dict[str, float], float, np.ndarray]:
-    """Integrity features, score and the pooled subsample of ``u``."""
+    """Integrity features, evidence (the integrity model's probability at the fitting prior, which the
+    pixel mapping and the stacked features read) and the pooled subsample of ``u``."""
     # the features pool a regular subsample of the first stage (image_features); the first stage
     # is elementwise, so it is computed on that subsample only (the same values)
     step = subsample_step(u.size, MAX_PIXELS)
     sub = u[::step, ::step]
     feats = image_features(cal.first_stage(sub), rel[::step, ::step], stats)
-    return feats, cal.score(feats), sub
+    return feats, cal.evidence(feats), sub
 
 
 def stacked_scores(image: LoadedImage, loc: Localization, cal_set: Calibration,
@@ -138,12 +139,13 @@ def _map_reliability(image: LoadedImage, hm: Heatmap) -> np.ndarray:
 
 def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: np.ndarray,
                 stats: dict[str, float], source: str) -> Localization:
-    feats, score, sub = _integrity(cal, u, rel, stats)
+    feats, evidence, sub = _integrity(cal, u, rel, stats)
     norm = image_norm(sub)  # the same subsample (image_norm of u would take it again)
     split = pixel_split(loc.method, stats)
-    p = cal.calibrated(u, score, norm=norm, split=split)
-    info = {"file": source, "integrity_features": feats}
-    objects = _objects_decided(loc, cal, score, norm, split)
+    p = cal.calibrated(u, evidence, norm=norm, split=split)
+    score = cal.score(feats)  # at the operating prior (the image offset)
+    info = {"file": source, "integrity_features": feats, "evidence": evidence, "image_offset": cal.image_offset}
+    objects = _objects_decided(loc, cal, evidence, norm, split)
     hm = dataclasses.replace(loc.heatmap, values=p, params={**loc.heatmap.params, "calibration": info})
     # the stacked maps were read by the integrity score; the calibrated result does not keep them
     extras = {**{k: v for k, v in loc.extras.items() if k != "map_heatmaps"}, "uncalibrated": u}
@@ -151,7 +153,7 @@ def _calibrated(loc: Localization, cal: MethodCalibration, u: np.ndarray, rel: n
                                objects=objects, params={**loc.params, "calibration": info})
 
 
-def _objects_decided(loc: Localization, cal: MethodCalibration, score: float,
+def _objects_decided(loc: Localization, cal: MethodCalibration, evidence: float,
                      norm: tuple[float, float], split: bool) -> tuple[Any, ...] | None:
     """Object details with the calibrated value as ``score`` and ``selected = score >= 0.5``."""
     labels = loc.extras.get("labels")
@@ -159,7 +161,7 @@ def _objects_decided(loc: Localization, cal: MethodCalibration, score: float,
         return loc.objects
     u = np.zeros(len(loc.objects) + 1, np.float32)
     u[np.asarray(labels).ravel()] = np.asarray(loc.heatmap.values).ravel()  # one value per object
-    p = cal.calibrated(u, score, norm=norm, split=split)
+    p = cal.calibrated(u, evidence, norm=norm, split=split)
     return tuple(dataclasses.replace(d, score=float(p[d.label]), selected=bool(p[d.label] >= 0.5))
                  for d in loc.objects)
 
@@ -181,8 +183,11 @@ def decide(image: LoadedImage, loc: Localization, *, calibration: Any = None) ->
     Localization
         ``heatmap.values`` calibrated probabilities that a pixel is spliced,
         ``mask = heatmap.values >= 0.5``, ``score`` the integrity score (the
-        probability that the image is manipulated; NaN when the method does
-        not apply), ``reliability`` the reliability map, and the method's own
+        probability that the image is manipulated at the calibration's
+        operating prior, so that ``score >= 0.5`` is a decision at about 5 %
+        false alarms on the fitting set; NaN when the method does not apply;
+        the evidence at the fitting prior and the offset are in
+        ``params["calibration"]``), ``reliability`` the reliability map, and the method's own
         values in ``extras["uncalibrated"]``. A method without a calibration
         (``calibration=False``, or a user-registered method the file does not
         cover) keeps its own values, mask and score;

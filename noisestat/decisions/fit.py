@@ -18,6 +18,18 @@ three logistic regressions (scikit-learn, L2):
    whose split feature is 0 (``pixel``, ``pixel_z``) and once on those where
    it is 1 (``pixel_split``), when both have spliced and pristine pixels.
 
+Then the image offset :math:`o` of the integrity score (see
+:mod:`noisestat.decisions.calibration`): the largest :math:`o \\le 0` that
+leaves at most a share ``image_fpr`` (default :data:`IMAGE_FPR`, 5 %) of the
+fitting set's pristine images at ``score >= 0.5``, on their out-of-fold
+linear predictors (the threshold sits half-way between the two pristine
+scores it separates). Last the pixel offset :math:`o_p \\ge 0`
+(:func:`pixel_offset`): of 0, 0.1, ..., 6, the one whose masks
+``p >= 0.5`` have the best mean F1 on the fitting set's spliced images (on
+the sampled pixels) while the fitting set's pristine images keep a mean of
+at most ``pixel_fpr`` (default :data:`PIXEL_FPR`, 1 %) of their pixels
+flagged.
+
 A slope that comes out non-positive (the statistic carries no positive
 evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
 mapping strictly increasing; ``c < 0`` is refitted with ``c = 0``. The prior
@@ -49,10 +61,17 @@ from .integrity import (
     stacked_feature,
 )
 
-__all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "MIN_SLOPE", "PIXELS_PER_IMAGE"]
+__all__ = ["FitItem", "fit_method", "fit_methods", "read_fit_item", "write_decision_inputs", "image_offset",
+           "pixel_offset", "MIN_SLOPE", "PIXELS_PER_IMAGE", "IMAGE_FPR", "PIXEL_FPR", "PIXEL_OFFSETS"]
 
 MIN_SLOPE = 1e-3
 PIXELS_PER_IMAGE = 4096
+#: default share of the fitting set's pristine images allowed at ``score >= 0.5`` (:func:`image_offset`)
+IMAGE_FPR = 0.05
+#: default mean share of the fitting set's pristine pixels allowed at ``p >= 0.5`` (:func:`pixel_offset`)
+PIXEL_FPR = 0.01
+#: the pixel offsets :func:`pixel_offset` chooses from (logit units)
+PIXEL_OFFSETS = tuple(round(0.1 * k, 1) for k in range(61))
 
 
 @dataclass(frozen=True)
@@ -126,8 +145,120 @@ def _pixels(items: Iterable[FitItem], k: int, seed: int, method: str) -> tuple[n
     return tuple(np.concatenate(v) for v in (xs, ys, gs, zs, opens))
 
 
-def _integrity(feats: list[dict[str, float]], labels: np.ndarray, seed: int) -> tuple[dict[str, Any], np.ndarray]:
-    """Standardised logistic integrity model and its out-of-fold scores."""
+def image_offset(pristine: Any, *, fpr: float = IMAGE_FPR) -> float:
+    """The image offset: the largest ``o <= 0`` with at most a share ``fpr`` of ``pristine + o >= 0``.
+
+    Parameters
+    ----------
+    pristine : array_like, shape (n,)
+        Linear predictors (logits) of the integrity score on pristine images
+        (out-of-fold on the fitting set); non-finite values are ignored.
+    fpr : float, default 0.05
+        Allowed share of pristine images at ``score >= 0.5``, in [0, 1).
+
+    Returns
+    -------
+    float
+        ``o``: 0 when no more than ``floor(fpr * n)`` of the values are >= 0;
+        else minus the mid-point between the largest value that must fall
+        below 0 and the next larger one (minus that value and a margin of
+        1e-9 when there is no larger one or it ties). 0 without finite
+        values.
+
+    Raises
+    ------
+    ValueError
+        ``fpr`` outside [0, 1).
+
+    Examples
+    --------
+    >>> round(image_offset([-2.0, -1.0, 0.5, 1.0, 3.0], fpr=0.2), 6)
+    -2.0
+    """
+    if not (isinstance(fpr, (int, float, np.number)) and 0.0 <= float(fpr) < 1.0):
+        raise ValueError(f"fpr must be a share in [0, 1), got {fpr!r}")
+    t = np.sort(np.asarray(pristine, dtype=np.float64).ravel())
+    t = t[np.isfinite(t)]
+    if t.size == 0:
+        return 0.0
+    k = int(np.floor(float(fpr) * t.size + 1e-9))  # values allowed at or above 0
+    cut = t[t.size - k - 1]  # the largest value that must fall below 0
+    nxt = t[t.size - k] if k > 0 else cut  # no larger value may stay at or above 0
+    o = -0.5 * (cut + nxt) if nxt - cut > 2e-9 else -cut - 1e-9  # ties with ``cut`` fall below 0 too
+    return float(min(0.0, o))
+
+
+def pixel_offset(logits: Any, truth: Any, image: Any, spliced: Any, *, fpr: float = PIXEL_FPR,
+                 offsets: tuple[float, ...] = PIXEL_OFFSETS) -> tuple[float, float, float]:
+    """The pixel offset: of ``offsets``, the one with the best mean mask F1 within the false-alarm budget.
+
+    Parameters
+    ----------
+    logits : array_like, shape (n,)
+        Linear predictors of the final pixel mapping at sampled pixels.
+    truth : array_like of bool, shape (n,)
+        Whether each sampled pixel is spliced.
+    image : array_like of int, shape (n,)
+        The image index of each sampled pixel (0 .. m - 1).
+    spliced : array_like of bool, shape (m,)
+        Whether each image is spliced.
+    fpr : float, default 0.01
+        Budget: the mean over pristine images of the share of their sampled
+        pixels at ``logits + o >= 0``.
+    offsets : tuple of float, default ``0, 0.1, ..., 6``
+        Candidates (>= 0, ascending).
+
+    Returns
+    -------
+    (offset, f1, fpr) : tuple of float
+        The offset that maximises the mean over spliced images of the F1 of
+        the sampled mask (``2 TP / (2 TP + FP + FN)``, 0 for an empty mask of
+        an image with spliced pixels; the smaller offset on ties) among those
+        within the budget (0 when none is), and its F1 and pristine share.
+
+    Raises
+    ------
+    ValueError
+        ``fpr`` outside [0, 1] or an offset < 0.
+
+    Examples
+    --------
+    >>> o, f1, fp = pixel_offset([-1.0, -1.0, -3.0, -3.0], [True, True, False, False], [0, 0, 1, 1],
+    ...                          [True, False], fpr=0.0)
+    >>> o, f1, fp
+    (1.0, 1.0, 0.0)
+    """
+    if not (isinstance(fpr, (int, float, np.number)) and 0.0 <= float(fpr) <= 1.0):
+        raise ValueError(f"fpr must be a share in [0, 1], got {fpr!r}")
+    if min(offsets) < 0:
+        raise ValueError(f"offsets must be >= 0 (a pixel offset never lowers the map), got {min(offsets)}")
+    t = np.asarray(logits, np.float64).ravel()
+    y = np.asarray(truth, bool).ravel()
+    g = np.asarray(image, np.int64).ravel()
+    sp = np.asarray(spliced, bool).ravel()
+    m = sp.size
+    n_img = np.bincount(g, minlength=m).astype(np.float64)
+    pos = np.bincount(g, weights=y, minlength=m)
+    best = (0.0, -1.0, 0.0)
+    for o in offsets:
+        flag = t + o >= 0
+        tp = np.bincount(g, weights=flag & y, minlength=m)
+        fl = np.bincount(g, weights=flag, minlength=m)
+        den = fl + pos  # 2 TP + FP + FN
+        f1 = np.where(den > 0, 2.0 * tp / np.maximum(den, 1e-300), 0.0)
+        f1_mean = float(f1[sp & (n_img > 0)].mean()) if np.any(sp & (n_img > 0)) else float("nan")
+        pr = ~sp & (n_img > 0)
+        fp = float(np.mean(fl[pr] / n_img[pr])) if np.any(pr) else 0.0
+        if fp <= fpr and f1_mean > best[1]:
+            best = (float(o), f1_mean, fp)
+    if best[1] < 0:  # no offset within the budget (or no spliced image): leave the map as fitted
+        return 0.0, float("nan"), float("nan")
+    return best
+
+
+def _integrity(feats: list[dict[str, float]], labels: np.ndarray,
+               seed: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Standardised logistic integrity model, its out-of-fold scores and their linear predictors."""
     names = list(feats[0])
     f = np.array([[d.get(n, np.nan) for n in names] for d in feats], dtype=np.float64)
     ok = np.isfinite(f)
@@ -137,18 +268,21 @@ def _integrity(feats: list[dict[str, float]], labels: np.ndarray, seed: int) -> 
     sd = np.where(sd > 1e-9, sd, 1.0)
     z = (f - mean) / sd
     oof = np.full(labels.size, labels.mean())
+    oof_t = np.full(labels.size, float(np.log(labels.mean() / (1.0 - labels.mean()))))
     folds = np.random.default_rng(seed).permutation(labels.size) % 5
     for k in range(5):
         tr = folds != k
         if 0 < labels[tr].sum() < tr.sum():
-            oof[~tr] = _logreg(z[tr], labels[tr], 1.0).predict_proba(z[~tr])[:, 1]
+            fold = _logreg(z[tr], labels[tr], 1.0)
+            oof[~tr] = fold.predict_proba(z[~tr])[:, 1]
+            oof_t[~tr] = fold.decision_function(z[~tr])
     model = _logreg(z, labels, 1.0)
     return ({"features": names, "mean": mean.tolist(), "scale": sd.tolist(), "coef": model.coef_[0].tolist(),
-             "intercept": float(model.intercept_[0])}, oof)
+             "intercept": float(model.intercept_[0])}, oof, oof_t)
 
 
 def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int = PIXELS_PER_IMAGE,
-               seed: int = 0) -> MethodCalibration:
+               seed: int = 0, image_fpr: float = IMAGE_FPR, pixel_fpr: float = PIXEL_FPR) -> MethodCalibration:
     """Fit one method's decision models on labelled results.
 
     Parameters
@@ -160,24 +294,32 @@ def fit_method(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_pe
         images.
     pixels_per_image : int, default 4096
     seed : int, default 0
+    image_fpr : float, default 0.05
+        Share of the pristine images allowed at ``score >= 0.5`` (out-of-fold;
+        :func:`image_offset`).
+    pixel_fpr : float, default 0.01
+        Mean share of the pristine images' pixels allowed at ``p >= 0.5``
+        (:func:`pixel_offset`).
 
     Returns
     -------
     MethodCalibration
-        With ``fit``: numbers of images and pixels, the priors and the
-        out-of-fold image AUC and pixel AUC on the fitting set.
+        With ``fit``: numbers of images and pixels, the priors (the fitting
+        set's and the operating prior of the score), the out-of-fold image
+        AUC, TPR and FPR at 0.5 and the pixel AUC on the fitting set.
 
     Raises
     ------
     ValueError
         No items, or only one class of images or pixels.
     """
-    return _fit_one(method, items, pixels_per_image=pixels_per_image, seed=seed)[0]
+    return _fit_one(method, items, pixels_per_image=pixels_per_image, seed=seed, image_fpr=image_fpr,
+                    pixel_fpr=pixel_fpr)[0]
 
 
 def fit_methods(items: Mapping[str, Callable[[], Iterable[FitItem]]], *, targets: Iterable[str] | None = None,
-                pixels_per_image: int = PIXELS_PER_IMAGE, seed: int = 0,
-                on_error: Callable[[str, ValueError], None] | None = None) -> dict[str, MethodCalibration]:
+                pixels_per_image: int = PIXELS_PER_IMAGE, seed: int = 0, image_fpr: float = IMAGE_FPR,
+                pixel_fpr: float = PIXEL_FPR, on_error: Callable[[str, ValueError], None] | None = None) -> dict[str, MethodCalibration]:
     """Fit several methods; a stacked method also learns from its maps' out-of-fold scores.
 
     Parameters
@@ -189,7 +331,7 @@ def fit_methods(items: Mapping[str, Callable[[], Iterable[FitItem]]], *, targets
         The methods to return (default: all of ``items``). The maps of a
         stacked target (:data:`~noisestat.decisions.integrity.STACKED`) that
         are in ``items`` are fitted too, first.
-    pixels_per_image, seed
+    pixels_per_image, seed, image_fpr, pixel_fpr
         As in :func:`fit_method`.
     on_error : callable, optional
         Called with ``(method, error)`` for a method that cannot be fitted
@@ -218,7 +360,8 @@ def fit_methods(items: Mapping[str, Callable[[], Iterable[FitItem]]], *, targets
         subs = [s for s in STACKED.get(m, ()) if s in oof]
         its = items[m] if not subs else functools.partial(_with_sub_scores, items[m], subs, oof)
         try:
-            fitted[m], oof[m] = _fit_one(m, its, pixels_per_image=pixels_per_image, seed=seed)
+            fitted[m], oof[m] = _fit_one(m, its, pixels_per_image=pixels_per_image, seed=seed, image_fpr=image_fpr,
+                                         pixel_fpr=pixel_fpr)
         except ValueError as exc:
             if on_error is None:
                 raise
@@ -236,7 +379,8 @@ def _with_sub_scores(items: Callable[[], Iterable[FitItem]], subs: list[str],
 
 
 def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_image: int,
-             seed: int) -> tuple[MethodCalibration, dict[str, float]]:
+             seed: int, image_fpr: float = IMAGE_FPR,
+             pixel_fpr: float = PIXEL_FPR) -> tuple[MethodCalibration, dict[str, float]]:
     """:func:`fit_method`, and the out-of-fold integrity score of every item (by key)."""
     x, y, g, z, other = _pixels(items(), pixels_per_image, seed, method)
     if not 0 < y.sum() < y.size:
@@ -252,7 +396,8 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
     lab = np.array(labels, bool)
     if not 0 < lab.sum() < lab.size:
         raise ValueError(f"method {method!r}: the fitting set needs spliced and pristine images")
-    image, oof = _integrity(feats, lab, seed)
+    image, oof, oof_t = _integrity(feats, lab, seed)
+    offset = image_offset(oof_t[~lab], fpr=image_fpr)
     ls = logit(oof)[g]
     split = method in PIXEL_SPLITS and all(0 < y[sel].sum() < sel.sum() for sel in (other, ~other))
     usual = ~other if split else np.ones(y.size, bool)
@@ -260,7 +405,12 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
     fit = {"n_images": int(lab.size), "n_spliced_images": int(lab.sum()), "n_pixels": int(y.size),
            "spliced_pixel_share": float(y.mean()), "spliced_image_share": float(lab.mean()),
            "pixel_auc": _auc(x, y), "image_auc_out_of_fold": _auc(oof, lab),
-           "pixels_per_image": int(pixels_per_image), "seed": int(seed)}
+           "pixels_per_image": int(pixels_per_image), "seed": int(seed),
+           "image_fpr_target": float(image_fpr), "image_offset": offset,
+           "image_fpr_out_of_fold_at_fitting_prior": float(np.mean(oof_t[~lab] >= 0.0)),
+           "image_fpr_out_of_fold": float(np.mean(oof_t[~lab] + offset >= 0.0)),
+           "image_tpr_out_of_fold": float(np.mean(oof_t[lab] + offset >= 0.0)),
+           "operating_prior": float(1.0 / (1.0 + np.exp(-(np.log(lab.mean() / (1.0 - lab.mean())) + offset))))}
     on_split = None
     if split:
         ap, dp, bp, cp = _pixel_model(x[other], z[other], ls[other], y[other])
@@ -269,8 +419,21 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
                    pixel_auc_split=_auc(x[other], y[other]), pixel_auc_rest=_auc(x[~other], y[~other]))
     cal = MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
-                            image["intercept"], fit, pixel_z=d, pixel_split=on_split)
-    return cal, dict(zip(keys, oof.tolist()))
+                            image["intercept"], fit, pixel_z=d, pixel_split=on_split, image_offset=offset)
+    o_px, f1, fp = pixel_offset(_pixel_logits(cal, x, z, ls, other & split), y, g, lab, fpr=pixel_fpr)
+    fit.update(pixel_fpr_target=float(pixel_fpr), pixel_offset=o_px, mask_f1_fitting_set=f1,
+               mask_pristine_share_fitting_set=fp)
+    return dataclasses.replace(cal, pixel_offset=o_px), dict(zip(keys, oof.tolist()))
+
+
+def _pixel_logits(cal: MethodCalibration, x: np.ndarray, z: np.ndarray, ls: np.ndarray,
+                  split: np.ndarray) -> np.ndarray:
+    """The final pixel mapping's linear predictor (without the pixel offset) at the sampled pixels."""
+    out = np.empty(x.size)
+    for sel, on in ((~split, False), (split, True)):
+        a, b, c, d = cal.pixel_model(split=on)
+        out[sel] = a * x[sel] + d * z[sel] + b + c * ls[sel]
+    return out
 
 
 def _pixel_model(x: np.ndarray, z: np.ndarray, ls: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
