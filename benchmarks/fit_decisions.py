@@ -173,11 +173,21 @@ def data_version() -> str:
     return h.hexdigest()[:8]
 
 
+#: the decision models' own modules: a cached result does not depend on them (only on
+#: :func:`~noisestat.decisions.decision_inputs`, whose source is hashed instead)
+FITTING_MODULES = frozenset({"noisestat.decisions", "noisestat.decisions.calibration", "noisestat.decisions.decide",
+                             "noisestat.decisions.fit"})
+
+
 def cache_key(method: str) -> str:
-    """Hash of the method's code and of the reliability module: a cached result is reused while both hold."""
-    files = module_closure([get_method(method).module, "noisestat.decisions.reliability", "noisestat.io"])
-    h = hashlib.sha256()
-    for name in sorted(files):
+    """Hash of the method's code, of the reliability module and of ``decision_inputs``: a cached result
+    is reused while they hold (editing the decision models, :data:`FITTING_MODULES`, keeps the cache)."""
+    from noisestat.decisions import decision_inputs
+
+    files = module_closure([get_method(method).module, "noisestat.decisions.reliability",
+                            "noisestat.decisions.integrity", "noisestat.io"])
+    h = hashlib.sha256(inspect.getsource(decision_inputs).encode())
+    for name in sorted(set(files) - FITTING_MODULES):
         h.update(name.encode() + b"\0" + files[name].read_bytes())
     for data in sorted({p for f in files.values() for p in f.parent.glob("*.json")} - {CALIBRATION}):
         h.update(data.read_bytes())

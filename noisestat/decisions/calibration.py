@@ -20,13 +20,16 @@ heatmap value :math:`u`:
    is made of the double-JPEG map where a trace exists and of the noise floor
    elsewhere; ``adq``, whose map is evidence only where a trace exists) has a
    second set ``pixel_split`` = :math:`(a, b, c, d)`, fitted on the images
-   whose split feature is 1 and used on them. :math:`o_p \\ge 0` is the pixel
-   offset (``pixel_offset``): the shift that gives the fitting set's spliced
+   whose split feature is 1 and used on them. :math:`o_p` is the pixel
+   offset (``pixel_offset``; ``pixel_split_offset`` with ``pixel_split``, each
+   part chosen on its own images): the shift that gives the fitting set's spliced
    images their best mean mask F1 while its pristine images keep at most
    :data:`~noisestat.decisions.fit.PIXEL_FPR` (1 %) of their pixels at
    ``p >= 0.5`` (:func:`~noisestat.decisions.fit.pixel_offset`), i.e. the
-   posterior at an operating pixel prior above the fitting set's (a pixel
-   posterior at a prior of a few per cent calls too little for a useful mask).
+   posterior at an operating pixel prior other than the fitting set's: above
+   it for most maps (a pixel posterior at a prior of a few per cent calls too
+   little for a useful mask), below it for a map that flags more than the
+   budget at the fitting prior.
 
 Within one image :math:`p` is a strictly increasing function of :math:`u`
 (per-image F1-best and AUC are unchanged, no ties are added); across images
@@ -124,6 +127,7 @@ class MethodCalibration:
     pixel_split: tuple[float, float, float, float] | None = None
     image_offset: float = 0.0
     pixel_offset: float = 0.0
+    pixel_split_offset: float = 0.0
 
     def __post_init__(self) -> None:
         g = self.pixel_split
@@ -133,9 +137,9 @@ class MethodCalibration:
             raise ValueError(f"calibration of {self.method!r}: the slopes must be a1 > 0, a > 0, c >= 0, d >= 0 "
                              f"(strictly increasing mappings); got stage1={self.stage1}, pixel={self.pixel}, "
                              f"pixel_z={self.pixel_z}, pixel_split={g}")
-        if not (math.isfinite(self.pixel_offset) and self.pixel_offset >= 0.0):
-            raise ValueError(f"calibration of {self.method!r}: pixel offset must be finite and >= 0, "
-                             f"got {self.pixel_offset!r}")
+        if not (math.isfinite(self.pixel_offset) and math.isfinite(self.pixel_split_offset)):
+            raise ValueError(f"calibration of {self.method!r}: pixel offset must be finite, "
+                             f"got {self.pixel_offset!r} (split: {self.pixel_split_offset!r})")
         if not (math.isfinite(self.image_offset) and self.image_offset <= 0.0):
             raise ValueError(f"calibration of {self.method!r}: image offset must be finite and <= 0 (it only ever "
                              f"raises the bar for calling an image manipulated); got {self.image_offset!r}")
@@ -179,6 +183,12 @@ class MethodCalibration:
             return self.pixel_split
         return (*self.pixel, self.pixel_z)
 
+    def pixel_shift(self, *, split: bool = False) -> float:
+        """The pixel offset :math:`o_p` of the mapping :meth:`pixel_model` returns: ``pixel_split_offset``
+        with ``pixel_split`` (each part of a split mapping has its own operating point), else
+        ``pixel_offset``."""
+        return self.pixel_split_offset if split and self.pixel_split is not None else self.pixel_offset
+
     def calibrated(self, u: np.ndarray, score: float, *, norm: tuple[float, float] | None = None,
                    split: bool = False) -> np.ndarray:
         """The calibrated heatmap :math:`p` (float32).
@@ -196,12 +206,12 @@ class MethodCalibration:
         if d > 0:
             m, sd = image_norm(u) if norm is None else norm
             a, b = a + d / sd, b - d * m / sd
-        return _sigmoid_logit(u, a, b + self.pixel_offset, c * float(logit(score)))
+        return _sigmoid_logit(u, a, b + self.pixel_shift(split=split), c * float(logit(score)))
 
     def to_dict(self) -> dict[str, Any]:
         other = {} if self.pixel_split is None else {"pixel_split": list(self.pixel_split)}
         return {"stage1": list(self.stage1), "pixel": list(self.pixel), "pixel_z": self.pixel_z, **other,
-                "pixel_offset": self.pixel_offset,
+                "pixel_offset": self.pixel_offset, "pixel_split_offset": self.pixel_split_offset,
                 "image": {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
                           "coef": list(self.coef), "intercept": self.intercept, "offset": self.image_offset},
                 "fit": dict(self.fit)}
@@ -215,7 +225,8 @@ class MethodCalibration:
                    coef=tuple(float(v) for v in img["coef"]), intercept=float(img["intercept"]),
                    fit=dict(d.get("fit", {})), pixel_z=float(d.get("pixel_z", 0.0)),
                    pixel_split=None if d.get("pixel_split") is None else tuple(float(v) for v in d["pixel_split"]),
-                   image_offset=float(img.get("offset", 0.0)), pixel_offset=float(d.get("pixel_offset", 0.0)))
+                   image_offset=float(img.get("offset", 0.0)), pixel_offset=float(d.get("pixel_offset", 0.0)),
+                   pixel_split_offset=float(d.get("pixel_split_offset", 0.0)))
 
 
 @dataclass(frozen=True)

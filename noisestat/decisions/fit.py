@@ -23,12 +23,13 @@ Then the image offset :math:`o` of the integrity score (see
 leaves at most a share ``image_fpr`` (default :data:`IMAGE_FPR`, 5 %) of the
 fitting set's pristine images at ``score >= 0.5``, on their out-of-fold
 linear predictors (the threshold sits half-way between the two pristine
-scores it separates). Last the pixel offset :math:`o_p \\ge 0`
-(:func:`pixel_offset`): of 0, 0.1, ..., 6, the one whose masks
+scores it separates). Last the pixel offset :math:`o_p`
+(:func:`pixel_offset`): of -6, -5.9, ..., 6, the one whose masks
 ``p >= 0.5`` have the best mean F1 on the fitting set's spliced images (on
 the sampled pixels) while the fitting set's pristine images keep a mean of
 at most ``pixel_fpr`` (default :data:`PIXEL_FPR`, 1 %) of their pixels
-flagged.
+flagged; a split mapping (:data:`~noisestat.decisions.integrity.PIXEL_SPLITS`)
+gets one offset per part, each chosen on the images of its part.
 
 A slope that comes out non-positive (the statistic carries no positive
 evidence on the fitting set) is replaced by :data:`MIN_SLOPE`, keeping every
@@ -42,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -71,7 +73,7 @@ IMAGE_FPR = 0.05
 #: default mean share of the fitting set's pristine pixels allowed at ``p >= 0.5`` (:func:`pixel_offset`)
 PIXEL_FPR = 0.01
 #: the pixel offsets :func:`pixel_offset` chooses from (logit units)
-PIXEL_OFFSETS = tuple(round(0.1 * k, 1) for k in range(61))
+PIXEL_OFFSETS = tuple(round(0.1 * k, 1) for k in range(-60, 61))
 
 
 @dataclass(frozen=True)
@@ -205,21 +207,22 @@ def pixel_offset(logits: Any, truth: Any, image: Any, spliced: Any, *, fpr: floa
     fpr : float, default 0.01
         Budget: the mean over pristine images of the share of their sampled
         pixels at ``logits + o >= 0``.
-    offsets : tuple of float, default ``0, 0.1, ..., 6``
-        Candidates (>= 0, ascending).
+    offsets : tuple of float, default ``-6, -5.9, ..., 6``
+        Candidates (finite).
 
     Returns
     -------
     (offset, f1, fpr) : tuple of float
         The offset that maximises the mean over spliced images of the F1 of
         the sampled mask (``2 TP / (2 TP + FP + FN)``, 0 for an empty mask of
-        an image with spliced pixels; the smaller offset on ties) among those
-        within the budget (0 when none is), and its F1 and pristine share.
+        an image with spliced pixels; on ties the offset nearest 0, the lower
+        one of ``-o`` and ``o``) among those within the budget (0 when none
+        is, with NaN F1 and share), and its F1 and pristine share.
 
     Raises
     ------
     ValueError
-        ``fpr`` outside [0, 1] or an offset < 0.
+        ``fpr`` outside [0, 1] or an offset that is not finite.
 
     Examples
     --------
@@ -230,8 +233,9 @@ def pixel_offset(logits: Any, truth: Any, image: Any, spliced: Any, *, fpr: floa
     """
     if not (isinstance(fpr, (int, float, np.number)) and 0.0 <= float(fpr) <= 1.0):
         raise ValueError(f"fpr must be a share in [0, 1], got {fpr!r}")
-    if min(offsets) < 0:
-        raise ValueError(f"offsets must be >= 0 (a pixel offset never lowers the map), got {min(offsets)}")
+    cand = sorted((float(o) for o in offsets), key=lambda o: (abs(o), o))
+    if not cand or not all(math.isfinite(o) for o in cand):
+        raise ValueError(f"offsets must be finite numbers (at least one), got {offsets!r}")
     t = np.asarray(logits, np.float64).ravel()
     y = np.asarray(truth, bool).ravel()
     g = np.asarray(image, np.int64).ravel()
@@ -240,7 +244,7 @@ def pixel_offset(logits: Any, truth: Any, image: Any, spliced: Any, *, fpr: floa
     n_img = np.bincount(g, minlength=m).astype(np.float64)
     pos = np.bincount(g, weights=y, minlength=m)
     best = (0.0, -1.0, 0.0)
-    for o in offsets:
+    for o in cand:
         flag = t + o >= 0
         tp = np.bincount(g, weights=flag & y, minlength=m)
         fl = np.bincount(g, weights=flag, minlength=m)
@@ -420,10 +424,17 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
     cal = MethodCalibration(method, (a1, b1), (max(a, MIN_SLOPE), b, c), tuple(image["features"]),
                             tuple(image["mean"]), tuple(image["scale"]), tuple(image["coef"]),
                             image["intercept"], fit, pixel_z=d, pixel_split=on_split, image_offset=offset)
-    o_px, f1, fp = pixel_offset(_pixel_logits(cal, x, z, ls, other & split), y, g, lab, fpr=pixel_fpr)
+    t = _pixel_logits(cal, x, z, ls, other & split)
+    o_px, f1, fp = pixel_offset(t[usual], y[usual], g[usual], lab, fpr=pixel_fpr)
     fit.update(pixel_fpr_target=float(pixel_fpr), pixel_offset=o_px, mask_f1_fitting_set=f1,
                mask_pristine_share_fitting_set=fp)
-    return dataclasses.replace(cal, pixel_offset=o_px), dict(zip(keys, oof.tolist()))
+    o_split = 0.0
+    if split:  # each part of a split mapping meets the budget on its own images
+        o_split, f1s, fps = pixel_offset(t[other], y[other], g[other], lab, fpr=pixel_fpr)
+        fit.update(pixel_split_offset=o_split, mask_f1_fitting_set_split=f1s,
+                   mask_pristine_share_fitting_set_split=fps)
+    return (dataclasses.replace(cal, pixel_offset=o_px, pixel_split_offset=o_split),
+            dict(zip(keys, oof.tolist())))
 
 
 def _pixel_logits(cal: MethodCalibration, x: np.ndarray, z: np.ndarray, ls: np.ndarray,
