@@ -162,6 +162,13 @@ def write_dataset(root: Path, n: int, seed: int, sensor: str = "gaussian") -> Pa
     return root / "manifest.json"
 
 
+def ensure_dataset(work: Path, n: int, seed: int, sensor: str = "gaussian") -> Path:
+    """The manifest of ``work/data-s<seed>-n<n>-<sensor>-<data_version()>``, written first if absent."""
+    data = Path(work) / f"data-s{seed}-n{n}-{sensor}-{data_version()}"
+    manifest = data / "manifest.json"
+    return manifest if manifest.is_file() else write_dataset(data, n, seed, sensor)
+
+
 def data_version() -> str:
     """Hash of the code that generates the data (``fit_fusion.py`` and :func:`make_pristine`).
 
@@ -268,11 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "noisestat" / "decisions" / "calibration.json"))
     args = ap.parse_args(argv)
     work = Path(args.work)
-    data = work / f"data-s{args.seed}-n{args.n}-{args.sensor}-{data_version()}"
     t0 = time.time()
-    manifest = data / "manifest.json"
-    if not manifest.is_file():
-        manifest = write_dataset(data, args.n, args.seed, args.sensor)
+    manifest = ensure_dataset(work, args.n, args.seed, args.sensor)
+    data = manifest.parent
     print(f"data: {data} ({time.time() - t0:.0f} s)", flush=True)
     names = all_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     # a stacked method (fusion) learns from its maps' out-of-fold scores: those maps are computed too

@@ -80,11 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(fd.ROOT / "runs" / "operating_points"))
     args = ap.parse_args(argv)
     work = Path(args.work)
-    data = work / f"data-s{args.seed}-n{args.n}-{args.sensor}-{fd.data_version()}"
     t0 = time.time()
-    manifest = data / "manifest.json"
-    if not manifest.is_file():
-        manifest = fd.write_dataset(data, args.n, args.seed, args.sensor)
+    manifest = fd.ensure_dataset(work, args.n, args.seed, args.sensor)
+    data = manifest.parent
     methods = args.methods.split(",") if args.methods else noisestat.methods()
     out = work / f"run-{data.name}"
     run_bench(manifest, root=data, out=out, methods=methods, workers=args.workers, progress=False, summary=False,

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import MethodCalibration, image_norm
+from .calibration import MethodCalibration, image_norm, sigmoid
 from .integrity import (
     PIXEL_SPLITS,
     STACKED,
@@ -414,7 +414,7 @@ def _fit_one(method: str, items: Callable[[], Iterable[FitItem]], *, pixels_per_
            "image_fpr_out_of_fold_at_fitting_prior": float(np.mean(oof_t[~lab] >= 0.0)),
            "image_fpr_out_of_fold": float(np.mean(oof_t[~lab] + offset >= 0.0)),
            "image_tpr_out_of_fold": float(np.mean(oof_t[lab] + offset >= 0.0)),
-           "operating_prior": float(1.0 / (1.0 + np.exp(-(np.log(lab.mean() / (1.0 - lab.mean())) + offset))))}
+           "operating_prior": float(sigmoid(np.log(lab.mean() / (1.0 - lab.mean())) + offset))}
     on_split = None
     if split:
         ap, dp, bp, cp = _pixel_model(x[other], z[other], ls[other], y[other])
