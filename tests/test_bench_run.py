@@ -342,3 +342,42 @@ def test_cli_rewords_errors_in_option_terms(dataset, tmp_path, capsys, extra, wo
                "--out", str(tmp_path / "r"), "--no-progress", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and "BenchConfig" not in err
+
+
+def _compile_in_worker() -> tuple[int, int]:
+    """Compile a new kernel inside a worker (as on an empty cache): numba re-reads its environment then."""
+    import numba
+
+    @numba.njit(cache=False)
+    def plus_one(x):
+        return x + 1
+
+    assert plus_one(1) == 2
+    return int(numba.get_num_threads()), int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _init_after_numba(threads: int) -> None:
+    """The worker initializer in a process whose main module imported numba (as ``noisestat bench`` does)."""
+    import numba
+
+    from noisestat.bench.run import _worker_init
+
+    assert numba.config.NUMBA_NUM_THREADS != threads  # the default, read at import
+    _worker_init(threads)
+
+
+def test_a_worker_can_compile_after_its_threads_start(monkeypatch):
+    # the worker's NUMBA_NUM_THREADS differs from what numba read when it was imported (while the
+    # initializer was unpickled); compiling then raised "Cannot set NUMBA_NUM_THREADS ..." for every
+    # item of a `bench --workers 2` on an empty kernel cache
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numba
+
+    if numba.config.NUMBA_DEFAULT_NUM_THREADS < 2:
+        pytest.skip("one CPU: a worker's default thread count is already 1")
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"), initializer=_init_after_numba,
+                             initargs=(1,)) as ex:
+        assert ex.submit(_compile_in_worker).result(timeout=120) == (1, 1)

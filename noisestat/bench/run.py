@@ -180,9 +180,13 @@ def _worker_init(numba_threads: int, parent_pid: int | None = None) -> None:  # 
     for k, v in _worker_env(numba_threads).items():
         os.environ.setdefault(k, v)
     # unpickling this initializer may already have imported numpy and numba, which read
-    # the variables above at import: set the thread counts at run time as well
+    # the variables above at import: numba re-reads its environment whenever it compiles
+    # and refuses a changed thread count once its threads run (every compiled kernel
+    # would fail in a worker with an empty cache), so re-read it now, before they start
     import numba
+    import numba.core.config
 
+    numba.core.config.reload_config()
     numba.set_num_threads(max(1, min(int(os.environ["NUMBA_NUM_THREADS"]), numba.config.NUMBA_NUM_THREADS)))
     try:
         from threadpoolctl import threadpool_limits
